@@ -1,0 +1,4 @@
+# setuptools needs setup.py to pass cffi_modules; everything else is in pyproject.toml.
+from setuptools import setup
+
+setup(cffi_modules=["native/build_native.py:ffibuilder"])

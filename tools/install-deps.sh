@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages pocketcheck builds and tests with, only those missing.
+# Runs as root (CI) or through sudo (a developer's machine).
+set -euo pipefail
+PKGS=(
+  python3-venv python3-dev gcc clang libclang-rt-14-dev make
+  libpcap-dev libssl-dev pkg-config
+  tshark tcpdump
+  gcc-arm-linux-gnueabi libc6-dev-armel-cross qemu-user
+  iproute2 dnsmasq nftables hostapd iptables
+  mtools exfatprogs exfat-fuse fuse3 dosfstools
+  chromium fonts-dejavu-core
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing: ${missing[*]}"
+# tshark asks whether non-root users may capture; answer no without a prompt.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
