@@ -84,6 +84,13 @@ int pc_emit(pc_ctx *cx, const pc_meta *m, const pc_out *o);
 /* Counts a payload that failed to decode (pc_stats.malformed). */
 void pc_count_malformed(pc_ctx *cx);
 
+/*
+ * For C unit tests of one parser: the engine of a feed reader, so a test can
+ * call pc_dns_message() and friends directly and read the events back with
+ * pc_reader_next().
+ */
+pc_ctx *pc_reader_ctx(pc_reader *r);
+
 /* ---- UDP payloads ------------------------------------------------------- */
 /*
  * Per-flow state a UDP parser may hang on a flow (QUIC CRYPTO reassembly).
@@ -91,7 +98,7 @@ void pc_count_malformed(pc_ctx *cx);
  * datagram of the flow, and calls pc_app_udp_end() exactly once when the
  * flow ends (FIN of input, idle, eviction), which must free it.
  */
-typedef struct pc_udp_app pc_udp_app;
+typedef struct pc_udp_app pc_udp_app;   /* defined in quic.c (the only UDP parser with state) */
 
 /* One whole UDP datagram (after IP reassembly), either direction. */
 void pc_app_udp(pc_ctx *cx, const pc_meta *m, pc_udp_app **app, const uint8_t *data, size_t len);

@@ -40,3 +40,4 @@ WEAK int pc_tls_client_hello(pc_ctx *cx, const pc_meta *m, uint32_t kind, const 
 WEAK void pc_quic_datagram(pc_ctx *cx, const pc_meta *m, pc_udp_app **app, const uint8_t *data, size_t len)
 { (void)cx; (void)m; (void)app; (void)data; (void)len; }
 WEAK void pc_quic_end(pc_ctx *cx, const pc_meta *m, pc_udp_app **app) { (void)cx; (void)m; (void)app; }
+WEAK pc_ctx *pc_reader_ctx(pc_reader *r) { (void)r; return NULL; }
