@@ -8,6 +8,7 @@ PKGS=(
   tshark tcpdump
   gcc-arm-linux-gnueabi libc6-dev-armel-cross qemu-user
   iproute2 dnsmasq nftables hostapd iptables
+  busybox  # udhcpc: the simulated phones' DHCP client (tests/test_netsim.py)
   mtools exfatprogs exfat-fuse fuse3 dosfstools
   chromium fonts-dejavu-core
 )
