@@ -13,6 +13,7 @@ import os
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from typing import Self
 
 from .errors import CommandError
 
@@ -56,7 +57,7 @@ def run(
     *,
     timeout: float,
     check: bool = True,
-    input: str | bytes | None = None,  # noqa: A002 - mirrors subprocess.run
+    input: str | bytes | None = None,
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike | None = None,
     text: bool = True,
@@ -93,7 +94,7 @@ def run(
         kwargs = {"encoding": "utf-8", "errors": "replace"}
     log.debug("run: %s", _describe(args))
     try:
-        proc = subprocess.run(  # noqa: S603 - argv list, no shell
+        proc = subprocess.run(
             args,
             input=input,
             capture_output=True,
@@ -190,7 +191,7 @@ class Daemon:
         except ProcessLookupError:
             return self.popen.poll()
 
-    def __enter__(self) -> Daemon:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -243,7 +244,7 @@ def spawn(
         out = log_file if log_file else subprocess.DEVNULL
         log.debug("spawn: %s", _describe(args))
         try:
-            popen = subprocess.Popen(  # noqa: S603 - argv list, no shell
+            popen = subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -298,4 +299,4 @@ def which(program: str) -> str | None:
     return shutil.which(program, path=path)
 
 
-__all__ = ["run", "spawn", "Daemon", "which", "CommandError"]
+__all__ = ["CommandError", "Daemon", "run", "spawn", "which"]
