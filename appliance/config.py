@@ -1,0 +1,373 @@
+"""pocketcheck.yaml: loading, validating and layering the configuration.
+
+Three layers, each later one overriding single keys of the earlier ones:
+
+1. the packaged defaults (``appliance/data/pocketcheck.yaml``, complete),
+2. the system file (``/etc/pocketcheck/pocketcheck.yaml``, optional),
+3. a ``pocketcheck.yaml`` at the top of a USB stick (optional).
+
+Every file is read with ``yaml.safe_load``, size-limited, and checked key by
+key: an unknown key or a wrong type is a :class:`ConfigError` naming the key,
+and the caller keeps its previous configuration. A stick may not change the
+hardware wiring or where data is kept (``pins``, ``oled``, ``data_dir``): a
+stranger's stick must not be able to redirect the box's storage.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import pathlib
+import re
+import typing
+from importlib import resources
+
+import yaml
+
+from .errors import ConfigError
+
+SYSTEM_PATH = pathlib.Path("/etc/pocketcheck/pocketcheck.yaml")
+STICK_NAME = "pocketcheck.yaml"
+# A real configuration is about 1.5 KB; anything far bigger is not one.
+MAX_BYTES = 64 * 1024
+# Sections a USB stick may not override.
+STICK_FORBIDDEN = frozenset({"pins", "oled", "data_dir"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Hotspot:
+    """The Wi-Fi network the phone joins."""
+
+    ssid: str
+    passphrase: str
+    channel: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Uplink:
+    """Where the phone's traffic goes out (empty interface: nowhere)."""
+
+    interface: str
+    wifi_ssid: str
+    wifi_passphrase: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Capture:
+    """How long a capture runs."""
+
+    duration_minutes: int
+    minimum_minutes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """What goes into a report and how long exported ones stay on the box."""
+
+    html: bool
+    include_capture: bool
+    keep_exported_hours: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Pins:
+    """BCM GPIO numbers."""
+
+    button: int
+    led_green: int
+    led_red: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Oled:
+    """The SSD1306 display on I2C."""
+
+    i2c_port: int
+    address: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The whole validated configuration (immutable)."""
+
+    country: str
+    language: str
+    discreet: bool
+    hotspot: Hotspot
+    uplink: Uplink
+    capture: Capture
+    report: Report
+    pins: Pins
+    oled: Oled
+    data_dir: str
+
+    def replace(self, **changes) -> Config:
+        """Returns a copy with top-level fields replaced (for tests and the demo)."""
+        return dataclasses.replace(self, **changes)
+
+
+# ---------------------------------------------------------------- value checks
+_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+
+
+def _range(lo: int, hi: int):
+    def check(v):
+        if not lo <= v <= hi:
+            return f"must be between {lo} and {hi}"
+        return None
+
+    return check
+
+
+def _ssid(v: str):
+    n = len(v.encode("utf-8"))
+    if not 1 <= n <= 32:
+        return "must be 1 to 32 bytes long"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in v):
+        return "must not contain control characters"
+    return None
+
+
+def _passphrase(v: str):
+    # WPA2-PSK: 8..63 printable ASCII characters (IEEE 802.11i); empty = generate.
+    if v == "":
+        return None
+    if not 8 <= len(v) <= 63 or not _PRINTABLE.match(v):
+        return "must be empty or 8 to 63 printable ASCII characters"
+    return None
+
+
+def _uplink_passphrase(v: str):
+    return _passphrase(v)
+
+
+def _country(v: str):
+    return None if re.fullmatch(r"[A-Z]{2}", v) else "must be a two-letter country code like GB"
+
+
+def _language(v: str):
+    return None if re.fullmatch(r"[a-z]{2}", v) else "must be a two-letter language code like en"
+
+
+def _iface(v: str):
+    if v == "":
+        return None
+    return None if re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", v) else "must be a network interface name"
+
+
+def _abs_path(v: str):
+    return None if v.startswith("/") else "must be an absolute path"
+
+
+CHECKS = {
+    "country": _country,
+    "language": _language,
+    "hotspot.ssid": _ssid,
+    "hotspot.passphrase": _passphrase,
+    "hotspot.channel": _range(1, 13),
+    "uplink.interface": _iface,
+    "uplink.wifi_passphrase": _uplink_passphrase,
+    "capture.duration_minutes": _range(1, 24 * 60),
+    "capture.minimum_minutes": _range(0, 24 * 60),
+    "report.keep_exported_hours": _range(0, 24 * 365),
+    "pins.button": _range(0, 27),
+    "pins.led_green": _range(0, 27),
+    "pins.led_red": _range(0, 27),
+    "oled.i2c_port": _range(0, 10),
+    "oled.address": _range(0x03, 0x77),
+    "data_dir": _abs_path,
+}
+
+_TYPE_NAMES = {bool: "true or false", int: "a whole number", str: "text"}
+
+
+def _fields(cls) -> dict[str, type]:
+    return typing.get_type_hints(cls)
+
+
+def _check_layer(data, cls, where: str, origin: str) -> None:
+    """Checks one (partial) layer against the dataclass `cls`; raises ConfigError."""
+    if not isinstance(data, dict):
+        what = f"'{where}'" if where else "the file"
+        raise ConfigError(f"{origin}: {what} must be a mapping of keys to values")
+    hints = _fields(cls)
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if not isinstance(key, str) or key not in hints:
+            raise ConfigError(f"{origin}: unknown key '{path}'")
+        want = hints[key]
+        if dataclasses.is_dataclass(want):
+            _check_layer(value, want, path, origin)
+            continue
+        # bool is an int in Python; "discreet: 1" or "channel: true" are mistakes.
+        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+        if not ok:
+            raise ConfigError(f"{origin}: '{path}' must be {_TYPE_NAMES[want]}, not {value!r:.40}")
+        check = CHECKS.get(path)
+        problem = check(value) if check else None
+        if problem:
+            raise ConfigError(f"{origin}: '{path}' {problem} (got {value!r:.40})")
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _build(data: dict, cls):
+    kwargs = {}
+    for key, want in _fields(cls).items():
+        if key not in data:
+            raise ConfigError(f"configuration is missing '{key}'")
+        kwargs[key] = _build(data[key], want) if dataclasses.is_dataclass(want) else data[key]
+    return cls(**kwargs)
+
+
+def _check_whole(data: dict, origin: str) -> None:
+    """Checks relations between keys after layering."""
+    cap = data["capture"]
+    if cap["minimum_minutes"] > cap["duration_minutes"]:
+        raise ConfigError(f"{origin}: 'capture.minimum_minutes' is longer than 'capture.duration_minutes'")
+    pins = data["pins"]
+    if len({pins["button"], pins["led_green"], pins["led_red"]}) != 3:
+        raise ConfigError(f"{origin}: 'pins' must be three different pins")
+
+
+def parse_text(text: str | bytes, origin: str = "pocketcheck.yaml") -> dict:
+    """Parses and checks one configuration layer.
+
+    Args:
+        text: YAML text (an empty file is an empty layer).
+        origin: name used in messages (the file path).
+
+    Returns:
+        The layer as a plain dict (only keys present in the file).
+
+    Raises:
+        ConfigError: too big, not YAML, not a mapping, unknown key, wrong type
+            or value; the message names the key.
+    """
+    if len(text) > MAX_BYTES:
+        raise ConfigError(f"{origin}: file is larger than {MAX_BYTES // 1024} KiB")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{origin}: not valid YAML{where}") from exc
+    if data is None:
+        return {}
+    _check_layer(data, Config, "", origin)
+    return data
+
+
+def read_layer(path: str | os.PathLike, origin: str | None = None) -> dict:
+    """Reads and checks one configuration file.
+
+    Args:
+        path: the file.
+        origin: name used in messages (defaults to the path).
+
+    Returns:
+        The checked layer (a partial dict).
+
+    Raises:
+        ConfigError: the file is invalid (see parse_text).
+        OSError: the file cannot be read.
+    """
+    origin = origin or str(path)
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_BYTES + 1)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{origin}: not UTF-8 text") from exc
+    return parse_text(text, origin)
+
+
+def default_layer() -> dict:
+    """Returns the packaged defaults as a dict (complete)."""
+    text = resources.files("appliance").joinpath("data/pocketcheck.yaml").read_text("utf-8")
+    return parse_text(text, "built-in pocketcheck.yaml")
+
+
+def combine(layers: list[tuple[dict, str]]) -> Config:
+    """Layers checked dicts over the defaults and builds a Config.
+
+    Args:
+        layers: (layer, origin) pairs, later ones win.
+
+    Returns:
+        The combined Config.
+
+    Raises:
+        ConfigError: the combination is inconsistent (message names the origin
+            of the last layer).
+    """
+    data = default_layer()
+    origin = "built-in pocketcheck.yaml"
+    for layer, origin in layers:
+        data = _merge(data, layer)
+    _check_whole(data, origin)
+    return _build(data, Config)
+
+
+def load(system_path: str | os.PathLike | None = SYSTEM_PATH) -> Config:
+    """Loads the defaults and the system file (when it exists).
+
+    Args:
+        system_path: the system file; None or a missing file means defaults only.
+
+    Returns:
+        The Config.
+
+    Raises:
+        ConfigError: the system file is invalid.
+        OSError: the system file exists but cannot be read.
+    """
+    layers = []
+    if system_path is not None and os.path.exists(system_path):
+        layers.append((read_layer(system_path), str(system_path)))
+    cfg = combine(layers)
+    cfg_layers = tuple(layers)
+    object.__setattr__(cfg, "_layers", cfg_layers)
+    return cfg
+
+
+def with_stick(base: Config, stick_root: str | os.PathLike | None = None, *, text: str | None = None) -> Config:
+    """Returns base overridden by a stick's pocketcheck.yaml, if it has one.
+
+    Args:
+        base: the configuration in force (from load()).
+        stick_root: the top folder of the mounted stick (reads STICK_NAME there).
+        text: the file's text instead (the mtools backend reads it off the image).
+
+    Returns:
+        The new Config, or base unchanged when the stick has no file.
+
+    Raises:
+        ConfigError: the stick's file is invalid or touches pins/oled/data_dir;
+            the caller keeps `base`.
+    """
+    origin = f"USB stick {STICK_NAME}"
+    if text is None:
+        if stick_root is None:
+            return base
+        path = pathlib.Path(stick_root) / STICK_NAME
+        if not path.is_file():
+            return base
+        layer = read_layer(path, origin)
+    else:
+        layer = parse_text(text, origin)
+    bad = sorted(STICK_FORBIDDEN & layer.keys())
+    if bad:
+        raise ConfigError(f"{origin}: '{bad[0]}' cannot be set from a USB stick")
+    layers = list(getattr(base, "_layers", ())) + [(layer, origin)]
+    cfg = combine(layers)
+    object.__setattr__(cfg, "_layers", tuple(layers))
+    return cfg
