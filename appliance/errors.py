@@ -55,6 +55,10 @@ class CommandError(PocketcheckError, OSError):
         self.stderr_tail = stderr_tail
 
 
+class HotspotError(PocketcheckError, OSError):
+    """The hotspot or its simulation could not be set up or used."""
+
+
 class UsbError(PocketcheckError, OSError):
     """A USB stick could not be used (full, read-only, pulled, unreadable)."""
 
