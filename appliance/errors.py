@@ -65,3 +65,7 @@ class UsbError(PocketcheckError, OSError):
 
 class ReportIntegrityError(PocketcheckError, ValueError):
     """A report folder does not match its manifest or signature."""
+
+
+class HardwareError(PocketcheckError, OSError):
+    """The button, LEDs or display could not be opened (wrong bus, address or pin)."""
