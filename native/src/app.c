@@ -1,0 +1,218 @@
+/*
+ * app.c - which parser gets a payload, plus DHCP.
+ *
+ * UDP is dispatched on ports (DNS 53, mDNS 5353, LLMNR 5355, DHCP 67/68,
+ * either side); any other datagram whose first byte has the long-header bit
+ * goes to the QUIC parser, on every port. TCP is dispatched per direction on
+ * its first bytes: port 53 means DNS-over-TCP framing, a TLS handshake
+ * record (0x16 0x03) means TLS in either direction, an HTTP/1.x method on the
+ * client side means HTTP; anything else is declined at once so the packet
+ * path stops buffering it.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+
+#include "parsers.h"
+
+/* ---- text --------------------------------------------------------------- */
+
+/* ASCII-safe copy; contract in parsers.h. */
+size_t pc_text_escape(char *dst, size_t cap, const uint8_t *src, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = src[i];
+        if (c >= 0x20 && c <= 0x7e && c != '\\') {
+            if (o + 1 > cap)
+                break;
+            dst[o++] = (char)c;
+        } else if (c == '\\') {
+            if (o + 2 > cap)
+                break;
+            dst[o++] = '\\';
+            dst[o++] = '\\';
+        } else {
+            if (o + 4 > cap)
+                break;
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 15];
+        }
+    }
+    return o;
+}
+
+/* ---- DHCP --------------------------------------------------------------- */
+
+#define DHCP_FIXED   236          /* BOOTP header up to the options */
+#define DHCP_MAGIC   0x63825363u
+
+/*
+ * A BOOTP/DHCP datagram (RFC 2131). Client messages that ask for or confirm
+ * an address (DISCOVER, REQUEST, INFORM) become PC_EV_DHCP: name = host name
+ * option 12 (escaped), data = requested address option 50, else ciaddr, else
+ * yiaddr, as dotted text ("" when none), the MAC = chaddr when it is an
+ * Ethernet address (else the flow's MAC). Server messages and plain BOOTP
+ * are ignored. Options are read with bounds; option overload (52) is not
+ * followed.
+ */
+void pc_dhcp_message(pc_ctx *cx, const pc_meta *m, const uint8_t *d, size_t len)
+{
+    char host[255 * 4];
+    char addr[INET_ADDRSTRLEN];
+    const uint8_t *hostopt = NULL, *reqip = NULL;
+    size_t hostlen = 0, hl = 0, i;
+    int type = 0;
+    pc_out o;
+
+    if (len < DHCP_FIXED + 4 || d[0] != 1 || pc_rd32(d + DHCP_FIXED) != DHCP_MAGIC)
+        goto fail;
+    for (i = DHCP_FIXED + 4; i < len;) {
+        uint8_t code = d[i], olen;
+        if (code == 0) {          /* pad */
+            i++;
+            continue;
+        }
+        if (code == 255)          /* end */
+            break;
+        if (i + 2 > len)
+            goto fail;
+        olen = d[i + 1];
+        if (i + 2 + olen > len)
+            goto fail;
+        if (code == 53 && olen >= 1)
+            type = d[i + 2];
+        else if (code == 12 && olen >= 1) {
+            hostopt = d + i + 2;
+            hostlen = olen;
+        } else if (code == 50 && olen == 4)
+            reqip = d + i + 2;
+        i += 2 + (size_t)olen;
+    }
+    if (type != 1 && type != 3 && type != 8)   /* DISCOVER, REQUEST, INFORM */
+        return;
+
+    memset(&o, 0, sizeof o);
+    o.kind = PC_EV_DHCP;
+    o.flags = m->truncated ? PC_EVF_PARTIAL : 0;
+    if (hostopt)
+        hl = pc_text_escape(host, sizeof host, hostopt, hostlen);
+    o.name.p = (const uint8_t *)host;
+    o.name.n = hl;
+    if (!reqip && pc_rd32(d + 12) != 0)       /* ciaddr */
+        reqip = d + 12;
+    if (!reqip && pc_rd32(d + 16) != 0)       /* yiaddr */
+        reqip = d + 16;
+    if (reqip && inet_ntop(AF_INET, reqip, addr, sizeof addr)) {
+        o.data.p = (const uint8_t *)addr;
+        o.data.n = strlen(addr);
+    }
+    if (d[1] == 1 && d[2] == 6)               /* htype Ethernet, hlen 6 */
+        o.mac = d + 28;                       /* chaddr */
+    pc_emit(cx, m, &o);
+    return;
+fail:
+    if (!m->truncated)
+        pc_count_malformed(cx);
+}
+
+/* ---- UDP ---------------------------------------------------------------- */
+
+static int port_is(const pc_meta *m, uint16_t p)
+{
+    return m->sport == p || m->dport == p;
+}
+
+/*
+ * One whole UDP datagram of a flow, either direction: hands it to the parser
+ * its ports name (see the file comment). *app is the flow's QUIC state.
+ */
+void pc_app_udp(pc_ctx *cx, const pc_meta *m, pc_udp_app **app, const uint8_t *data, size_t len)
+{
+    if (port_is(m, 53))
+        pc_dns_message(cx, m, data, len);
+    else if (port_is(m, 5353))
+        pc_dns_message_kind(cx, m, data, len, PC_EV_MDNS_QUERY, 0);
+    else if (port_is(m, 5355))
+        pc_dns_message_kind(cx, m, data, len, PC_EV_LLMNR_QUERY, 0);
+    else if (port_is(m, 67) || port_is(m, 68))
+        pc_dhcp_message(cx, m, data, len);
+    else if (len > 0 && (data[0] & 0x80))
+        pc_quic_datagram(cx, m, app, data, len);
+}
+
+/* The UDP flow ends: only QUIC keeps state; it reports and frees it. */
+void pc_app_udp_end(pc_ctx *cx, const pc_meta *m, pc_udp_app **app)
+{
+    if (*app)
+        pc_quic_end(cx, m, app);
+}
+
+/* ---- TCP ---------------------------------------------------------------- */
+
+/*
+ * Chooses the parser of a TCP direction from its first bytes. Returns the
+ * PC_APP_* id, or PC_APP_NONE when more bytes are needed to tell.
+ */
+static uint8_t choose_tcp(const pc_meta *m, const uint8_t *data, size_t len, int final)
+{
+    if (port_is(m, 53))
+        return PC_APP_DNS;
+    if (len == 0)
+        return final ? PC_APP_SKIP : PC_APP_NONE;
+    if (data[0] == 0x16) {
+        if (len < 2)
+            return final ? PC_APP_SKIP : PC_APP_NONE;
+        return data[1] == 0x03 ? PC_APP_TLS : PC_APP_SKIP;
+    }
+    if (m->from_client) {
+        int r = pc_http_is_request(data, len);
+        if (r > 0)
+            return PC_APP_HTTP;
+        if (r < 0 && !final)
+            return PC_APP_NONE;
+    }
+    return PC_APP_SKIP;
+}
+
+/*
+ * The in-order bytes of one TCP direction (contract in internal.h): picks a
+ * parser once, then feeds it. After PC_STREAM_DONE everything is consumed.
+ */
+int pc_app_tcp(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
+               const uint8_t *data, size_t len, int final, size_t *consumed)
+{
+    int r = PC_STREAM_DONE;
+
+    *consumed = 0;
+    if (ds->done)
+        goto done;
+    if (ds->app == PC_APP_NONE) {
+        ds->app = choose_tcp(m, data, len, final);
+        if (ds->app == PC_APP_NONE)
+            return PC_STREAM_MORE;
+    }
+    switch (ds->app) {
+    case PC_APP_TLS:
+        r = pc_tls_stream(cx, m, ds, data, len, final, consumed);
+        break;
+    case PC_APP_HTTP:
+        r = pc_http_stream(cx, m, ds, data, len, final, consumed);
+        break;
+    case PC_APP_DNS:
+        r = pc_dns_tcp(cx, m, ds, data, len, final, consumed);
+        break;
+    default:
+        r = PC_STREAM_DONE;
+        break;
+    }
+    if (r == PC_STREAM_MORE && !final)
+        return PC_STREAM_MORE;
+done:
+    ds->done = 1;
+    *consumed = len;
+    return PC_STREAM_DONE;
+}
