@@ -121,8 +121,8 @@ def _range(lo: int, hi: int):
 
 def _ssid(v: str):
     n = len(v.encode("utf-8"))
-    if not 1 <= n <= 32:
-        return "must be 1 to 32 bytes long"
+    if n > 32:
+        return "must be at most 32 bytes long (empty: a random name)"
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in v):
         return "must not contain control characters"
     return None

@@ -210,17 +210,14 @@ def render_hotspot(draw, model: Model) -> None:
     draw.text((x, 0), "Join Wi-Fi", font=font(10, bold=True), fill=ON)
     draw.text((x, 12), fit(draw, model.ssid, font(9), w), font=font(9), fill=ON)
     mono = font(12, mono=True, bold=True)
-    groups = clean(model.passphrase).split("-") if "-" in model.passphrase else [clean(model.passphrase)]
+    # Shown in three groups (no separator typed: the groups are only for reading).
+    pw = clean(model.passphrase)
+    n = max(1, -(-len(pw) // 3))
+    groups = [pw[i : i + n] for i in range(0, len(pw), n)]
     y = 25
     for g in groups[:3]:
         draw.text((x, y), fit(draw, g, mono, w), font=mono, fill=ON)
         y += 13
-
-
-def render_waiting(draw, model: Model) -> None:
-    """A phone joined the hotspot but the capture has not begun (brief)."""
-    _center(draw, 6, "Phone", font(20, bold=True))
-    _center(draw, 32, "joined", font(20, bold=True))
 
 
 def render_capturing(draw, model: Model) -> None:
@@ -309,7 +306,6 @@ RENDERERS = {
     "ready": render_ready,
     "starting": render_starting,
     "hotspot": render_hotspot,
-    "waiting": render_waiting,
     "capturing": render_capturing,
     "analysing": render_analysing,
     "verdict": render_verdict,

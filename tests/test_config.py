@@ -12,7 +12,7 @@ def test_defaults_are_complete_and_sane():
     assert cfg.capture.minimum_minutes == 5
     assert cfg.oled.address == 0x3C
     assert cfg.discreet is False
-    assert cfg.hotspot.ssid == "pocketcheck"
+    assert cfg.hotspot.ssid == ""  # a fresh plausible name each session
 
 
 def test_system_file_overrides_single_keys(tmp_path):
@@ -39,7 +39,7 @@ def test_missing_system_file_means_defaults(tmp_path):
         ("capture:\n  duration_minutes: true\n", "capture.duration_minutes"),
         ("capture:\n  duration_minutes: '20'\n", "capture.duration_minutes"),
         ("hotspot:\n  passphrase: short\n", "hotspot.passphrase"),
-        ("hotspot:\n  ssid: ''\n", "hotspot.ssid"),
+        ("hotspot:\n  ssid: 'x%s'\n" % ("y" * 32), "hotspot.ssid"),
         ("hotspot:\n  channel: 14\n", "hotspot.channel"),
         ("country: gb\n", "country"),
         ("oled:\n  address: 0x99\n", "oled.address"),
