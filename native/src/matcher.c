@@ -27,6 +27,7 @@ enum {
     S_DENT,     /* uint32[4 * domains]: string offset, length, ids offset, ids count */
     S_DSTR,     /* uint8[]: folded domain strings */
     S_DIDS,     /* uint32[] */
+    S_DBLOOM,   /* uint32[slots / 8]: a bit per fmix32(hash) & (4 * slots - 1), set for every domain */
     S_KCLS,     /* uint8[256]: byte -> class of the keyword automaton */
     S_KTRANS,   /* uint32[states * classes]: the complete transition function */
     S_KOUT,     /* uint32[states]: keyword entry + 1 ending here, 0 = none */
@@ -451,7 +452,7 @@ static int build_domains(pc_matcher *m, void **owned, uint64_t *sz, uint32_t *pa
     const srec *rec = (const srec *)(void *)m->drec.p;
     size_t nrec = m->drec.n / sizeof(srec);
     uint32_t nslots = 0, nent = 0, dmin = 0xffffffffu, dmax = 0;
-    uint32_t *slots, *ent, *ids, *rec_ent = NULL;
+    uint32_t *slots, *ent, *ids, *bloom, *rec_ent = NULL;
     uint8_t *str;
     size_t strbytes = 0;
     int rc = PC_ERR_NOMEM;
@@ -464,8 +465,9 @@ static int build_domains(pc_matcher *m, void **owned, uint64_t *sz, uint32_t *pa
     slots = sec_alloc(owned, sz, S_DSLOT, (size_t)nslots * 8);
     ent = sec_alloc(owned, sz, S_DENT, nrec * 16);
     ids = sec_alloc(owned, sz, S_DIDS, nrec * 4);
+    bloom = sec_alloc(owned, sz, S_DBLOOM, (size_t)nslots / 2);
     rec_ent = pc_malloc(nrec * 4 + 4);
-    if (!slots || !ent || !ids || !rec_ent)
+    if (!slots || !ent || !ids || !bloom || !rec_ent)
         goto fail;
     /* Entries, deduplicated by string through the slot table itself. */
     for (size_t i = 0; i < nrec; i++) {
@@ -473,7 +475,9 @@ static int build_domains(pc_matcher *m, void **owned, uint64_t *sz, uint32_t *pa
         uint32_t len = rec[i].len, h = H_INIT, slot;
         for (uint32_t j = len; j-- > 0;)
             h = H_STEP(h, s[j]);
-        slot = fmix32(h) & (nslots - 1);
+        slot = fmix32(h);
+        bloom[(slot >> 5) & (nslots / 8 - 1)] |= 1u << (slot & 31);
+        slot &= nslots - 1;
         for (;;) {
             uint32_t e1 = slots[2 * slot + 1];
             if (e1 == 0) {
@@ -819,26 +823,53 @@ static int check_match_args(const pc_matcher *m, const void *a, const void *b, s
     return PC_OK;
 }
 
-/* Looks up the domain entry equal to name[from, to) (folded); entry index or -1. */
-static inline long dom_lookup(const pc_matcher *m, const uint8_t *name, size_t from, size_t to, uint32_t h)
+/* The domain tables, copied out of the matcher once per batch. */
+typedef struct domtab {
+    const uint8_t *slots, *ent, *str, *bloom;
+    uint32_t mask, bmask, n, dmin, dmax;
+} domtab;
+
+static void domtab_init(const pc_matcher *m, domtab *d)
 {
-    uint32_t mask = m->par[P_DSLOTS] - 1;
-    uint32_t slot = fmix32(h) & mask;
-    const uint8_t *slots = m->sec[S_DSLOT], *ent = m->sec[S_DENT], *str = m->sec[S_DSTR];
-    uint32_t len = (uint32_t)(to - from);
-    for (;;) {
-        uint32_t e1 = u32at(slots, 2 * (size_t)slot + 1);
+    d->slots = m->sec[S_DSLOT];
+    d->ent = m->sec[S_DENT];
+    d->str = m->sec[S_DSTR];
+    d->bloom = m->sec[S_DBLOOM];
+    d->n = m->par[P_DENT];
+    d->mask = m->par[P_DSLOTS] - 1;
+    d->bmask = m->par[P_DSLOTS] / 8 - 1;
+    d->dmin = m->par[P_DMIN];
+    d->dmax = m->par[P_DMAX];
+}
+
+/*
+ * Looks up name[from, to) (folded on the fly; h is its hash) among the
+ * domains and records the entry in dhit. The bit filter answers most misses
+ * from a table a quarter of the slot table's size.
+ */
+static inline void dom_probe(const domtab *d, const uint8_t *name, size_t from, size_t to, uint32_t h,
+                             uint32_t *dhit, size_t *nd)
+{
+    uint32_t len = (uint32_t)(to - from), f, slot;
+    if (!d->n || len < d->dmin || len > d->dmax)
+        return;
+    f = fmix32(h);
+    if (!((u32at(d->bloom, (f >> 5) & d->bmask) >> (f & 31)) & 1))
+        return;
+    for (slot = f & d->mask;; slot = (slot + 1) & d->mask) {
+        uint32_t e1 = u32at(d->slots, 2 * (size_t)slot + 1);
         if (!e1)
-            return -1;
-        if (u32at(slots, 2 * (size_t)slot) == h && u32at(ent, 4 * (size_t)(e1 - 1) + 1) == len) {
-            const uint8_t *s = str + u32at(ent, 4 * (size_t)(e1 - 1));
+            return;
+        if (u32at(d->slots, 2 * (size_t)slot) == h && u32at(d->ent, 4 * (size_t)(e1 - 1) + 1) == len) {
+            const uint8_t *s = d->str + u32at(d->ent, 4 * (size_t)(e1 - 1));
             uint32_t j = 0;
             while (j < len && g_fold[name[from + j]] == s[j])
                 j++;
-            if (j == len)
-                return (long)(e1 - 1);
+            if (j == len) {
+                dhit[(*nd)++] = e1 - 1;
+                return;
+            }
         }
-        slot = (slot + 1) & mask;
     }
 }
 
@@ -848,17 +879,16 @@ static inline long dom_lookup(const pc_matcher *m, const uint8_t *name, size_t f
  * Matches one name: hits into hb (domains longest first, then keywords).
  * Returns 1 when the name was rejected.
  */
-static int match_one(const pc_matcher *m, const uint8_t *name, size_t len, uint32_t item, hitbuf *hb)
+static int match_one(const pc_matcher *m, const domtab *dt, const uint8_t *name, size_t len,
+                     uint32_t item, hitbuf *hb)
 {
     uint32_t dhit[PC_MATCHER_MAX_NAME / 2 + 2];
     uint32_t kent[KW_LOCAL];
     size_t nd = 0, nk = 0;
     int kw_spill = 0;
-    const uint32_t ndom = m->par[P_DENT], dmin = m->par[P_DMIN], dmax = m->par[P_DMAX];
     const uint32_t ncls = m->par[P_KCLS];
     const uint8_t *cls = m->sec[S_KCLS], *trans = m->sec[S_KTRANS];
     const uint8_t *kout = m->sec[S_KOUT], *kdict = m->sec[S_KDICT];
-    const int kw = m->par[P_KSTATES] != 0;
     uint32_t h = H_INIT, s = 0;
     size_t label = 0;
 
@@ -866,29 +896,36 @@ static int match_one(const pc_matcher *m, const uint8_t *name, size_t len, uint3
         len--;
     if (len == 0 || len > PC_MATCHER_MAX_NAME)
         return 1;
-    for (size_t i = len; i-- > 0;) {
-        uint8_t c = g_fold[name[i]];
-        if (c == '.') {
-            size_t sl = len - i - 1;
-            if (label == 0)
-                return 1;
-            label = 0;
-            if (ndom && sl >= dmin && sl <= dmax) {
-                long e = dom_lookup(m, name, i + 1, len, h);
-                if (e >= 0)
-                    dhit[nd++] = (uint32_t)e;
+    if (!m->par[P_KSTATES]) {
+        /* Domains only: the common case, kept to the bare loop. */
+        for (size_t i = len; i-- > 0;) {
+            uint8_t c = g_fold[name[i]];
+            if (c == '.') {
+                if (label == 0)
+                    return 1;
+                label = 0;
+                dom_probe(dt, name, i + 1, len, h, dhit, &nd);
+            } else {
+                label++;
             }
-        } else {
-            label++;
+            h = H_STEP(h, c);
         }
-        h = H_STEP(h, c);
-        if (kw) {
+    } else {
+        for (size_t i = len; i-- > 0;) {
+            uint8_t c = g_fold[name[i]];
+            if (c == '.') {
+                if (label == 0)
+                    return 1;
+                label = 0;
+                dom_probe(dt, name, i + 1, len, h, dhit, &nd);
+            } else {
+                label++;
+            }
+            h = H_STEP(h, c);
             s = u32at(trans, (size_t)s * ncls + cls[c]);
-            uint32_t o = u32at(kout, s), d = u32at(kdict, s);
-            if (o | d) {
-                uint32_t t = s;
-                for (;;) {
-                    uint32_t e = u32at(kout, t);
+            if (u32at(kout, s) | u32at(kdict, s)) {
+                for (uint32_t t = s;;) {
+                    uint32_t e = u32at(kout, t), d;
                     if (e) {
                         size_t k = 0;
                         while (k < nk && kent[k] != e - 1)
@@ -910,11 +947,7 @@ static int match_one(const pc_matcher *m, const uint8_t *name, size_t len, uint3
     }
     if (label == 0)
         return 1;
-    if (ndom && len >= dmin && len <= dmax) {
-        long e = dom_lookup(m, name, 0, len, h);
-        if (e >= 0)
-            dhit[nd++] = (uint32_t)e;
-    }
+    dom_probe(dt, name, 0, len, h, dhit, &nd);
     while (nd-- > 0) {
         uint32_t e = dhit[nd];
         hb_add_ids(hb, item, m->sec[S_DIDS], u32at(m->sec[S_DENT], 4 * (size_t)e + 2),
@@ -951,11 +984,13 @@ int pc_matcher_match_names(const pc_matcher *m, const uint8_t *buf, const uint32
                            uint64_t *rejected)
 {
     hitbuf hb;
+    domtab dt;
     uint64_t rej = 0;
     size_t i;
     int rc = check_match_args(m, buf, off, n, next, hits, cap);
     if (rc < 0)
         return rc;
+    domtab_init(m, &dt);
     hb.hits = hits;
     hb.cap = cap;
     hb.pos = 0;
@@ -966,7 +1001,7 @@ int pc_matcher_match_names(const pc_matcher *m, const uint8_t *buf, const uint32
         }
         hb.start = hb.pos;
         hb.overflow = 0;
-        if (match_one(m, buf + off[i], off[i + 1] - off[i], (uint32_t)i, &hb)) {
+        if (match_one(m, &dt, buf + off[i], off[i + 1] - off[i], (uint32_t)i, &hb)) {
             rej++;
             hb.pos = hb.start;
             continue;
@@ -1339,7 +1374,7 @@ static int validate(const uint8_t *img, size_t len, const uint8_t **sec, uint64_
     /* Section sizes agree with the counts. */
     {
         const uint64_t ds = par[P_DSLOTS], de = par[P_DENT], ks = par[P_KSTATES], kc = par[P_KCLS];
-        if ((ds & (ds - 1)) || (ds && ds < 2 * de) || (!ds && de) || secsz[S_DSLOT] != ds * 8 ||
+        if ((ds & (ds - 1)) || (ds && (ds < 2 * de || ds < 16)) || (!ds && de) || secsz[S_DSLOT] != ds * 8 || secsz[S_DBLOOM] != ds / 2 ||
             secsz[S_DENT] != de * 16 || secsz[S_DIDS] % 4)
             BAD("damaged domain table");
         if (secsz[S_KCLS] != 256 || secsz[S_KTRANS] != ks * kc * 4 || secsz[S_KOUT] != ks * 4 ||
