@@ -579,7 +579,6 @@ class App:
         A session cut short by a restart is analysed from its pcap and shown as
         an interrupted verdict; its report waits for a stick like any other.
         """
-        self.store.wipe_expired(self.clock.wall(), self.cfg.report.keep_exported_hours)
         recovered = None
         for s in self.store.unfinished():
             if s.capture.is_file() and s.capture.stat().st_size > 24:  # more than a pcap header
@@ -598,6 +597,7 @@ class App:
             else:
                 s.stage = "abandoned"
                 self.store.save(s)
+        self.store.wipe_expired(self.clock.wall(), self.cfg.report.keep_exported_hours)
         if recovered is not None:
             self.session = recovered
             self.state = State.VERDICT

@@ -1,0 +1,126 @@
+"""Fakes for what cannot exist on a development machine: the radio (hotspot).
+
+The button, LEDs and OLED are NOT faked here: tests use the real gpiozero and
+luma classes on MockFactory pins and the dummy display (appliance.hw with
+fake=True). The USB stick is a real FAT image written with mtools.
+"""
+from __future__ import annotations
+
+import hashlib
+import pathlib
+import shutil
+from typing import ClassVar
+
+from appliance import app as appmod
+from appliance import config, hw
+from appliance.errors import HotspotError
+
+# A minimal valid pcap: global header only (Ethernet link type).
+PCAP_HEADER = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000")
+# One 60-byte Ethernet frame record, so that a capture has content.
+PCAP_RECORD = (
+    (1_800_000_000).to_bytes(4, "little") + bytes(4) + (60).to_bytes(4, "little") * 2 + bytes(60)
+)
+
+
+class FakeCapture:
+    """Stands in for capture.LiveCapture: writes a pcap, can die on demand."""
+
+    def __init__(self, path, source=None):
+        self.path = str(path)
+        self.running = True
+        self.source = source
+        pathlib.Path(path).write_bytes(PCAP_HEADER + PCAP_RECORD)
+
+    def stop(self):
+        """Ends the capture; the file gets the source capture's packets if one was given."""
+        if self.source is not None:
+            shutil.copyfile(self.source, self.path)
+        self.running = False
+
+
+class FakeHotspot:
+    """G2's Hotspot interface without a radio: phones join when the test says so."""
+
+    instances: ClassVar[list] = []
+
+    def __init__(self, cfg, *, fail=False, source=None):
+        self.cfg = cfg
+        self.fail = fail
+        self.source = source
+        self.ssid = self.passphrase = None
+        self.phones = []
+        self.capture = None
+        self.started = self.stopped = False
+        FakeHotspot.instances.append(self)
+
+    def start(self, ssid, passphrase):
+        """Records the credentials (or fails like a missing radio would)."""
+        if self.fail:
+            raise HotspotError("hostapd: could not configure driver mode")
+        self.ssid, self.passphrase = ssid, passphrase
+        self.started = True
+
+    def start_capture(self, path, sink=None):
+        """Starts the fake capture writing `path`."""
+        self.capture = FakeCapture(path, self.source)
+        return self.capture
+
+    def joined_phones(self):
+        """The phones the test made join."""
+        return list(self.phones)
+
+    def stop(self):
+        """Idempotent stop."""
+        self.stopped = True
+
+
+def fake_analyse(verdict="green", reason="No known stalkerware seen", fail=None):
+    """Returns an analyse callable writing a small report folder with a manifest."""
+
+    def analyse(capture, report_dir, session):
+        if fail is not None:
+            raise fail
+        report_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(capture, report_dir / "capture.pcap")
+        (report_dir / "report.json").write_text(f'{{"verdict": "{verdict}", "session": "{session.id}"}}\n')
+        (report_dir / "report.html").write_text(f"<html><body>{verdict}</body></html>\n")
+        lines = []
+        for p in sorted(report_dir.iterdir()):
+            lines.append(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}")
+        (report_dir / "MANIFEST.sha256").write_text("\n".join(lines) + "\n")
+        return appmod.Outcome(verdict, reason, 0 if verdict == "green" else 3)
+
+    return analyse
+
+
+def make_app(tmp_path, *, cfg_text="", hotspot_kw=None, analyse=None, hold_time=0.05, start=True):
+    """Builds an App on MockFactory pins + dummy OLED with a fake clock and radio.
+
+    Returns:
+        (app, hardware, clock, frames) where frames lists (screen, image) shown.
+    """
+    layer = config.parse_text(cfg_text + f"\ndata_dir: {tmp_path / 'data'}\n")
+    cfg = config.combine([(layer, "test")])
+    clock = appmod.FakeClock()
+    holder = {}
+    hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n), hold_time=hold_time)
+    frames = []
+    hardware.frame_listeners.append(lambda screen, img: frames.append((screen, img.copy())))
+    power = []
+    a = appmod.App(
+        cfg,
+        hardware,
+        lambda c: FakeHotspot(c, **(hotspot_kw or {})),
+        analyse or fake_analyse(),
+        clock=clock,
+        runner=appmod.SyncRunner(),
+        power_off=lambda: power.append(clock.now),
+        new_credentials=lambda: ("Livebox-8C1E", "abcdefghjkmn"),
+        ioc_date=lambda: "2026-11-20",
+    )
+    a.power_log = power
+    holder["app"] = a
+    if start:
+        a.start()
+    return a, hardware, clock, frames
