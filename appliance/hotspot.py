@@ -409,7 +409,7 @@ def station_channel(iw_link_output: str) -> int:
     """
     if "Not connected" in iw_link_output:
         raise HotspotError("the uplink Wi-Fi is not connected")
-    m = re.search(r"^\s*freq:\s*(\d+)", iw_link_output, re.M)
+    m = re.search(r"^\s*freq:\s*(\d+)", iw_link_output, re.MULTILINE)
     if not m:
         raise HotspotError("cannot read the uplink Wi-Fi channel")
     ch = freq_to_channel(int(float(m.group(1))))
@@ -530,15 +530,15 @@ def check_hostapd(text: str, timeout: float = 10.0) -> None:
         CommandError: hostapd is missing or did not behave as expected.
     """
     validate_hostapd(text)
-    probe = re.sub(r"^interface=.*$", "interface=pcchk-none0", text, count=1, flags=re.M)
-    probe = re.sub(r"^ctrl_interface=.*$", "", probe, count=1, flags=re.M)
+    probe = re.sub(r"^interface=.*$", "interface=pcchk-none0", text, count=1, flags=re.MULTILINE)
+    probe = re.sub(r"^ctrl_interface=.*$", "", probe, count=1, flags=re.MULTILINE)
     with tempfile.TemporaryDirectory(prefix="pc-hostapd-") as tmp:
         path = os.path.join(tmp, "hostapd.conf")
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(probe)
         proc = system.run([system.which("hostapd") or "hostapd", path], timeout=timeout, check=False)
     out = (proc.stdout or "") + (proc.stderr or "")
-    if "errors found in configuration file" in out or re.search(r"^Line \d+:", out, re.M):
+    if "errors found in configuration file" in out or re.search(r"^Line \d+:", out, re.MULTILINE):
         bad = [ln for ln in out.splitlines() if ln.startswith("Line ")]
         raise ConfigError("hostapd rejects the configuration: " + ("; ".join(bad) or out.strip()[-200:]))
     if proc.returncode == 0 or not any(s in out for s in _HOSTAPD_PAST_PARSE):
@@ -642,6 +642,20 @@ class Hotspot:
     @property
     def netns(self) -> str | None:
         """The network namespace of the hotspot interface (None: this one)."""
+        return None
+
+    @classmethod
+    def from_config(cls, cfg, **overrides):
+        """Builds the hotspot from an :class:`appliance.config.Config` (a ``hotspot_factory``)."""
+        return cls(HotspotSettings.from_config(cfg, **overrides))
+
+    def problem(self) -> str | None:
+        """Returns a plain message when a program of the hotspot has died, else None."""
+        for daemon in getattr(self, "_daemons", ()):
+            if not daemon.running():
+                argv = daemon.argv[4:] if daemon.argv[:3] == ["ip", "netns", "exec"] else daemon.argv
+                name = argv[2] if "-m" in argv[1:2] else os.path.basename(argv[0])
+                return f"the hotspot's {name} program stopped"
         return None
 
     def joined_phones(self) -> list[Phone]:

@@ -702,6 +702,17 @@ class SimulatedHotspot(hotspot.Hotspot):
         self.offline_log = os.path.join(self.run_dir, "offline.log")
         _LIVE.add(self)
 
+    @classmethod
+    def from_config(cls, cfg, **kwargs) -> SimulatedHotspot:
+        """Builds a simulation from a Config: its country and channel; no uplink interface = offline."""
+        offline = not cfg.uplink.interface
+        sim = cls(offline=offline, **kwargs)
+        sim.settings = hotspot.HotspotSettings(
+            country=cfg.country, channel=cfg.hotspot.channel, uplink=sim.settings.uplink,
+            ap_iface="wlan0", uplink_iface=sim.settings.uplink_iface,
+            upstream_servers=sim.settings.upstream_servers, run_dir=sim.run_dir)
+        return sim
+
     @property
     def netns(self) -> str:
         """The box's namespace (where the capture runs)."""
