@@ -150,16 +150,16 @@ ERROR_STATES = frozenset({S.HOTSPOT_FAILED, S.CAPTURE_FAILED, S.ANALYSIS_FAILED,
 # What the user reads for each error (title, message): calm, and how to go on.
 ERROR_TEXT = {
     S.HOTSPOT_FAILED: ("Wi-Fi problem", "The Wi-Fi could not start. Press the button to try again."),
-    S.CAPTURE_FAILED: ("Recording problem", "The recording stopped. What was recorded is kept on the box."),
+    S.CAPTURE_FAILED: ("Capture stopped", "The recording stopped. What was recorded is kept on the box."),
     S.ANALYSIS_FAILED: ("Check failed", "The traffic could not be checked. It is kept on the box."),
-    S.CONFIG_FAILED: ("Settings not used", "The settings file on the stick has a mistake. Old settings kept."),
+    S.CONFIG_FAILED: ("Settings ignored", "The settings file on the stick has a mistake. Old settings kept."),
 }
 USB_TEXT = {
     "full": ("Stick is full", "No room on the stick. The report stays on the box: try another stick."),
-    "readonly": ("Stick is locked", "The stick cannot be written. The report stays on the box: try another."),
-    "pulled": ("Stick removed", "The stick was removed too early. The report stays on the box: insert it again."),
-    "mismatch": ("Copy failed", "The copy on the stick was not right. The report stays on the box: try again."),
-    "unreadable": ("Stick not usable", "This stick cannot be used. The report stays on the box: try another."),
+    "readonly": ("Stick is locked", "It cannot be written. The report stays on the box: try another."),
+    "pulled": ("Stick removed", "Removed too early. The report stays on the box: insert it again."),
+    "mismatch": ("Copy failed", "The copy was not right. The report stays on the box: try again."),
+    "unreadable": ("Stick not usable", "It cannot be used. The report stays on the box: try another."),
 }
 
 SCREEN_OF = {

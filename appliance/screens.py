@@ -208,16 +208,31 @@ def render_hotspot(draw, model: Model) -> None:
     x = HEIGHT + 3
     w = WIDTH - x
     draw.text((x, 0), "Join Wi-Fi", font=font(10, bold=True), fill=ON)
-    draw.text((x, 12), fit(draw, model.ssid, font(9), w), font=font(9), fill=ON)
-    mono = font(12, mono=True, bold=True)
-    # Shown in three groups (no separator typed: the groups are only for reading).
+    # The name must be readable in full to join by hand: up to two lines,
+    # split where it no longer fits.
+    small = font(10)
+    name = clean(model.ssid, 32)
+    lines = []
+    while name and len(lines) < 2:
+        cut = len(name)
+        while cut > 1 and draw.textlength(name[:cut], font=small) > w:
+            cut -= 1
+        lines.append(name[:cut])
+        name = name[cut:]
+    if name:
+        lines[-1] = fit(draw, lines[-1] + name, small, w)
+    y = 12
+    for ln in lines:
+        draw.text((x, y), ln, font=small, fill=ON)
+        y += 11
+    # The passphrase in two halves (typed without a break; the split is only for reading).
+    mono = font(13, mono=True, bold=True)
     pw = clean(model.passphrase)
-    n = max(1, -(-len(pw) // 3))
-    groups = [pw[i : i + n] for i in range(0, len(pw), n)]
-    y = 25
-    for g in groups[:3]:
-        draw.text((x, y), fit(draw, g, mono, w), font=mono, fill=ON)
-        y += 13
+    half = -(-len(pw) // 2)
+    y = 34
+    for part in (pw[:half], pw[half:]):
+        draw.text((x, y), fit(draw, part, mono, w), font=mono, fill=ON)
+        y += 14
 
 
 def render_capturing(draw, model: Model) -> None:
@@ -293,7 +308,7 @@ def render_shutdown(draw, model: Model) -> None:
 def render_error(draw, model: Model) -> None:
     """An error: a short title in inverse, a calm explanation, how to go on."""
     draw.rectangle([0, 0, WIDTH - 1, 17], fill=ON)
-    _center(draw, 1, model.title or "Problem", font(14, bold=True), fill=OFF)
+    _center(draw, 2, model.title or "Problem", font(12, bold=True), fill=OFF)
     small = font(10)
     y = 19
     for ln in _wrap(draw, model.message, small, WIDTH - 2, 3):

@@ -1,0 +1,116 @@
+"""OLED screens: each pure renderer against a golden PNG; the Wi-Fi QR code decodes."""
+import os
+import pathlib
+
+import pytest
+import zxingcpp
+from PIL import Image, ImageChops
+
+from appliance import screens
+from appliance.screens import Model
+
+GOLDEN = pathlib.Path(__file__).parent / "golden" / "oled"
+UPDATE = os.environ.get("POCKETCHECK_UPDATE_GOLDEN") == "1"
+
+CASES = {
+    "ready": ("ready", Model(ioc_date="2026-11-20", free_mb=3512)),
+    "ready-pending": ("ready", Model(ioc_date="2026-11-20", free_mb=3512, pending_reports=2)),
+    "starting": ("starting", Model(step=2)),
+    "hotspot": ("hotspot", Model(ssid="Livebox-8C1E", passphrase="abcdefghjkmn")),
+    "capturing": ("capturing", Model(elapsed_s=754, phones=1, names_seen=37, alerts=2)),
+    "capturing-discreet": ("capturing", Model(elapsed_s=754, phones=1, names_seen=37, alerts=2, discreet=True)),
+    "analysing": ("analysing", Model(step=3)),
+    "verdict-green": ("verdict", Model(verdict="green", reason="No known stalkerware seen")),
+    "verdict-amber": ("verdict", Model(verdict="amber", reason="Unusual traffic: see the report")),
+    "verdict-red-short": ("verdict", Model(verdict="red", reason="Contacts mSpy servers", too_short=True)),
+    "verdict-red-interrupted": ("verdict", Model(verdict="red", reason="Contacts mSpy servers", interrupted=True)),
+    "insert_usb": ("insert_usb", Model()),
+    "writing": ("writing", Model(step=1)),
+    "safe_to_remove": ("safe_to_remove", Model()),
+    "shutdown": ("shutdown", Model()),
+}
+# every error the app can show
+from appliance.app import ERROR_TEXT, USB_TEXT  # noqa: E402 - after the table it extends
+
+for _st, (_t, _m) in ERROR_TEXT.items():
+    CASES[f"error-{_st.value}"] = ("error", Model(title=_t, message=_m))
+for _kind, (_t, _m) in USB_TEXT.items():
+    CASES[f"error-usb-{_kind}"] = ("error", Model(title=_t, message=_m))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_screen_matches_golden(name):
+    """The screen renders exactly as its reviewed golden PNG (1-bit, 128x64)."""
+    screen, model = CASES[name]
+    img = screens.render(screen, model)
+    assert img.size == (128, 64) and img.mode == "1"
+    path = GOLDEN / f"{name}.png"
+    if UPDATE or not path.exists():
+        if not UPDATE:
+            pytest.fail(f"no golden for {name}: run with POCKETCHECK_UPDATE_GOLDEN=1 and review {path}")
+        img.save(path)
+    want = Image.open(path).convert("1")
+    diff = ImageChops.logical_xor(img, want)
+    assert diff.getbbox() is None, f"{name} differs from {path} in {diff.getbbox()}"
+
+
+def test_every_renderer_has_a_golden():
+    """No screen goes without a golden test."""
+    assert {screen for screen, _ in CASES.values()} == set(screens.RENDERERS)
+
+
+def test_screens_are_not_blank():
+    """Each screen lights some pixels but not the whole panel (a sanity floor under the goldens)."""
+    for name, (screen, model) in CASES.items():
+        lit = sum(screens.render(screen, model).convert("L").histogram()[255:])
+        assert 50 < lit < 128 * 64 - 200, name
+
+
+def _decode(img):
+    found = zxingcpp.read_barcodes(img.convert("L"))
+    return [b.text for b in found if b.format == zxingcpp.BarcodeFormat.QRCode]
+
+
+@pytest.mark.parametrize(
+    ("ssid", "pw", "expected"),
+    [
+        ("Livebox-8C1E", "abcdefghjkmn", "WIFI:T:WPA;S:Livebox-8C1E;P:abcdefghjkmn;;"),
+        ("FRITZ!Box 7530 XY", "k3mn7pqrstuv", "WIFI:T:WPA;S:FRITZ!Box 7530 XY;P:k3mn7pqrstuv;;"),
+        ('a;b,c:d"e\\f', "pass;word:12", 'WIFI:T:WPA;S:a\\;b\\,c\\:d\\"e\\\\f;P:pass\\;word\\:12;;'),
+    ],
+)
+def test_hotspot_qr_decodes_to_wifi_string(ssid, pw, expected):
+    """The QR code on the hotspot screen, as shown on the 128x64 panel, decodes to the escaped WIFI: string."""
+    img = screens.render("hotspot", Model(ssid=ssid, passphrase=pw))
+    assert _decode(img) == [expected]
+
+
+def test_long_ssid_still_fits_and_decodes():
+    """A 32-byte SSID and 63-character passphrase fall back to 1-pixel modules and still decode."""
+    ssid, pw = "S" * 32, "p" * 63
+    img = screens.render("hotspot", Model(ssid=ssid, passphrase=pw))
+    # upscaled 4x as a phone camera would resolve it
+    big = img.resize((512, 256), Image.NEAREST)
+    assert _decode(big) == [screens.wifi_payload(ssid, pw)]
+
+
+def test_qr_uses_two_pixel_modules_for_session_credentials():
+    """Typical session credentials give a version <= 3 code drawn with 2-pixel modules."""
+    m = screens.qr_matrix(screens.wifi_payload("FRITZ!Box 7530 XY", "abcdefghjkmn"))
+    assert len(m) <= 29
+    assert (64 - 4) // len(m) >= 2
+
+
+def test_text_from_outside_is_cleaned_and_trimmed():
+    """Control characters become '?' and long text is cut with an ellipsis to fit."""
+    assert screens.clean("a\x1b[2Jb\u202ec\n") == "a?[2Jb?c?"
+    img = screens.render("error", Model(title="x" * 300, message="\x00" * 50 + "y " * 300))
+    assert img.size == (128, 64)
+
+
+def test_text_preview_is_64_by_32_blocks():
+    """The terminal preview has 32 rows of 64 characters inside a frame."""
+    text = screens.text_preview(screens.render("ready", Model()))
+    rows = text.splitlines()
+    assert len(rows) == 34 and all(len(r) == 66 for r in rows)
+    assert "█" in text or "▀" in text or "▄" in text
