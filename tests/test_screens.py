@@ -7,6 +7,7 @@ import zxingcpp
 from PIL import Image, ImageChops
 
 from appliance import screens
+from appliance.app import ERROR_TEXT, USB_TEXT
 from appliance.screens import Model
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "oled"
@@ -30,8 +31,6 @@ CASES = {
     "shutdown": ("shutdown", Model()),
 }
 # every error the app can show
-from appliance.app import ERROR_TEXT, USB_TEXT  # noqa: E402 - after the table it extends
-
 for _st, (_t, _m) in ERROR_TEXT.items():
     CASES[f"error-{_st.value}"] = ("error", Model(title=_t, message=_m))
 for _kind, (_t, _m) in USB_TEXT.items():
