@@ -1260,7 +1260,18 @@ int pc_matcher_save(const pc_matcher *m, const char *path, const uint8_t *meta,
         seterrbuf(errbuf, errlen, "%s: %s", tmp, strerror(errno));
         goto fail;
     }
+    /* The checksum covers the file size, the section table and every section. */
     memset(hdr, 0, sizeof hdr);
+    memcpy(hdr, MAGIC, 8);
+    put32(hdr + 8, PC_MATCHER_FORMAT);
+    put32(hdr + 12, ENDIAN_MARK);
+    put32(hdr + 16, S_COUNT);
+    put64(hdr + 24, pos);
+    for (int i = 0; i < S_COUNT; i++) {
+        put64(hdr + HDR_FIXED + 16 * i, offs[i]);
+        put64(hdr + HDR_FIXED + 16 * i + 8, size[i]);
+    }
+    crc = crc32_update(0, hdr + 24, HDR_SIZE - 24);
     if (write_all(f, hdr, sizeof hdr, NULL) < 0)
         goto ioerr;
     for (int i = 0; i < S_COUNT; i++) {
@@ -1268,17 +1279,8 @@ int pc_matcher_save(const pc_matcher *m, const char *path, const uint8_t *meta,
         if (write_all(f, data[i], (size_t)size[i], &crc) < 0 || write_all(f, zeros, pad, &crc) < 0)
             goto ioerr;
     }
-    memcpy(hdr, MAGIC, 8);
-    put32(hdr + 8, PC_MATCHER_FORMAT);
-    put32(hdr + 12, ENDIAN_MARK);
-    put32(hdr + 16, S_COUNT);
     put32(hdr + 20, crc);
-    put64(hdr + 24, pos);
-    for (int i = 0; i < S_COUNT; i++) {
-        put64(hdr + HDR_FIXED + 16 * i, offs[i]);
-        put64(hdr + HDR_FIXED + 16 * i + 8, size[i]);
-    }
-    if (fseek(f, 0, SEEK_SET) != 0 || write_all(f, hdr, sizeof hdr, NULL) < 0 || fflush(f) != 0)
+    if (fseek(f, 20, SEEK_SET) != 0 || write_all(f, hdr + 20, 4, NULL) < 0 || fflush(f) != 0)
         goto ioerr;
     if (fclose(f) != 0) {
         f = NULL;
@@ -1358,7 +1360,7 @@ static int validate(const uint8_t *img, size_t len, const uint8_t **sec, uint64_
         BAD("truncated or padded: the header says %llu bytes, the file has %zu",
             (unsigned long long)total, len);
     crc_init();
-    if (crc32_update(0, img + HDR_SIZE, len - HDR_SIZE) != get32(img + 20))
+    if (crc32_update(0, img + 24, len - 24) != get32(img + 20))
         BAD("checksum mismatch: the file is damaged");
     for (int i = 0; i < S_COUNT; i++) {
         uint64_t o = get64(img + HDR_FIXED + 16 * i), s = get64(img + HDR_FIXED + 16 * i + 8);
