@@ -34,8 +34,11 @@ import os
 import re
 import sys
 import tempfile
+from array import array
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import accumulate
 from pathlib import Path
 
 from . import iocs_formats
@@ -221,18 +224,19 @@ class IndicatorSet:
         sources: the :class:`Source` list.
     """
 
-    def __init__(self, *, matcher, groups, n_groups: int, sources, heuristics, version: str, sha256: str,
-                 counts: dict, severities: dict | None = None, document: dict | None = None):
+    def __init__(self, *, matcher, groups, n_groups: int, sources, heuristics, version: str = "", sha256: str = "",
+                 counts: dict | None = None, severities: dict | None = None, assembled: Assembled | None = None):
         self._matcher = matcher
-        self._groups = groups  # list (index id-1) or None: decode lazily from the compiled metadata
+        # Raw records [value, kind, family, category, severity, source index] per
+        # id (index id-1), or None: read them from the compiled file's metadata.
+        # Indicator objects are made only for what hits (cheap for 1M indicators).
+        self._raw = groups
         self._cache: dict = {}
         self._n_groups = n_groups
         self._severities = severities or {}
-        self._document = document
+        self._assembled = assembled  # built sets: version, sha256, counts computed on first use
+        self._version, self._sha256, self._counts = version, sha256, counts
         self.sources = list(sources)
-        self.version = version
-        self.sha256 = sha256
-        self.counts = counts
         h = {name: frozenset(heuristics.get(name, ())) for name in HEURISTICS}
         self.dyndns_suffixes = h["dyndns_suffixes"]
         self.rare_tlds = h["rare_tlds"]
@@ -240,15 +244,26 @@ class IndicatorSet:
         self.doh_ips = h["doh_ips"]
         self.suspect_nameservers = h["suspect_nameservers"]
 
+    @property
+    def version(self) -> str:
+        return self._assembled.version if self._assembled else self._version
+
+    @property
+    def sha256(self) -> str:
+        return self._assembled.sha256 if self._assembled else self._sha256
+
+    @property
+    def counts(self) -> dict:
+        return self._assembled.counts if self._assembled else self._counts
+
     # -- metadata by id
 
     def _group(self, ident: int) -> tuple:
-        if self._groups is not None:
-            return self._groups[ident - 1]
         group = self._cache.get(ident)
         if group is None:
-            group = tuple(self._decode(rec) for rec in json.loads(self._matcher.metadata(ident)))
-            if self._severities:
+            raw = self._raw[ident - 1] if self._raw is not None else json.loads(self._matcher.metadata(ident))
+            group = tuple(self._decode(rec) for rec in raw)
+            if self._severities and len(group) > 1:
                 group = tuple(sorted(group, key=lambda ind: _RANK[ind.severity]))
             self._cache[ident] = group
         return group
@@ -317,6 +332,20 @@ class IndicatorSet:
         pairs = [(where[j], ident) for j, ident in self._matcher.match_hashes(digests)] if digests else []
         return self._hits(items, pairs)
 
+    def match_name_lines(self, lines: list) -> list:
+        """The bulk path of ``pocketcheck match``: ASCII names as bytes, one per item.
+
+        Args:
+            lines: names as bytes (ASCII; case and one trailing dot do not matter).
+        Returns:
+            ``(index, Indicator)`` pairs for the hits only, in input order.
+        """
+        offsets = array("I", [0])
+        offsets.extend(accumulate(map(len, lines)))
+        pairs = self._matcher.match_names_bytes(b"".join(lines), offsets)
+        limit = self._n_groups
+        return [(idx, ind) for idx, ident in pairs if 0 < ident <= limit for ind in self._group(ident)]
+
     def is_allowlisted(self, name_or_ip: str) -> bool:
         """Whether a name or address is on the allowlist and matches no indicator.
 
@@ -348,9 +377,9 @@ class IndicatorSet:
 
     def document(self) -> dict:
         """The set as pocketcheck's normalised JSON document (for ``iocs import``)."""
-        if self._document is None:
+        if self._assembled is None:
             raise IocFormatError("a set loaded from a compiled file cannot be exported; load the sources")
-        return self._document
+        return self._assembled.document
 
     def save_compiled(self, path) -> None:
         """Writes the compiled (memory-mappable) form of the set, atomically.
@@ -365,8 +394,9 @@ class IndicatorSet:
         src_index = {s.id: i for i, s in enumerate(self.sources)}
         meta = [json.dumps(header, sort_keys=True).encode()]
         for ident in range(1, self._n_groups + 1):
-            meta.append(json.dumps([[i.value, i.kind, i.family, i.category, i.severity, src_index[i.source]]
-                                    for i in self._group(ident)], ensure_ascii=False).encode())
+            raw = self._raw[ident - 1] if self._raw is not None else \
+                [[i.value, i.kind, i.family, i.category, i.severity, src_index[i.source]] for i in self._group(ident)]
+            meta.append(json.dumps(raw, ensure_ascii=False).encode())
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -411,19 +441,69 @@ def _sources_of(parsed: Parsed) -> tuple[list, list]:
     return [source], [0] * len(parsed.records)
 
 
-@dataclass
 class Assembled:
-    """A set's content before it is compiled (what :func:`assemble` returns)."""
+    """A set's content before it is compiled (what :func:`assemble` returns).
 
-    groups: list        # tuples of Indicator sharing one (kind, value), sorted by (kind, value)
-    sources: list
-    allow_domains: set
-    allow_networks: set
-    heuristics: dict
-    document: dict      # the normalised pocketcheck JSON document
-    version: str
-    sha256: str
-    counts: dict
+    ``groups`` (per (kind, value), sorted by it: the lists
+    ``[value, kind, family, category, severity, source index]`` of the
+    indicators sharing it, most severe first), ``sources``, ``allow_domains``, ``allow_networks``,
+    ``heuristics`` are filled at once; ``document`` (the normalised JSON),
+    ``sha256``, ``version`` and ``counts`` are computed when first asked for
+    (matching a stream of names needs none of them).
+    """
+
+    def __init__(self, groups, sources, allow_domains, allow_networks, heuristics, skipped, invalid,
+                 labels, version):
+        self.groups, self.sources = groups, sources
+        self.allow_domains, self.allow_networks, self.heuristics = allow_domains, allow_networks, heuristics
+        self.skipped, self.invalid = skipped, invalid
+        self._labels, self._version = labels, version
+
+    @cached_property
+    def _content(self) -> tuple:
+        inds = [r for g in self.groups for r in g]
+        allow = {"domains": sorted(self.allow_domains), "networks": sorted(self.allow_networks, key=_net_key)}
+        heur = {k: sorted(v) for k, v in sorted(self.heuristics.items())}
+        blob = json.dumps([inds, allow, heur], sort_keys=True, ensure_ascii=False).encode()
+        return inds, allow, heur, hashlib.sha256(blob).hexdigest()
+
+    @property
+    def sha256(self) -> str:
+        return self._content[3]
+
+    @property
+    def version(self) -> str:
+        if self._version is None:
+            labels, others = self._labels
+            version = "+".join(labels)
+            if others or not version:
+                version = f"{version}+custom-{self.sha256[:12]}" if version else f"custom-{self.sha256[:12]}"
+            self._version = version
+        return self._version
+
+    @property
+    def document(self) -> dict:
+        """The canonical document: what ``iocs import`` writes and what sha256 covers."""
+        inds, allow, heur, _ = self._content
+        return {"format": "pocketcheck-iocs", "version": 1, "set_version": self.version,
+                "sources": [s.to_json() for s in self.sources], "indicators": inds, "allowlist": allow,
+                "heuristics": heur, "skipped": dict(sorted(self.skipped.items()))}
+
+    @cached_property
+    def counts(self) -> dict:
+        inds = [r for g in self.groups for r in g]
+        sev = Counter(r[4] for r in inds)
+        return {
+            "total": len(inds),
+            "kind": dict(sorted(Counter(r[1] for r in inds).items())),
+            "category": dict(sorted(Counter(r[3] for r in inds).items())),
+            "severity": {s: sev[s] for s in SEVERITIES if sev[s]},
+            "families": len({r[2] for r in inds if r[2]}),
+            "allowlist": {"domains": len(self.allow_domains), "networks": len(self.allow_networks)},
+            "heuristics": {k: len(v) for k, v in sorted(self.heuristics.items())},
+            "skipped": dict(sorted(self.skipped.items())),
+            "invalid_skipped": self.invalid,
+        }
 
 
 def assemble(parsed_files: list, severities=None, version: str | None = None) -> Assembled:
@@ -457,7 +537,8 @@ def assemble(parsed_files: list, severities=None, version: str | None = None) ->
         skipped.update(p.skipped)
         invalid += p.invalid
     groups: dict = {}
-    seen = set()
+    default_sev = {cat: overrides.get(cat) or DEFAULT_SEVERITIES.get(cat, UNKNOWN_CATEGORY_SEVERITY)
+                   for p in parsed_files for cat in {r.category for r in p.records}}
     for p in parsed_files:
         file_sources, index = _sources_of(p)
         local = []
@@ -465,8 +546,9 @@ def assemble(parsed_files: list, severities=None, version: str | None = None) ->
             if s.id not in src_ids:
                 src_ids[s.id] = len(sources)
                 sources.append(s)
-            local.append(sources[src_ids[s.id]])
+            local.append(src_ids[s.id])
         stored = p.extra.get("severities")
+        one = local[0] if len(local) == 1 and not stored else None
         for n, rec in enumerate(p.records):
             if rec.via_url and rec.kind == "domain" and _in_domains(rec.value, allow_domains):
                 # A URL such as https://github.com/someone/rat: the network
@@ -474,55 +556,30 @@ def assemble(parsed_files: list, severities=None, version: str | None = None) ->
                 # flag everyone who uses the platform.
                 skipped["URL on a shared platform"] += 1
                 continue
-            key = (rec.kind, rec.value, rec.family, rec.category)
-            if key in seen:
+            key = (rec.kind, rec.value)
+            same = groups.get(key)
+            if same is not None and any(r[2] == rec.family and r[3] == rec.category for r in same):
                 continue
-            seen.add(key)
-            sev = overrides.get(rec.category) or (stored[n] if stored else None) \
-                or DEFAULT_SEVERITIES.get(rec.category, UNKNOWN_CATEGORY_SEVERITY)
-            src = local[index[n]]
-            groups.setdefault((rec.kind, rec.value), []).append(
-                Indicator(rec.value, rec.kind, rec.family, rec.category, sev, src.id, src.licence))
-    ordered = sorted(groups.items())
-    group_list = [tuple(sorted(inds, key=lambda i: (_RANK[i.severity], i.family, i.category)))
-                  for _, inds in ordered]
-    # Canonical document: also what `iocs import` writes and what sha256 covers.
-    doc_sources = [s.to_json() for s in sources]
-    sidx = {s.id: i for i, s in enumerate(sources)}
-    doc = {
-        "format": "pocketcheck-iocs",
-        "version": 1,
-        "set_version": None,
-        "sources": doc_sources,
-        "indicators": [[i.value, i.kind, i.family, i.category, i.severity, sidx[i.source]]
-                       for g in group_list for i in g],
-        "allowlist": {"domains": sorted(allow_domains), "networks": sorted(allow_networks, key=_net_key)},
-        "heuristics": {k: sorted(v) for k, v in sorted(heuristics.items())},
-        "skipped": dict(sorted(skipped.items())),
-    }
-    content = json.dumps([doc["indicators"], doc["allowlist"], doc["heuristics"]], sort_keys=True,
-                         ensure_ascii=False).encode()
-    sha = hashlib.sha256(content).hexdigest()
-    if version is None:
-        labels = [p.extra.get("set_version") for p in parsed_files if p.extra.get("set_version")]
-        others = sum(1 for p in parsed_files if not p.extra.get("set_version"))
-        version = "+".join(labels) if labels else ""
-        if others or not version:
-            version = f"{version}+custom-{sha[:12]}" if version else f"custom-{sha[:12]}"
-    doc["set_version"] = version
-    inds = [i for g in group_list for i in g]
-    counts = {
-        "total": len(inds),
-        "kind": dict(sorted(Counter(i.kind for i in inds).items())),
-        "category": dict(sorted(Counter(i.category for i in inds).items())),
-        "severity": {s: c for s in SEVERITIES if (c := sum(1 for i in inds if i.severity == s))},
-        "families": len({i.family for i in inds if i.family}),
-        "allowlist": {"domains": len(allow_domains), "networks": len(allow_networks)},
-        "heuristics": {k: len(v) for k, v in sorted(heuristics.items())},
-        "skipped": dict(sorted(skipped.items())),
-        "invalid_skipped": invalid,
-    }
-    return Assembled(group_list, sources, allow_domains, allow_networks, heuristics, doc, version, sha, counts)
+            if one is not None:
+                src, sev = one, default_sev[rec.category]
+            else:
+                src = local[index[n]]
+                sev = overrides.get(rec.category) or (stored[n] if stored else default_sev[rec.category])
+            ind = [rec.value, rec.kind, rec.family, rec.category, sev, src]
+            if same is None:
+                groups[key] = [ind]
+            else:
+                same.append(ind)
+    group_list = []
+    for key in sorted(groups):
+        g = groups[key]
+        if len(g) > 1:
+            g.sort(key=lambda r: (_RANK[r[4]], r[2], r[3]))
+        group_list.append(g)
+    labels = [p.extra["set_version"] for p in parsed_files if p.extra.get("set_version")]
+    others = sum(1 for p in parsed_files if not p.extra.get("set_version") and (p.records or p.format != "pocketcheck"))
+    return Assembled(group_list, sources, allow_domains, allow_networks, heuristics, skipped, invalid,
+                     (labels, others), version)
 
 
 def build(parsed_files: list, severities=None, version: str | None = None) -> IndicatorSet:
@@ -538,12 +595,12 @@ def build(parsed_files: list, severities=None, version: str | None = None) -> In
     a = assemble(parsed_files, severities, version)
     domains, keywords, ips, hashes = [], [], [], []
     for ident, group in enumerate(a.groups, 1):
-        kind = group[0].kind
-        pat = _pattern(kind, group[0].value)
+        kind = group[0][1]
+        pat = _pattern(kind, group[0][0])
         if kind == "domain":
-            domains.append((pat, ident))
+            domains.append((pat.encode("ascii"), ident))  # already normalised
         elif kind == "keyword":
-            keywords.append((pat, ident))
+            keywords.append((pat.encode("utf-8"), ident))
         elif kind in ("ipv4", "ipv6", "cidr"):
             ips.append((pat, ident))
         else:
@@ -551,14 +608,13 @@ def build(parsed_files: list, severities=None, version: str | None = None) -> In
     ident = len(a.groups)
     for d in sorted(a.allow_domains):
         ident += 1
-        domains.append((d, ident))
+        domains.append((d.encode("ascii"), ident))
     for n in sorted(a.allow_networks, key=_net_key):
         ident += 1
         ips.append((ipaddress.ip_network(n), ident))
     matcher = Matcher.build(domains=domains, keywords=keywords, ips=ips, hashes=hashes)
     return IndicatorSet(matcher=matcher, groups=a.groups, n_groups=len(a.groups), sources=a.sources,
-                        heuristics=a.heuristics, version=a.version, sha256=a.sha256, counts=a.counts,
-                        document=a.document)
+                        heuristics=a.heuristics, assembled=a)
 
 
 def load_compiled(path, severities=None) -> IndicatorSet:
@@ -673,6 +729,9 @@ def load_default(severities=None) -> IndicatorSet:
         if not overrides:
             try:
                 iset.save_compiled(cached)
+                for old in cached.parent.glob("iocs-default-*.pcm"):
+                    if old != cached:
+                        old.unlink()  # compiled from an earlier shipped set
             except OSError:
                 pass  # read-only cache: build in memory next time too
     _DEFAULT_MEMO[key] = iset
@@ -832,32 +891,43 @@ def _cmd_compile(args) -> int:
 # Reading standard input in blocks of about this many bytes keeps the per-name
 # Python work to a split and one C call per block.
 _MATCH_BLOCK = 4 << 20
-_IP_LINE = re.compile(rb"^(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)\r?$", re.MULTILINE)
+# IPv4 lines, found by one scan of "\n" + block + "\n" (sre jumps between newlines).
+_IPV4_LINE = re.compile(rb"\n[ \t]*([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})(?=[ \t\r]*\n)")
+
+
+def _hit_lines(hits_per_item) -> list:
+    return [f"{h.name}\t{h.indicator.value}\t{h.indicator.kind}\t{h.indicator.family}\t{h.indicator.severity}\n"
+            for hits in hits_per_item if hits for h in hits]
 
 
 def _match_block(iset: IndicatorSet, block: bytes, out) -> None:
-    names = block.decode("utf-8", "replace").split()
-    if not names:
-        return
-    lines = []
-    for hits in iset.match_names(names):
-        for h in hits:
-            i = h.indicator
-            lines.append(f"{h.name}\t{i.value}\t{i.kind}\t{i.family}\t{i.severity}\n")
-    ips = [m.decode("ascii").strip() for m in _IP_LINE.findall(block)]
+    """Matches one block of newline-separated names and addresses; writes the hit lines.
+
+    Names go to the matcher in one call; the lines that look like addresses
+    are picked out by one regular-expression pass over the block (no Python
+    work per name) and matched as addresses.
+    """
+    if not block.isascii():  # international names: normalised to punycode one by one
+        names = block.decode("utf-8", "replace").split()
+        lines = _hit_lines(iset.match_names(names))
+    else:
+        items = block.split()
+        lines = [f"{items[idx].decode()}\t{i.value}\t{i.kind}\t{i.family}\t{i.severity}\n"
+                 for idx, i in iset.match_name_lines(items)]
+    ips = [m.decode("ascii") for m in _IPV4_LINE.findall(b"\n" + block + b"\n")]
+    if b":" in block:  # names never hold a colon: these lines are IPv6 addresses (or junk)
+        ips += [x.decode("utf-8", "replace") for x in block.split() if b":" in x]
     if ips:
-        for hits in iset.match_ips(ips):
-            for h in hits:
-                i = h.indicator
-                lines.append(f"{h.name}\t{i.value}\t{i.kind}\t{i.family}\t{i.severity}\n")
+        lines += _hit_lines(iset.match_ips(ips))
     out.write("".join(lines))
 
 
 def _cmd_match(args) -> int:
     iset = select(args.iocs, args.compiled, parse_severity_args(args.severity), fmt=args.format)
     out = sys.stdout
-    if args.items:
-        _match_block(iset, "\n".join(args.items).encode("utf-8", "surrogateescape"), out)
+    if args.items:  # a few items: answer in the order given
+        for item in args.items:
+            _match_block(iset, item.strip().encode("utf-8", "surrogateescape") + b"\n", out)
         return 0
     stdin = sys.stdin.buffer
     rest = b""
