@@ -212,6 +212,15 @@ def client_hello(sni: str, alpn: bytes = b"h3", quic: bool = True) -> bytes:
     return b"\x01" + len(body).to_bytes(3, "big") + body
 
 
+def quic_client_initial_keys(dcid: bytes) -> tuple[bytes, bytes, bytes]:
+    """Derives a QUIC v1 client's Initial packet key, IV and header-protection key (RFC 9001 5.2)."""
+    # HKDF-Extract(salt, ikm) is HMAC-SHA256 keyed with the salt (RFC 5869).
+    initial = hmac.new(_QUIC_V1_SALT, dcid, hashlib.sha256).digest()
+    client = _hkdf_expand_label(initial, "client in", 32)
+    return (_hkdf_expand_label(client, "quic key", 16), _hkdf_expand_label(client, "quic iv", 12),
+            _hkdf_expand_label(client, "quic hp", 16))
+
+
 def quic_initial(sni: str, dcid: bytes | None = None, scid: bytes | None = None) -> bytes:
     """Builds a client's first QUIC v1 Initial datagram (RFC 9000/9001) carrying a ClientHello.
 
@@ -230,12 +239,7 @@ def quic_initial(sni: str, dcid: bytes | None = None, scid: bytes | None = None)
 
     dcid = dcid or secrets.token_bytes(8)
     scid = scid or secrets.token_bytes(8)
-    # HKDF-Extract(salt, ikm) is HMAC-SHA256 keyed with the salt (RFC 5869).
-    initial = hmac.new(_QUIC_V1_SALT, dcid, hashlib.sha256).digest()
-    client = _hkdf_expand_label(initial, "client in", 32)
-    key = _hkdf_expand_label(client, "quic key", 16)
-    iv = _hkdf_expand_label(client, "quic iv", 12)
-    hp = _hkdf_expand_label(client, "quic hp", 16)
+    key, iv, hp = quic_client_initial_keys(dcid)
 
     ch = client_hello(sni)
     frames = b"\x06" + _varint(0) + _varint(len(ch)) + ch
@@ -378,6 +382,50 @@ def phone_main(args) -> int:
     if out is not sys.stdout:
         out.close()
     return 0
+
+
+def scan_tcp(host: str, ports, timeout: float = 1.0, batch: int = 256) -> list[int]:
+    """A TCP connect scan: the ports of ``host`` that complete a handshake.
+
+    Connections are opened non-blocking in batches, so dropped ports cost
+    one ``timeout`` per batch rather than one per port.
+
+    Returns:
+        The open ports, sorted.
+    """
+    import selectors
+
+    ports = sorted(set(ports))
+    open_ports = []
+    for i in range(0, len(ports), batch):
+        sel = selectors.DefaultSelector()
+        socks = []
+        for port in ports[i:i + batch]:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex((host, port))
+            sel.register(s, selectors.EVENT_WRITE, port)
+            socks.append(s)
+        deadline = time.monotonic() + timeout
+        pending = len(socks)
+        while pending and time.monotonic() < deadline:
+            for key, _ in sel.select(max(0.0, deadline - time.monotonic())):
+                sel.unregister(key.fileobj)
+                pending -= 1
+                if key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    open_ports.append(key.data)
+        for s in socks:
+            s.close()
+        sel.close()
+    return sorted(open_ports)
+
+
+def _parse_ports(text: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += range(int(lo), int(hi or lo) + 1)
+    return out
 
 
 # ---------------------------------------------------------- the fake internet
@@ -644,6 +692,16 @@ class SimPhone:
             time.sleep(0.1)
         return self._daemon.poll()
 
+    def run(self, *argv: str, timeout: float = 60) -> str:
+        """Runs a program inside the phone's namespace; returns its stdout."""
+        return system.run(_ns(self.ns, *argv), timeout=timeout,
+                          env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}).stdout
+
+    def scan(self, host: str = hotspot.BOX_IP, ports: str = "1-1024") -> list[int]:
+        """TCP connect scan from the phone: the open ports of ``host``."""
+        out = self.run(PYTHON, "-m", "appliance.netsim", "scan", "--host", host, "--ports", ports)
+        return [int(p) for p in out.split()]
+
     def log(self) -> list[str]:
         """The phone's own record of what it did ("tls NAME ok" lines)."""
         try:
@@ -764,6 +822,12 @@ class SimulatedHotspot(hotspot.Hotspot):
         _ip("-n", box, "addr", "add", f"{hotspot.BOX_IP}/{hotspot.SUBNET.prefixlen}", "dev", "wlan0")
         _ip("-n", box, "link", "set", "wlan0", "up")
         system.run(_ns(box, "sysctl", "-q", "-w", "net.ipv6.conf.wlan0.disable_ipv6=1"), timeout=10)
+        # A real AP interface is not a bridge: when br_netfilter is loaded on
+        # the host, bridged frames must not take the firewall's hooks here, so
+        # that AP isolation comes from the bridge ports, as on the Pi.
+        for fam in ("iptables", "ip6tables", "arptables"):
+            system.run(_ns(box, "sysctl", "-q", "-w", f"net.bridge.bridge-nf-call-{fam}=0"), timeout=10,
+                       check=False)
         env = {"PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
         if not s.offline:
             net = self.net
@@ -880,9 +944,14 @@ def main(argv: list[str] | None = None) -> int:
     i = sub.add_parser("internet", help="the fake internet's servers")
     i.add_argument("--dir", required=True)
     i.add_argument("--log", required=True)
-    c = sub.add_parser("cleanup", help="delete namespaces of aborted simulations")
-    c.set_defaults()
+    sub.add_parser("cleanup", help="delete namespaces of aborted simulations")
+    sc = sub.add_parser("scan", help="TCP connect scan (run inside a phone namespace)")
+    sc.add_argument("--host", required=True)
+    sc.add_argument("--ports", default="1-1024")
     args = ap.parse_args(argv)
+    if args.role == "scan":
+        print(" ".join(str(p) for p in scan_tcp(args.host, _parse_ports(args.ports))))
+        return 0
     if args.role == "phone":
         return phone_main(args)
     if args.role == "internet":

@@ -1,0 +1,239 @@
+"""The simulated hotspot: real dnsmasq, nftables and DHCP in network namespaces, and its traffic builders."""
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from appliance import hotspot, netsim, system
+from appliance.errors import CommandError, HotspotError
+
+IS_ROOT = os.geteuid() == 0
+netns = pytest.mark.netns
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="network namespaces need root")
+needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (make deps)")
+
+
+def our_namespaces():
+    return [n for n in netsim.list_namespaces() if n.startswith(netsim.NS_PREFIX)]
+
+
+# ---------------------------------------------------------------- builders
+def test_quic_initial_keys_match_rfc9001_appendix_a():
+    """The Initial keys for the RFC 9001 Appendix A connection id are the RFC's values."""
+    key, iv, hp = netsim.quic_client_initial_keys(bytes.fromhex("8394c8f03e515708"))
+    assert key.hex() == "1f369613dd76d5467730efcbe3b1a22d"
+    assert iv.hex() == "fa044b2f42a3fd3b46fb255c"
+    assert hp.hex() == "9f50449e04a0e810283a1e9933adedd2"
+
+
+@needs_tshark
+def test_tshark_decrypts_our_quic_initial_and_reads_the_sni(tmp_path):
+    """tshark, as an independent QUIC implementation, decrypts the Initial and finds SNI and ALPN."""
+    from scapy.all import IP, UDP, Ether, wrpcap
+
+    pkt = netsim.quic_initial("c2.example-stalker.com")
+    assert len(pkt) == 1200
+    wrpcap(str(tmp_path / "q.pcap"), [Ether() / IP(src="10.23.0.50", dst="198.19.1.2") / UDP(sport=50000, dport=443)
+                                      / pkt])
+    out = subprocess.run(["tshark", "-r", str(tmp_path / "q.pcap"), "-T", "fields", "-e", "quic.long.packet_type",
+                          "-e", "tls.handshake.extensions_server_name", "-e", "tls.handshake.extensions_alpn_str"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    assert out == ["0", "c2.example-stalker.com", "h3"]
+
+
+@needs_tshark
+def test_dns_codec_agrees_with_tshark(tmp_path):
+    """The fake internet's DNS answer parses back, and tshark reads the same name and address."""
+    from scapy.all import IP, UDP, Ether, wrpcap
+
+    q = netsim.dns_query("Api.Example.COM", qid=0x1234)
+    a = netsim.dns_answer(q)
+    qid, name, qtype, answers = netsim.dns_parse(a)
+    assert (qid, name, qtype) == (0x1234, "Api.Example.COM", 1)
+    assert answers == [netsim.fake_address("api.example.com")]
+    assert answers[0].startswith("198.19.")
+    wrpcap(str(tmp_path / "d.pcap"), [Ether() / IP(src="198.18.0.1", dst="10.23.0.9") / UDP(sport=53, dport=5353)
+                                      / a])
+    out = subprocess.run(["tshark", "-r", str(tmp_path / "d.pcap"), "-d", "udp.port==5353,dns", "-T", "fields",
+                          "-e", "dns.qry.name", "-e", "dns.a"], capture_output=True, text=True, timeout=60,
+                         check=True).stdout.split()
+    assert out == ["Api.Example.COM", answers[0]]
+
+
+def test_stalkerware_names_come_from_the_indicator_set(iocs_upstream):
+    """The stalkerware phone's C2 names are listed in the upstream stalkerware hosts file."""
+    names = netsim.stalkerware_names(5, seed=1)
+    hosts = set((iocs_upstream / "stalkerware-indicators" / "generated" / "hosts").read_text().split())
+    assert len(names) == 5 and set(names) <= hosts
+    assert netsim.stalkerware_names(5, seed=1) == names
+
+
+def test_simulation_refuses_to_run_without_root(monkeypatch):
+    """Without root the simulation says so plainly instead of failing half-way."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(HotspotError, match="needs root"):
+        netsim.SimulatedHotspot()
+
+
+# ------------------------------------------------------------ namespaces
+@pytest.fixture
+def online_sim():
+    """A started simulated hotspot with a fake internet; torn down after the test."""
+    sim = netsim.SimulatedHotspot()
+    try:
+        sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
+        yield sim
+    finally:
+        sim.cleanup()
+
+
+@pytest.fixture
+def offline_sim():
+    """A started simulated hotspot without uplink (offline mode)."""
+    sim = netsim.SimulatedHotspot(offline=True)
+    try:
+        sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
+        yield sim
+    finally:
+        sim.cleanup()
+
+
+@netns
+@needs_root
+def test_phone_gets_a_lease_and_reaches_the_fake_internet_through_nat(online_sim):
+    """A phone takes a lease from the real dnsmasq, shows in joined_phones, and its TLS/HTTP/QUIC get out."""
+    phone = online_sim.run_phone("clean", rounds=1, interval=0.2, seed=3)
+    assert phone.ip and phone.ip.startswith("10.23.0.") and phone.dns == hotspot.BOX_IP
+    joined = online_sim.joined_phones()
+    assert [(p.mac, p.ip, p.hostname) for p in joined] == [(phone.mac, phone.ip, phone.hostname)]
+    assert phone.wait(90) == 0
+    log = phone.log()
+    assert log and all(line.endswith(" ok") for line in log), log
+    seen = online_sim.internet_seen()
+    for name in netsim.CLEAN_NAMES:
+        assert f"tls {name}" in seen
+        assert f"dns {name}" in seen  # dnsmasq forwarded the phone's query upstream
+    assert "http connectivitycheck.gstatic.com" in seen
+    assert sum(1 for line in seen if line == "quic 1200") == len(netsim.CLEAN_QUIC_NAMES)
+    assert online_sim.problem() is None
+
+
+@netns
+@needs_root
+def test_two_phones_are_isolated_from_each_other(online_sim):
+    """Two phones get different leases and cannot reach each other (AP isolation on the bridge)."""
+    a, b = online_sim.add_phone("clean"), online_sim.add_phone("stalkerware")
+    assert a.ip != b.ip and a.mac != b.mac
+    assert sorted(p.ip for p in online_sim.joined_phones()) == sorted([a.ip, b.ip])
+    ping = system.run(["ip", "netns", "exec", a.ns, "busybox", "ping", "-c", "1", "-W", "1", b.ip], timeout=10, check=False)
+    assert ping.returncode != 0
+    gw = system.run(["ip", "netns", "exec", a.ns, "busybox", "ping", "-c", "1", "-W", "1", "198.18.0.1"], timeout=10,
+                    check=False)
+    assert gw.returncode == 0  # the internet is reachable, just not the other phone
+
+
+@netns
+@needs_root
+def test_port_scan_online_finds_only_dns_on_the_box(online_sim):
+    """From a phone, a TCP scan of the box finds port 53 and nothing else; DNS over UDP answers."""
+    phone = online_sim.add_phone("clean")
+    assert phone.scan(ports=f"1-1100,5222-5223,8080,8443,{hotspot.OFFLINE_PORT}") == [53]
+    # The box's uplink address is the box too: also closed to the phone.
+    assert phone.scan(host=netsim.BOX_UPLINK_IP, ports="1-1100") == []
+    out = phone.run(netsim.PYTHON, "-c", "from appliance import netsim; print(netsim.resolve('www.bbc.co.uk', "
+                    f"'{hotspot.BOX_IP}'))")
+    assert out.strip() == netsim.fake_address("www.bbc.co.uk")
+
+
+@netns
+@needs_root
+def test_port_scan_offline_finds_dns_and_the_redirected_listener_ports(offline_sim):
+    """Offline, only DNS, the redirected TLS/HTTP ports and the listener port answer."""
+    phone = offline_sim.add_phone("clean")
+    found = phone.scan(ports=f"1-1100,5222-5223,8080,8443,{hotspot.OFFLINE_PORT}")
+    assert found == sorted({53, hotspot.OFFLINE_PORT, *hotspot.OFFLINE_TCP_PORTS})
+
+
+@netns
+@needs_root
+def test_offline_names_resolve_to_the_box_and_hellos_are_read(offline_sim):
+    """Offline, every name resolves to the box; the listeners read TLS/HTTP/QUIC hellos without an internet."""
+    phone = offline_sim.run_phone("stalkerware", rounds=1, names=["c2.example-stalker.com", "api.spy.example",
+                                                                  "q.spy.example"])
+    phone.wait(90)
+    log = phone.log()
+    assert "dns c2.example-stalker.com ok" in log
+    assert "tls c2.example-stalker.com fail" in log  # the handshake is never completed
+    assert "http api.spy.example ok" in log           # HTTP gets the 204 that keeps phones on Wi-Fi
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(offline_sim.offline_seen()) < 3:
+        time.sleep(0.1)
+    kinds = sorted({line.split()[0] for line in offline_sim.offline_seen()})
+    assert kinds == ["http", "quic", "tls"]
+    assert all(line.split()[1] == phone.ip for line in offline_sim.offline_seen())
+    out = phone.run(netsim.PYTHON, "-c", f"from appliance import netsim; print(netsim.resolve('anything.test', "
+                    f"'{hotspot.BOX_IP}'))")
+    assert out.strip() == hotspot.BOX_IP
+
+
+@netns
+@needs_root
+def test_hard_coded_resolver_is_answered_by_the_box_offline(offline_sim):
+    """Offline, a phone that asks 8.8.8.8 directly still gets the box's answer (redirect to dnsmasq)."""
+    phone = offline_sim.add_phone("clean")
+    out = phone.run(netsim.PYTHON, "-c", "from appliance import netsim; print(netsim.resolve('x.example', '8.8.8.8'))")
+    assert out.strip() == hotspot.BOX_IP
+
+
+@netns
+@needs_root
+def test_everything_is_torn_down():
+    """After stop, no namespace and no process of the simulation is left."""
+    sim = netsim.SimulatedHotspot()
+    sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
+    phone = sim.run_phone("clean", rounds=5, interval=1.0)
+    names = [sim.box, sim.net, phone.ns]
+    pids = [d.pid for d in sim._daemons] + [phone._daemon.pid]
+    assert set(names) <= set(netsim.list_namespaces())
+    sim.cleanup()
+    assert not set(names) & set(netsim.list_namespaces())
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    assert not os.path.exists(sim.run_dir)
+    sim.stop()  # idempotent
+
+
+@netns
+@needs_root
+def test_stale_namespaces_of_dead_runs_are_cleaned_up():
+    """cleanup_stale removes namespaces whose creating process is gone and keeps live ones."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = f"{netsim.NS_PREFIX}-{dead.pid}-beef-box"
+    live = f"{netsim.NS_PREFIX}-{os.getpid()}-cafe-box"
+    for ns in (stale, live):
+        system.run(["ip", "netns", "add", ns], timeout=10)
+    try:
+        removed = netsim.cleanup_stale()
+        assert stale in removed and live not in removed
+        assert live in netsim.list_namespaces() and stale not in netsim.list_namespaces()
+    finally:
+        for ns in (stale, live):
+            system.run(["ip", "netns", "delete", ns], timeout=10, check=False)
+
+
+@netns
+@needs_root
+def test_a_failed_start_leaves_nothing_behind(monkeypatch):
+    """When a step of start fails, the namespaces made so far are removed and the error is plain."""
+    sim = netsim.SimulatedHotspot()
+    before = set(our_namespaces())
+    monkeypatch.setattr(netsim, "NET_IP", "not-an-address")
+    with pytest.raises(CommandError, match="ip failed") as info:
+        sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
+    assert "\n" not in str(info.value)
+    assert set(our_namespaces()) == before
+    sim.cleanup()
