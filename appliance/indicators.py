@@ -464,7 +464,9 @@ class Assembled:
         inds = [r for g in self.groups for r in g]
         allow = {"domains": sorted(self.allow_domains), "networks": sorted(self.allow_networks, key=_net_key)}
         heur = {k: sorted(v) for k, v in sorted(self.heuristics.items())}
-        blob = json.dumps([inds, allow, heur], sort_keys=True, ensure_ascii=False).encode()
+        # The hash covers content, not file order: sources by name, not index.
+        named = [r[:5] + [self.sources[r[5]].id] for r in inds]
+        blob = json.dumps([named, allow, heur], sort_keys=True, ensure_ascii=False).encode()
         return inds, allow, heur, hashlib.sha256(blob).hexdigest()
 
     @property
@@ -574,7 +576,7 @@ def assemble(parsed_files: list, severities=None, version: str | None = None) ->
     for key in sorted(groups):
         g = groups[key]
         if len(g) > 1:
-            g.sort(key=lambda r: (_RANK[r[4]], r[2], r[3]))
+            g.sort(key=lambda r: (_RANK[r[4]], r[2], r[3], sources[r[5]].id))
         group_list.append(g)
     labels = [p.extra["set_version"] for p in parsed_files if p.extra.get("set_version")]
     others = sum(1 for p in parsed_files if not p.extra.get("set_version") and (p.records or p.format != "pocketcheck"))
