@@ -16,17 +16,21 @@ from .errors import PocketcheckError
 
 # Modules that contribute sub-commands, in the order `--help` lists them.
 COMMAND_MODULES = ("extract", "indicators", "analysis", "report", "app")
+# Sub-commands that must start fast (`match` streams a million names through
+# the matcher): only their own module is imported, not every command's
+# dependencies (jinja2, PIL, cryptography... cost more than the matching).
+FAST_COMMANDS = {"match": "indicators", "iocs": "indicators"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Returns the top-level parser with every available sub-command."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Returns the top-level parser with every available sub-command (or only ``only``'s)."""
     parser = argparse.ArgumentParser(
         prog="pocketcheck",
         description="Checks whether a phone talks to stalkerware, from its network traffic.",
     )
     parser.add_argument("--version", action="version", version=f"pocketcheck {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in (only,) if only else COMMAND_MODULES:
         try:
             module = importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as exc:
@@ -41,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the process exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(FAST_COMMANDS.get(argv[0]) if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
