@@ -55,7 +55,7 @@ typedef struct pc_meta {
     uint8_t  pkt_dst_mac[6];
 } pc_meta;
 
-/* The engine state that owns the event queue; defined in capture.c. */
+/* The engine state that owns the event queue; defined in engine.c. */
 typedef struct pc_ctx pc_ctx;
 
 /* ---- emitting events ---------------------------------------------------- */

@@ -1,0 +1,278 @@
+/*
+ * capture.c - libpcap glue: capture files and live interfaces as a packet
+ * source for the engine (engine.c, through pkt_engine.h). Files and live
+ * interfaces share one read path (pcap_next_ex); every packet read gets the
+ * next frame number, so frame numbers match tshark's.
+ *
+ * libpcap 1.10 facts this file relies on (checked with tcpdump/libpcap
+ * 1.10.3 on the shared captures):
+ *  - pcap_next_ex() returns -1 with "truncated dump file; ..." when a file
+ *    ends in the middle of a record: the packets before it were returned.
+ *  - for pcapng, libpcap exposes one link type (the first interface's). When
+ *    it meets an interface description block whose link type OR snapshot
+ *    length differs from the first one, pcap_next_ex() fails with "an
+ *    interface has a type N different from the type of the first
+ *    interface" (or "... a snapshot length ..."), and nothing after that
+ *    block can be read through libpcap. We deliver what came before and end
+ *    with PC_ERR_FORMAT and a message that says so.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <pcap/pcap.h>
+
+#include "internal.h"
+#include "pkt_engine.h"
+
+/* Live reads return after this long without packets, so callers can poll. */
+#define LIVE_TIMEOUT_MS 100
+/* Enough for any frame on the Pi's Wi-Fi (and for GRO'd frames in tests). */
+#define LIVE_SNAPLEN 65535
+/* Kernel ring for bursts while Python handles a batch. */
+#define LIVE_BUFFER_BYTES (4 << 20)
+
+typedef struct pc_pcapsrc {
+    pcap_t *p;
+    pcap_dumper_t *dump;
+    int dirty;          /* dump has unflushed packets */
+    int live;
+    int linktype;
+    int64_t ts_mult;    /* 1: tv_usec holds nanoseconds; 1000: microseconds */
+} pc_pcapsrc;
+
+static void copy_err(char *errbuf, size_t errlen, const char *fmt, const char *a, const char *b)
+{
+    if (!errbuf || !errlen)
+        return;
+    snprintf(errbuf, errlen, fmt, a, b);
+    for (char *c = errbuf; *c; c++)
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
+}
+
+static int src_next(pc_reader *r, void *vs)
+{
+    pc_pcapsrc *s = vs;
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    int rc = pcap_next_ex(s->p, &h, &data);
+    if (rc == 1) {
+        /* Nanosecond precision: tv_usec holds nanoseconds (ts_mult 1). */
+        int64_t ts = (int64_t)h->ts.tv_sec * 1000000000LL + (int64_t)h->ts.tv_usec * s->ts_mult;
+        if (s->dump) {
+            pcap_dump((u_char *)s->dump, h, data);
+            s->dirty = 1;
+        }
+        pc_engine_packet(r, s->linktype, ts, data, h->caplen, h->len);
+        return PC_SRC_PACKET;
+    }
+    if (rc == 0)
+        return 0;
+    if (rc == PCAP_ERROR_BREAK)
+        return PC_EOF;
+    const char *msg = pcap_geterr(s->p);
+    uint64_t n = pc_engine_frames(r);
+    if (s->live) {
+        pc_engine_set_error(r, "capture stopped after %llu packets: %s", (unsigned long long)n, msg);
+        return PC_ERR_IO;
+    }
+    if (strstr(msg, "different from the")) {
+        pc_engine_set_error(r, "libpcap cannot read past frame %llu: %s (a pcapng file whose interfaces "
+                            "differ in link type or snapshot length; the rest of the file was not read)",
+                            (unsigned long long)n, msg);
+        return PC_ERR_FORMAT;
+    }
+    pc_engine_set_error(r, "the capture is damaged after frame %llu: %s", (unsigned long long)n, msg);
+    return PC_ERR_TRUNCATED;
+}
+
+static void src_flush(void *vs)
+{
+    pc_pcapsrc *s = vs;
+    if (s->dump && s->dirty) {
+        pcap_dump_flush(s->dump);
+        s->dirty = 0;
+    }
+}
+
+static void src_stop(void *vs)
+{
+    pc_pcapsrc *s = vs;
+    pcap_breakloop(s->p);
+}
+
+static void src_stats(void *vs, pc_stats *st)
+{
+    pc_pcapsrc *s = vs;
+    struct pcap_stat ps;
+    if (s->live && pcap_stats(s->p, &ps) == 0)
+        st->pcap_dropped = (uint64_t)ps.ps_drop + ps.ps_ifdrop;
+}
+
+static void src_close(void *vs)
+{
+    pc_pcapsrc *s = vs;
+    if (!s)
+        return;
+    if (s->dump) {
+        pcap_dump_flush(s->dump);
+        pcap_dump_close(s->dump);
+    }
+    if (s->p)
+        pcap_close(s->p);
+    pc_free(s);
+}
+
+static const pc_source_ops pcap_ops = {src_next, src_flush, src_stop, src_stats, src_close};
+
+/*
+ * Opens a capture file (see pocketcheck.h). The file is opened with fopen
+ * first so that "cannot open" (PC_ERR_OPEN) and "not a capture"
+ * (PC_ERR_FORMAT) are told apart; libpcap then sniffs pcap or pcapng from
+ * the magic number, whatever the file name says.
+ */
+int pc_reader_open_file(pc_reader **out, const char *path, const pc_limits *limits,
+                        char *errbuf, size_t errlen)
+{
+    char pe[PCAP_ERRBUF_SIZE] = "";
+    FILE *fp = NULL;
+    pc_pcapsrc *s = NULL;
+    struct stat sb;
+    int rc;
+
+    if (errbuf && errlen)
+        errbuf[0] = 0;
+    if (!out || !path) {
+        copy_err(errbuf, errlen, "%s%s", "no reader or path given", "");
+        return PC_ERR_ARG;
+    }
+    *out = NULL;
+    fp = fopen(path, "rb");
+    if (!fp) {
+        copy_err(errbuf, errlen, "cannot open %s: %s", path, strerror(errno));
+        rc = PC_ERR_OPEN;
+        goto fail;
+    }
+    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        copy_err(errbuf, errlen, "cannot open %s: %s", path, "not a regular file");
+        rc = PC_ERR_OPEN;
+        goto fail;
+    }
+    if (sb.st_size == 0) {
+        copy_err(errbuf, errlen, "%s is not a capture file: %s", path, "the file is empty");
+        rc = PC_ERR_FORMAT;
+        goto fail;
+    }
+    s = pc_calloc(1, sizeof *s);
+    if (!s) {
+        copy_err(errbuf, errlen, "%s%s", "out of memory", "");
+        rc = PC_ERR_NOMEM;
+        goto fail;
+    }
+    s->p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, pe);
+    if (!s->p) {
+        copy_err(errbuf, errlen, "%s is not a capture file libpcap can read: %s", path, pe);
+        rc = PC_ERR_FORMAT;
+        goto fail;
+    }
+    fp = NULL; /* pcap_close() closes it now */
+    s->ts_mult = 1;
+    s->linktype = pcap_datalink(s->p);
+    rc = pc_engine_new(out, limits, &pcap_ops, s, s->linktype);
+    if (rc != PC_OK) {
+        copy_err(errbuf, errlen, "%s%s", "out of memory", "");
+        goto fail;
+    }
+    return PC_OK;
+fail:
+    if (s && s->p)
+        pcap_close(s->p);
+    pc_free(s);
+    if (fp)
+        fclose(fp);
+    return rc;
+}
+
+/*
+ * Opens a live interface (see pocketcheck.h): pcap_create + options +
+ * pcap_activate, so the buffer size and a short read timeout can be set
+ * before activation; the filter is compiled against the interface's link
+ * type. The dump file, when asked for, gets every packet as it is read.
+ */
+int pc_reader_open_live(pc_reader **out, const char *iface, const char *bpf,
+                        const char *dump_path, const pc_limits *limits,
+                        char *errbuf, size_t errlen)
+{
+    char pe[PCAP_ERRBUF_SIZE] = "";
+    pc_pcapsrc *s = NULL;
+    struct bpf_program prog;
+    int rc;
+
+    if (errbuf && errlen)
+        errbuf[0] = 0;
+    if (!out || !iface) {
+        copy_err(errbuf, errlen, "%s%s", "no reader or interface given", "");
+        return PC_ERR_ARG;
+    }
+    *out = NULL;
+    s = pc_calloc(1, sizeof *s);
+    if (!s) {
+        copy_err(errbuf, errlen, "%s%s", "out of memory", "");
+        rc = PC_ERR_NOMEM;
+        goto fail;
+    }
+    s->live = 1;
+    s->p = pcap_create(iface, pe);
+    if (!s->p) {
+        copy_err(errbuf, errlen, "cannot open interface %s: %s", iface, pe);
+        rc = PC_ERR_OPEN;
+        goto fail;
+    }
+    pcap_set_snaplen(s->p, LIVE_SNAPLEN);
+    pcap_set_promisc(s->p, 0); /* the hotspot sees its clients' traffic anyway */
+    pcap_set_timeout(s->p, LIVE_TIMEOUT_MS);
+    pcap_set_buffer_size(s->p, LIVE_BUFFER_BYTES);
+    pcap_set_tstamp_precision(s->p, PCAP_TSTAMP_PRECISION_NANO); /* falls back to micro if unsupported */
+    int act = pcap_activate(s->p);
+    if (act < 0) {
+        const char *why = act == PCAP_ERROR ? pcap_geterr(s->p) : pcap_statustostr(act);
+        copy_err(errbuf, errlen, "cannot capture on %s: %s", iface, why);
+        rc = PC_ERR_OPEN;
+        goto fail;
+    }
+    s->ts_mult = pcap_get_tstamp_precision(s->p) == PCAP_TSTAMP_PRECISION_NANO ? 1 : 1000;
+    if (bpf && *bpf) {
+        if (pcap_compile(s->p, &prog, bpf, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+            copy_err(errbuf, errlen, "capture filter \"%s\": %s", bpf, pcap_geterr(s->p));
+            rc = PC_ERR_FILTER;
+            goto fail;
+        }
+        int set = pcap_setfilter(s->p, &prog);
+        pcap_freecode(&prog);
+        if (set != 0) {
+            copy_err(errbuf, errlen, "capture filter \"%s\": %s", bpf, pcap_geterr(s->p));
+            rc = PC_ERR_FILTER;
+            goto fail;
+        }
+    }
+    s->linktype = pcap_datalink(s->p);
+    if (dump_path) {
+        s->dump = pcap_dump_open(s->p, dump_path);
+        if (!s->dump) {
+            copy_err(errbuf, errlen, "cannot write %s: %s", dump_path, pcap_geterr(s->p));
+            rc = PC_ERR_IO;
+            goto fail;
+        }
+    }
+    rc = pc_engine_new(out, limits, &pcap_ops, s, s->linktype);
+    if (rc != PC_OK) {
+        copy_err(errbuf, errlen, "%s%s", "out of memory", "");
+        goto fail;
+    }
+    return PC_OK;
+fail:
+    src_close(s);
+    return rc;
+}
