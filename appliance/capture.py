@@ -150,9 +150,11 @@ class LiveCapture:
                 self._stats["status"] = reader.status
                 self._stats["error"] = reader.error
             finally:
+                # Dropping the last reference frees the C reader (ffi.gc in
+                # native.Reader), which flushes and closes the pcap file.
                 with self._reader_lock:
                     self._reader = None
-                    reader.close()
+                    del reader
 
     def _deliver(self, batch) -> None:
         self.events += len(batch)

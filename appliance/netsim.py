@@ -267,35 +267,38 @@ def quic_initial(sni: str, dcid: bytes | None = None, scid: bytes | None = None)
 
 # ------------------------------------------------------------ indicator names
 def stalkerware_names(count: int = 3, seed: int | None = None) -> list[str]:
-    """Picks C2 names from the shipped indicator set (or the upstream hosts list).
+    """Picks stalkerware C2 names from the shipped indicator set.
+
+    Falls back to the upstream stalkerware hosts list beside the work tree
+    when the shipped set cannot be loaded (it is the same source).
 
     Args:
         count: how many names.
         seed: makes the choice repeatable.
     Returns:
-        Domain names that the indicator set lists as stalkerware.
+        Domain names that the indicator set lists as stalkerware C2 (high severity).
     Raises:
         HotspotError: no indicator list can be found.
     """
     names: list[str] = []
-    try:  # the shipped set, once appliance/indicators.py provides it
+    try:
         from . import indicators
 
-        getter = getattr(indicators, "domain_names", None)
-        if getter is not None:
-            names = [n for n in getter() if n]
-    except ImportError:
-        pass
+        names = [i.value for i in indicators.load_default().indicators()
+                 if i.kind == "domain" and i.category == "stalkerware-c2" and i.severity == "high"]
+    except Exception as exc:  # noqa: BLE001 - any failure of the shipped set: use the upstream list
+        log.warning("shipped indicators unavailable (%s); using the upstream hosts list", exc)
     if not names:
         shared = Path(os.environ.get("POCKETCHECK_SHARED", _ROOT.parent / "shared"))
         hosts = shared / "iocs-upstream" / "stalkerware-indicators" / "generated" / "hosts"
         try:
-            lines = hosts.read_text(encoding="utf-8").split()
+            names = hosts.read_text(encoding="utf-8").split()
         except OSError as exc:
             raise HotspotError(f"no stalkerware indicator names found ({hosts}): {exc.strerror}") from None
-        names = [n for n in lines if re.fullmatch(r"[a-z0-9.-]+\.[a-z]{2,}", n) and not n.startswith("www.")]
+    # Names a phone could really look up (not wildcards or bare addresses).
+    names = sorted({n for n in names if re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", n) and not n[-1].isdigit()})
     rng = random.Random(seed)
-    return rng.sample(sorted(set(names)), min(count, len(set(names))))
+    return rng.sample(names, min(count, len(names)))
 
 
 # --------------------------------------------------------------- the phones

@@ -64,11 +64,17 @@ def test_dns_codec_agrees_with_tshark(tmp_path):
 
 
 def test_stalkerware_names_come_from_the_indicator_set(iocs_upstream):
-    """The stalkerware phone's C2 names are listed in the upstream stalkerware hosts file."""
+    """The stalkerware phone's C2 names are upstream stalkerware hosts and high-severity hits of the shipped set."""
     names = netsim.stalkerware_names(5, seed=1)
     hosts = set((iocs_upstream / "stalkerware-indicators" / "generated" / "hosts").read_text().split())
     assert len(names) == 5 and set(names) <= hosts
     assert netsim.stalkerware_names(5, seed=1) == names
+    from appliance import indicators
+
+    per_name = indicators.load_default().match_names(names)
+    assert len(per_name) == len(names)
+    for name, hits in zip(names, per_name):
+        assert any(h.indicator.severity == "high" for h in hits), name
 
 
 def test_simulation_refuses_to_run_without_root(monkeypatch):
