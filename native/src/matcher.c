@@ -1395,9 +1395,16 @@ static int validate(const uint8_t *img, size_t len, const uint8_t **sec, uint64_
     /* Every index points inside its target. */
     {
         const uint64_t nstr = secsz[S_DSTR], nids = secsz[S_DIDS] / 4;
-        for (uint64_t i = 0; i < par[P_DSLOTS]; i++)
-            if (u32at(sec[S_DSLOT], 2 * i + 1) > par[P_DENT])
+        uint64_t used = 0;
+        for (uint64_t i = 0; i < par[P_DSLOTS]; i++) {
+            uint32_t e1 = u32at(sec[S_DSLOT], 2 * i + 1);
+            if (e1 > par[P_DENT])
                 BAD("damaged domain table (slot %llu)", (unsigned long long)i);
+            used += e1 != 0;
+        }
+        /* At most one slot per entry and at most half full: every probe sequence meets an empty slot. */
+        if (used > par[P_DENT])
+            BAD("damaged domain table (slots)");
         for (uint64_t e = 0; e < par[P_DENT]; e++) {
             uint64_t so = u32at(sec[S_DENT], 4 * e), sl = u32at(sec[S_DENT], 4 * e + 1);
             uint64_t io = u32at(sec[S_DENT], 4 * e + 2), in = u32at(sec[S_DENT], 4 * e + 3);
