@@ -281,8 +281,9 @@ class Reader:
     def close(self) -> None:
         """Frees the C reader now rather than at garbage collection."""
         if self._h is not None:
-            lib.pc_reader_free(ffi.gc(self._h, None))
-            self._h = None
+            h, self._h = self._h, None
+            ffi.gc(h, None)  # detach the destructor (cffi returns None here, not the pointer)
+            lib.pc_reader_free(h)
 
     def __enter__(self):
         return self
