@@ -488,6 +488,8 @@ class App:
         self.ignored: list[tuple[State, Ev]] = []  # illegal events seen (for tests and logs)
         self.history: list[tuple[State, Ev, State]] = []
         self._shown = None
+        self._idle_cache = None
+        self._ioc_date: str | None = None
 
     # ------------------------------------------------------------ plumbing
     def post(self, kind: Ev, **data) -> None:
@@ -610,12 +612,7 @@ class App:
         s = self.session
         m = screens.Model(step=self.step_no, discreet=self.cfg.discreet)
         if self.state is State.IDLE:
-            m.ioc_date = self.ioc_date()
-            m.pending_reports = len(self.store.pending())
-            try:
-                m.free_mb = shutil.disk_usage(self.store.root).free // (1024 * 1024)
-            except OSError:
-                m.free_mb = None
+            m.ioc_date, m.pending_reports, m.free_mb = self._idle_facts()
         if self.hotspot is not None:
             m.ssid = getattr(self.hotspot, "ssid", "") or ""
             m.passphrase = getattr(self.hotspot, "passphrase", "") or ""
@@ -631,6 +628,23 @@ class App:
         if self.state in ERROR_STATES:
             m.title, m.message = self.error
         return m
+
+    def _idle_facts(self) -> tuple[str, int, int | None]:
+        """Indicator date, reports waiting and free MB; rescanned at most every 30 s or after a change."""
+        now = self.clock.monotonic()
+        key = (len(self.history) and self.history[-1][0] is not State.IDLE, self.state)
+        cached = self._idle_cache
+        if cached is not None and now - cached[0] < 30 and not key[0]:
+            return cached[1]
+        if self._ioc_date is None:
+            self._ioc_date = self.ioc_date()
+        try:
+            free = shutil.disk_usage(self.store.root).free // (1024 * 1024)
+        except OSError:
+            free = None
+        facts = (self._ioc_date, len(self.store.pending()), free)
+        self._idle_cache = (now, facts)
+        return facts
 
     def screen(self) -> str:
         """Returns the name of the screen for the current state."""
@@ -959,7 +973,7 @@ def reason_for(verdict: str, alerts) -> str:
     """
     if verdict == "red":
         fams = [a.family for a in alerts if getattr(a, "family", "") and a.level == "high"]
-        return f"Contacts {fams[0]} servers" if fams else "Contacts stalkerware servers"
+        return f"Known stalkerware: {fams[0]}" if fams else "Contacts known stalkerware servers"
     if verdict == "amber":
         return "Unusual traffic: see the report"
     return "No known stalkerware seen"
@@ -972,9 +986,9 @@ def analyse_with_report(capture: pathlib.Path, report_dir: pathlib.Path, session
     Args:
         capture: the pcap.
         report_dir: where the report folder is written (replaced if present).
-        session: the session (its facts go into the report).
-        cfg: the configuration (language, report options).
-        key_dir: the box's signing key folder (None: report's default).
+        session: the session (interrupted / too short become report warnings).
+        cfg: the configuration (language, minimum duration, data dir for the key).
+        key_dir: the box's signing key folder (None: <data_dir>/keys).
         generated_at: fixed report time (tests).
 
     Returns:
@@ -983,33 +997,26 @@ def analyse_with_report(capture: pathlib.Path, report_dir: pathlib.Path, session
     Raises:
         PocketcheckError, OSError: the capture cannot be read or the report written.
     """
-    from . import analysis
+    from . import analysis, report
+    from . import indicators as ind
 
-    result, files = analysis.analyze_files([capture])
-    try:
-        from . import report
-    except ModuleNotFoundError:
-        report = None
+    thresholds = analysis.Thresholds()
+    if cfg is not None:
+        thresholds = dataclasses.replace(thresholds, min_duration_s=float(cfg.capture.minimum_minutes * 60))
+        if key_dir is None:
+            key_dir = pathlib.Path(cfg.data_dir) / "keys"
+    iocs = ind.load_default()
+    result, files = analysis.analyze_files([capture], iocs, thresholds)
+    extra = []
+    if session.interrupted:
+        extra.append("interrupted")
+    if session.too_short:
+        extra.append("short")
+    doc = report.build(result, files, iocs, generated_at=generated_at, extra_warnings=extra)
     if report_dir.exists():
         shutil.rmtree(report_dir)
-    if report is not None:
-        from . import indicators as ind
-
-        iocs = ind.load_default()
-        kwargs = {}
-        if generated_at is not None:
-            kwargs["generated_at"] = generated_at
-        doc = report.build(result, files, iocs, box_id=None, **kwargs)
-        doc.setdefault("session", {})
-        if isinstance(doc.get("session"), dict):
-            doc["session"].setdefault("interrupted", session.interrupted)
-            doc["session"].setdefault("too_short", session.too_short)
-        lang = cfg.language if cfg is not None and cfg.language in ("en", "fr") else "en"
-        report.write(str(report_dir), doc, files, lang=lang, key_dir=key_dir)
-    else:  # report.py not there yet: a minimal folder so the flow still works
-        report_dir.mkdir(parents=True)
-        shutil.copy2(capture, report_dir / capture.name)
-        (report_dir / "report.json").write_text(json.dumps({"verdict": result.verdict}, indent=1))
+    lang = cfg.language if cfg is not None and cfg.language in getattr(report, "LANGUAGES", ("en",)) else "en"
+    report.write(str(report_dir), doc, files, lang=lang, key_dir=key_dir)
     return Outcome(result.verdict, reason_for(result.verdict, result.alerts), len(result.alerts))
 
 
@@ -1098,9 +1105,9 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from . import demo
-
-    return demo.main(args)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    results = run_demo(pathlib.Path(args.out), mode=args.mode, quiet=args.quiet)
+    return 0 if len(results) == 2 else 1
 
 
 def _cmd_selftest(args) -> int:
@@ -1138,6 +1145,369 @@ def _cmd_selftest(args) -> int:
     line(bool(date), f"indicator set {date or 'not found'}")
     print("selftest: " + ("all good" if ok else "problems found"))
     return 0 if ok else 1
+
+
+# ======================================================================= demo
+# The demo drives the real App, on gpiozero MockFactory pins and luma's dummy
+# display, through two sessions. The network is G2's simulation (network
+# namespaces, real dnsmasq/nftables, simulated phones) when this machine allows
+# it; otherwise a replay: a capture of the same kind of phone traffic is built
+# here and fed through the same live counters, analysis and report.
+
+DEMO_PHONE_MAC = "02:70:63:00:00:0a"
+DEMO_PHONE_IP = "10.23.0.10"
+DEMO_BOX_MAC = "02:70:63:00:00:01"
+DEMO_BOX_IP = "10.23.0.1"
+CLEAN_NAMES = ("www.wikipedia.org", "www.bbc.co.uk", "www.google.com", "www.apple.com", "api.weather.com",
+               "www.openstreetmap.org", "news.ycombinator.com", "www.gov.uk")
+
+
+def _csum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _ipv4(src: str, dst: str, proto: int, payload: bytes, ident: int) -> bytes:
+    import socket
+    import struct
+
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident & 0xFFFF, 0x4000, 64, proto, 0,
+                      socket.inet_aton(src), socket.inet_aton(dst))
+    hdr = hdr[:10] + _csum(hdr).to_bytes(2, "big") + hdr[12:]
+    return hdr + payload
+
+
+def _l4(src: str, dst: str, proto: int, seg: bytes) -> bytes:
+    import socket
+
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + bytes([0, proto]) + len(seg).to_bytes(2, "big")
+    c = _csum(pseudo + seg)
+    at = 6 if proto == 17 else 16
+    return seg[:at] + c.to_bytes(2, "big") + seg[at + 2:]
+
+
+def _udp(src, sport, dst, dport, payload, ident) -> bytes:
+    import struct
+
+    seg = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    return _ipv4(src, dst, 17, _l4(src, dst, 17, seg), ident)
+
+
+def _tcp(src, sport, dst, dport, seq, ack, flags, payload, ident) -> bytes:
+    import struct
+
+    seg = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
+    return _ipv4(src, dst, 6, _l4(src, dst, 6, seg), ident)
+
+
+def build_replay_capture(kind: str, path: str | os.PathLike, t0: float, minutes: float = 6.0,
+                         names: list[str] | None = None) -> list[str]:
+    """Writes a pcap of one phone's traffic on the hotspot (the demo's replay mode).
+
+    The phone resolves names through the box (DNS) and opens TLS connections
+    with the name in the ClientHello (SNI), spread over `minutes`. A
+    "stalkerware" phone also checks in with C2 names from the shipped
+    indicator set every minute; a "clean" phone visits ordinary sites at
+    irregular times.
+
+    Args:
+        kind: "clean" or "stalkerware".
+        path: the pcap to write.
+        t0: the first packet's time (epoch seconds).
+        minutes: how long the traffic spans.
+        names: the C2 names (default: picked from the indicator set).
+
+    Returns:
+        The names the phone contacted.
+    """
+    import random
+    import struct
+
+    from . import netsim
+
+    rng = random.Random(7 if kind == "clean" else 11)
+    visits: list[tuple[float, str]] = []
+    span = minutes * 60
+    for i, name in enumerate(CLEAN_NAMES):
+        visits.append((5 + i * span / len(CLEAN_NAMES) + rng.uniform(0, 20), name))
+    if kind == "stalkerware":
+        c2 = names or netsim.stalkerware_names(2, seed=3)
+        for k in range(int(minutes)):
+            for j, name in enumerate(c2):
+                visits.append((30 + k * 60 + j * 2.0, name))
+    visits.sort()
+    phone_mac = bytes.fromhex(DEMO_PHONE_MAC.replace(":", ""))
+    box_mac = bytes.fromhex(DEMO_BOX_MAC.replace(":", ""))
+    frames: list[tuple[float, bytes]] = []
+    ident = 1
+
+    def eth(src_mac, dst_mac, ip_packet):
+        return dst_mac + src_mac + b"\x08\x00" + ip_packet
+
+    def up(t, pkt):
+        frames.append((t, eth(phone_mac, box_mac, pkt)))
+
+    def down(t, pkt):
+        frames.append((t, eth(box_mac, phone_mac, pkt)))
+
+    for n, (dt, name) in enumerate(visits):
+        t = t0 + dt
+        ident += 4
+        query = netsim.dns_query(name, qid=(n * 7919) & 0xFFFF)
+        sport = 40000 + n
+        up(t, _udp(DEMO_PHONE_IP, sport, DEMO_BOX_IP, 53, query, ident))
+        down(t + 0.02, _udp(DEMO_BOX_IP, 53, DEMO_PHONE_IP, sport, netsim.dns_answer(query), ident + 1))
+        server = netsim.fake_address(name)
+        cport = 50000 + n
+        hello = netsim.client_hello(name, alpn=b"http/1.1", quic=False)
+        record = b"\x16\x03\x01" + struct.pack("!H", len(hello)) + hello
+        isn, ssn = 1000 + n * 100, 5000 + n * 100
+        up(t + 0.05, _tcp(DEMO_PHONE_IP, cport, server, 443, isn, 0, 0x02, b"", ident + 2))
+        down(t + 0.08, _tcp(server, 443, DEMO_PHONE_IP, cport, ssn, isn + 1, 0x12, b"", ident + 3))
+        up(t + 0.09, _tcp(DEMO_PHONE_IP, cport, server, 443, isn + 1, ssn + 1, 0x10, b"", ident + 4))
+        up(t + 0.10, _tcp(DEMO_PHONE_IP, cport, server, 443, isn + 1, ssn + 1, 0x18, record, ident + 5))
+        ident += 2
+    frames.sort(key=lambda f: f[0])
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for t, frame in frames:
+            sec = int(t)
+            fh.write(struct.pack("<IIII", sec, int((t - sec) * 1e6), len(frame), len(frame)))
+            fh.write(frame)
+    return [n for _, n in visits]
+
+
+class _ReplayCapture:
+    """What capture.LiveCapture offers the app: a path, running, stop()."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.running = True
+
+    def stop(self) -> None:
+        self.running = False
+
+
+class ReplayHotspot:
+    """A hotspot stand-in that replays a built capture (demo without namespaces).
+
+    Args:
+        kind: "clean" or "stalkerware".
+        t0: the capture's start time.
+    """
+
+    def __init__(self, kind: str, t0: float):
+        self.kind = kind
+        self.t0 = t0
+        self.ssid = self.passphrase = None
+        self.capture = None
+        self.joined = False
+        self.offline = False
+
+    def start(self, ssid: str, passphrase: str) -> None:
+        """Records the credentials (no radio)."""
+        self.ssid, self.passphrase = ssid, passphrase
+
+    def start_capture(self, path, sink=None):
+        """Writes the phone's capture and feeds its events to the live counters."""
+        build_replay_capture(self.kind, path, self.t0)
+        if sink is not None:
+            from .native import Reader
+
+            with Reader.open_file(str(path)) as reader:
+                for batch in reader.batches():
+                    sink(batch)
+        self.capture = _ReplayCapture(str(path))
+        return self.capture
+
+    def joined_phones(self) -> list:
+        """The one phone, once the demo script has made it join."""
+        return [DEMO_PHONE_MAC] if self.joined else []
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+        if self.capture is not None:
+            self.capture.stop()
+
+
+def _netns_possible() -> str | None:
+    """Returns None when the namespace simulation can run here, else why not."""
+    if os.geteuid() != 0:
+        return "not root"
+    from . import system
+
+    for prog in ("ip", "dnsmasq", "nft", "busybox", "bridge"):
+        if system.which(prog) is None:
+            return f"{prog} is not installed"
+    try:
+        system.run(["ip", "netns", "add", f"pcprobe-{os.getpid()}"], timeout=10)
+        system.run(["ip", "netns", "del", f"pcprobe-{os.getpid()}"], timeout=10)
+    except PocketcheckError as exc:
+        return f"network namespaces unavailable ({exc})"
+    return None
+
+
+def run_demo(out: pathlib.Path, mode: str = "auto", quiet: bool = False, stream=None) -> list[dict]:
+    """Runs two sessions end to end on simulated hardware; leaves reports and screens in `out`.
+
+    Output: ``out/oled/NNN-<screen>.png`` (every frame shown, in order, with
+    4x previews in ``out/oled/4x/``), ``out/usb/<session>/`` (the report
+    folders as read back from each stick image), ``out/sticks/*.img`` and
+    ``out/box/`` (the box's data folder).
+
+    Args:
+        out: output folder (created; an existing demo output is replaced).
+        mode: "netns", "replay" or "auto" (netns when possible).
+        quiet: do not print the screen previews.
+        stream: where to print (default stdout).
+
+    Returns:
+        One dict per session: kind, verdict, reason, session id, report folder.
+
+    Raises:
+        PocketcheckError: netns mode was asked for but cannot run, or a step failed.
+    """
+    import sys
+
+    from . import hw, usb
+
+    stream = stream or sys.stdout
+
+    def say(text: str = "") -> None:
+        print(text, file=stream, flush=True)
+
+    why_not = _netns_possible() if mode in ("auto", "netns") else "replay asked for"
+    if mode == "netns" and why_not:
+        raise PocketcheckError(f"the network simulation cannot run here: {why_not}")
+    use_netns = why_not is None
+    for sub in ("oled", "usb", "sticks", "box"):
+        if (out / sub).exists():
+            shutil.rmtree(out / sub)
+    (out / "oled" / "4x").mkdir(parents=True)
+    (out / "usb").mkdir()
+    (out / "sticks").mkdir()
+    layer = config_mod.parse_text(f"data_dir: {(out / 'box').resolve()}\n", "demo settings")
+    cfg = config_mod.combine([(layer, "demo settings")])
+    clock = FakeClock(time.time())
+    say("pocketcheck demo")
+    if use_netns:
+        say("mode: NETWORK SIMULATION - namespaces with real dnsmasq and nftables, simulated phones, live capture")
+    else:
+        say(f"mode: REPLAY - built phone captures fed through the same analysis (no namespaces: {why_not})")
+    say("hardware: gpiozero MockFactory pins and luma dummy display; the clock is simulated")
+    say("")
+
+    counter = [0]
+
+    def on_frame(screen_name: str, img) -> None:
+        counter[0] += 1
+        name = f"{counter[0]:03d}-{screen_name}"
+        img.save(out / "oled" / f"{name}.png")
+        img.convert("L").resize((img.width * 4, img.height * 4), resample=0).save(out / "oled" / "4x" / f"{name}.png")
+        if not quiet:
+            say(f"[screen {name}]")
+            say(screens.text_preview(img))
+
+    holder: dict = {}
+    hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n))
+    hardware.frame_listeners.append(on_frame)
+    from gpiozero import Device
+
+    button = Device.pin_factory.pin(cfg.pins.button)
+    kinds = ["clean", "stalkerware"]
+    current: dict = {}
+
+    def hotspot_factory(c):
+        if use_netns:
+            from . import netsim
+
+            hs = netsim.SimulatedHotspot(offline=False)
+        else:
+            hs = ReplayHotspot(current["kind"], clock.wall())
+        current["hs"] = hs
+        return hs
+
+    def live():
+        from .analysis import Analyzer
+
+        return LiveStats(Analyzer())
+
+    app = App(cfg, hardware, hotspot_factory, lambda c, r, s: analyse_with_report(c, r, s, cfg=cfg),
+              clock=clock, runner=SyncRunner(), power_off=lambda: None, live_stats=live, ioc_date=ioc_set_date)
+    holder["app"] = app
+
+    def press() -> None:
+        button.drive_low()
+        button.drive_high()
+        deadline = time.monotonic() + 5
+        while app.events.empty() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        app.pump()
+
+    results = []
+    app.start()
+    try:
+        for n, kind in enumerate(kinds, 1):
+            current["kind"] = kind
+            say(f"--- session {n}: a {'clean phone' if kind == 'clean' else 'phone with stalkerware'} ---")
+            press()
+            if app.state is not State.WAITING_FOR_PHONE:
+                raise PocketcheckError(f"the hotspot did not start ({app.error[1] or app.state.value})")
+            hs = current["hs"]
+            say(f"hotspot up: {hs.ssid} / {hs.passphrase}")
+            phone = None
+            if use_netns:
+                phone = hs.run_phone(kind, rounds=3, interval=1.0, seed=n)
+            else:
+                hs.joined = True
+            app.tick()
+            if app.state is not State.CAPTURING:
+                raise PocketcheckError("the phone did not join")
+            # six simulated minutes of capture: one tick is 30 s of the fake clock
+            for _ in range(12):
+                app.tick(30)
+                if use_netns:
+                    time.sleep(0.5)
+            if phone is not None:
+                phone.wait(timeout=120)
+            press()  # stop the capture -> analysis -> verdict
+            if app.state is not State.VERDICT:
+                raise PocketcheckError(f"no verdict ({app.error[1] or app.state.value})")
+            s = app.session
+            say(f"verdict: {s.verdict.upper()} - {s.reason}")
+            for _ in range(18):  # the verdict and "insert USB" screens alternate
+                app.tick(0.5)
+            stick_img = usb.make_image(out / "sticks" / f"stick-{n}.img", 16384, label=f"STICK{n}")
+            stick = usb.MtoolsStick(stick_img, label=f"stick {n}")
+            app.post(Ev.USB_INSERTED, stick=stick)
+            app.pump()
+            if app.state is not State.SAFE_TO_REMOVE:
+                raise PocketcheckError(f"the report was not written to the stick ({app.error[1]})")
+            for sid in stick.list_reports():
+                dest = stick.read_back(sid, out / "usb" / sid)
+                results.append({"kind": kind, "verdict": s.verdict, "reason": s.reason, "session": sid,
+                                "report": str(dest)})
+            app.post(Ev.USB_REMOVED)
+            app.pump()
+            clock.advance(60)
+            say("")
+    finally:
+        hs = current.get("hs")
+        if hs is not None:
+            try:
+                hs.stop()
+            except (PocketcheckError, OSError) as exc:
+                log.warning("stopping the simulation: %s", exc)
+        hardware.close()
+    say("=== verdicts ===")
+    for r in results:
+        say(f"{r['kind']:12s} {r['verdict'].upper():6s} {r['reason']}  ->  {r['report']}")
+    say(f"screens: {out / 'oled'} ({counter[0]} frames)")
+    return results
 
 
 __all__ = [

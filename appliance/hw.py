@@ -47,6 +47,7 @@ class Hardware:
         self.frame_listeners: list[Callable[[str, Image.Image], None]] = []
         self.led_pattern = None
         self.last_screen = None
+        self.last_frame = None
         self._held = False
         self._lock = threading.Lock()
         button.when_pressed = self._pressed
@@ -100,12 +101,16 @@ class Hardware:
             model: what the screen shows.
 
         Returns:
-            The 128x64 1-bit frame sent to the display.
+            The 128x64 1-bit frame on the display (a frame identical to the
+            last one is not sent again, nor passed to frame_listeners).
         """
         img = Image.new(self.display.mode, self.display.size, screens.OFF)
         screens.RENDERERS[screen](ImageDraw.Draw(img), model)
+        if screen == self.last_screen and self.last_frame is not None and img.tobytes() == self.last_frame.tobytes():
+            return self.last_frame  # same pixels: spare the I2C bus (a full frame is 1 KiB)
         self.display.display(img)
         self.last_screen = screen
+        self.last_frame = img
         for listener in self.frame_listeners:
             listener(screen, img)
         return img
