@@ -12,6 +12,7 @@ import ipaddress
 import os
 from array import array
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 
 import idna
 
@@ -232,6 +233,12 @@ class Matcher:
             specific domain first, then keywords. Names that cannot be host
             names match nothing (:attr:`rejected` counts them).
         """
+        joined = "".join(names)
+        if joined.isascii():
+            # The common case: one encode, offsets from the lengths (ASCII: 1 byte per character).
+            offs = array("I", [0])
+            offs.extend(accumulate(map(len, names)))
+            return self.match_names_bytes(joined.encode("ascii"), offs)
         enc = []
         for name in names:
             if name.isascii():
