@@ -40,8 +40,7 @@ def normalize(name: str) -> str | None:
     """
     if not isinstance(name, str):
         return None
-    if name.endswith("."):
-        name = name[:-1]
+    name = name.removesuffix(".")
     if not name.isascii():
         try:
             name = idna.encode(name, uts46=True).decode("ascii")
@@ -90,7 +89,7 @@ class Matcher:
     # ---- building -------------------------------------------------------
     @classmethod
     def build(cls, domains: Iterable = (), keywords: Iterable = (), ips: Iterable = (),
-              hashes: Iterable = ()) -> "Matcher":
+              hashes: Iterable = ()) -> Matcher:
         """Builds and prepares a matcher.
 
         Args:
@@ -314,7 +313,7 @@ class Matcher:
         check(st, f"save {os.fspath(path)}: {ffi.string(err).decode('utf-8', 'replace')}")
 
     @classmethod
-    def load(cls, path) -> "Matcher":
+    def load(cls, path) -> Matcher:
         """Maps a compiled matcher file read-only (no rebuilding).
 
         Args:

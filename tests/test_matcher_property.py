@@ -40,8 +40,7 @@ def names_for(draw, doms):
 def ref_valid(name: str) -> str | None:
     """The reference normalisation: lower-case, one trailing dot off, no empty label, at most 253 bytes."""
     n = name.lower()
-    if n.endswith("."):
-        n = n[:-1]
+    n = n.removesuffix(".")
     if not n or len(n) > 253 or "" in n.split("."):
         return None
     return n

@@ -101,8 +101,8 @@ void pc_matcher_free(pc_matcher *m);
  * n+1 entries, non-decreasing) and carries ids[i]. Patterns are copied; case
  * is folded and one trailing dot dropped. Returns the number added (n), or
  * PC_ERR_ARG when a pattern is empty, longer than 253 bytes or has an empty
- * label (patterns before it were added; the index of the bad one is the
- * count in pc_matcher_error()), PC_ERR_STATE after prepare, PC_ERR_NOMEM.
+ * label (the patterns before it stay added; pc_matcher_error() names the
+ * index of the bad one), PC_ERR_STATE after prepare, PC_ERR_NOMEM.
  */
 int pc_matcher_add_domains(pc_matcher *m, const uint8_t *buf, const uint32_t *off,
                            const uint32_t *ids, size_t n);

@@ -141,8 +141,8 @@ def data(n_ind):
         table = build_set(doms)
         set_build = time.perf_counter() - t
         _DATA.clear()  # keep one size in memory at a time
-        _DATA[n_ind] = dict(doms=doms, names=names, packed=pack(names), c=c, aho=aho, set=table,
-                            build={"c": c_build, "pyahocorasick": aho_build, "set": set_build})
+        _DATA[n_ind] = {"doms": doms, "names": names, "packed": pack(names), "c": c, "aho": aho, "set": table,
+                        "build": {"c": c_build, "pyahocorasick": aho_build, "set": set_build}}
     return _DATA[n_ind]
 
 
