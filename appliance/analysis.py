@@ -449,9 +449,10 @@ class Analyzer:
         for name, rule, ev in items:
             hit = self._name_cache.get(name)
             if hit:
-                ip = ev.data.strip() if rule == "ioc.dns-answer" else ""
+                # For a CNAME answer the alert names the question's owner; the
+                # matched target is in detail["matched"].
                 owner = _norm(ev.name) if rule == "ioc.dns-answer" else name
-                self._add_ioc(rule, ev, hit, name=owner, ip=ip, matched=name)
+                self._add_ioc(rule, ev, hit, name=owner, matched=name)
 
     def _match_ips(self, items) -> None:
         todo = sorted({i for i, _, _, _ in items if i not in self._ip_cache})

@@ -98,7 +98,7 @@ def build(result, files, indicators, box_id: str | None = None, generated_at: st
             "software_version": __version__, "generated_at": generated_at,
             "indicators": {"version": str(getattr(indicators, "version", "")),
                            "sha256": str(getattr(indicators, "sha256", "")),
-                           "counts": {str(k): int(v) for k, v in dict(counts).items()}},
+                           "counts": json.loads(json.dumps(dict(counts)))},
             "configuration": result.thresholds.to_dict(),
             "capture": {"files": [f.to_dict() for f in files], "events": result.events, "stats": stats},
             "warnings": warnings,
@@ -145,7 +145,7 @@ def _duration(seconds: float, cat: dict) -> str:
 def _ts(s: str | None) -> float | None:
     if not s:
         return None
-    return _dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+    return _dt.datetime.fromisoformat(s).timestamp()
 
 
 def timeline(doc: dict, width: int = 880, row: int = 26, label_w: int = 260) -> dict | None:
@@ -175,7 +175,7 @@ def timeline(doc: dict, width: int = 880, row: int = 26, label_w: int = 260) -> 
                 h["times"].add(_ts(t))
     if not hosts:
         return None
-    plot_w = width - label_w - 20
+    plot_w = width - label_w - 40
     rows = []
     for i, host in enumerate(sorted(hosts.values(), key=lambda h: (-LEVELS.index(h["level"]), h["label"]))[:25]):
         y = 30 + i * row
@@ -189,6 +189,35 @@ def timeline(doc: dict, width: int = 880, row: int = 26, label_w: int = 260) -> 
                       "text": _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%H:%M:%S")})
     return {"width": width, "height": 30 + len(rows) * row + 30, "rows": rows, "ticks": ticks,
             "x0": label_w, "x1": label_w + plot_w, "axis_y": 30 + len(rows) * row}
+
+
+def groups(doc: dict) -> list[dict]:
+    """Groups alerts by device and host for the plain-language part of the page.
+
+    One group per (device, host): its level is the highest of its alerts, its
+    rules are listed most serious first, without repeats.
+    """
+    out: dict[tuple, dict] = {}
+    for a in doc["alerts"]:
+        host = a.get("name") or a.get("ip") or ""
+        g = out.setdefault((a["device"] or a["device_ip"] or "", host), {
+            "host": host, "ips": [], "device": a["device"] or a["device_ip"] or "", "level": a["level"],
+            "rules": [], "families": [], "first": a["first"], "last": a["last"], "count": 0})
+        if LEVELS.index(a["level"]) > LEVELS.index(g["level"]):
+            g["level"] = a["level"]
+        if a["rule"] not in g["rules"]:
+            g["rules"].append(a["rule"])
+        if a.get("family") and a["family"] not in g["families"]:
+            g["families"].append(a["family"])
+        if a.get("ip") and a["ip"] != host and a["ip"] not in g["ips"]:
+            g["ips"].append(a["ip"])
+        g["first"] = min(x for x in (g["first"], a["first"]) if x) if (g["first"] or a["first"]) else None
+        g["last"] = max(x for x in (g["last"], a["last"]) if x) if (g["last"] or a["last"]) else None
+        g["count"] = max(g["count"], a["count"])
+    level_of = {a["rule"]: a["level"] for a in doc["alerts"]}
+    for g in out.values():
+        g["rules"].sort(key=lambda r: -LEVELS.index(level_of[r]))
+    return sorted(out.values(), key=lambda g: (-LEVELS.index(g["level"]), g["device"], g["first"] or "", g["host"]))
 
 
 @functools.cache
@@ -211,7 +240,7 @@ def render_html(doc: dict, lang: str = "en") -> str:
     cat = catalogue(lang)
     unknown = cat["labels"]["unknown"]
     return _env().get_template("report.html.j2").render(
-        doc=doc, t=cat, lang=lang, rules=RULES, timeline=timeline(doc),
+        doc=doc, t=cat, lang=lang, rules=RULES, timeline=timeline(doc), groups=groups(doc),
         when=lambda s: _when(s, unknown), duration=lambda s: _duration(s, cat),
         version=doc["session"]["software_version"])
 
