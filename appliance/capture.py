@@ -51,12 +51,21 @@ def _enter_netns(name: str) -> None:
 class LiveCapture:
     """Captures an interface into a pcap file and feeds events to a sink.
 
+    Two threads: one reads packets through the core (and writes the pcap),
+    the other hands the events to the sink in batches, so a slow analysis
+    never holds up the reading.
+
     Attributes:
         path: the pcap file being written.
         events: how many events were handed to the sink so far.
         sink_error: the first exception the sink raised ("" if none); after
             it the sink gets nothing more, but the pcap keeps being written.
     """
+
+    # Events pulled from the core per call while live (see _run), and how
+    # often gathered events go to the sink.
+    LIVE_PULL = 1
+    DELIVER_EVERY_S = 0.25
 
     def __init__(self, iface: str, path: str, sink=None, *, netns: str | None = None, bpf: str | None = None,
                  **limit_overrides):
@@ -85,6 +94,10 @@ class LiveCapture:
         self._read_error: BaseException | None = None
         self._stats: dict = {}
         self._reader_lock = threading.Lock()  # stop() vs. close() of the C reader
+        self._cond = threading.Condition()     # guards _pending and _reading_done
+        self._pending: list = []
+        self._reading_done = False
+        self._feeder: threading.Thread | None = None
         self.started_at: float | None = None
         self.stopped_at: float | None = None
 
@@ -131,15 +144,22 @@ class LiveCapture:
             return
         self._reader = reader
         self._opened.set()
+        self._feeder = threading.Thread(target=self._feed_loop, name=f"capture-feed-{self.iface}", daemon=True)
+        self._feeder.start()
         stop_sent = False
         try:
             while True:
                 if self._stop_req.is_set() and not stop_sent:
                     reader.stop()
                     stop_sent = True
-                batch = reader.next_batch()
+                # While live, pull few events per call: the core returns as
+                # soon as that many are out instead of waiting for a read
+                # timeout that libpcap's TPACKET_V3 never gives on Linux.
+                batch = reader.next_batch(None if stop_sent else self.LIVE_PULL)
                 if batch:
-                    self._deliver(batch)
+                    with self._cond:
+                        self._pending.extend(batch)
+                        self._cond.notify()
                 elif reader.status != "running":
                     break
         except BaseException as exc:  # noqa: BLE001 - reported by stop()
@@ -150,11 +170,28 @@ class LiveCapture:
                 self._stats["status"] = reader.status
                 self._stats["error"] = reader.error
             finally:
-                # Dropping the last reference frees the C reader (ffi.gc in
-                # native.Reader), which flushes and closes the pcap file.
                 with self._reader_lock:
                     self._reader = None
-                    del reader
+                    reader.close()  # flushes and closes the pcap file
+                with self._cond:
+                    self._reading_done = True
+                    self._cond.notify()
+
+    def _feed_loop(self) -> None:
+        """Hands pending events to the sink in batches, at most every DELIVER_EVERY_S."""
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._reading_done)
+                done = self._reading_done
+            if not done:
+                time.sleep(self.DELIVER_EVERY_S)  # let a batch gather
+            with self._cond:
+                batch, self._pending = self._pending, []
+                done = self._reading_done and not self._pending
+            if batch:
+                self._deliver(batch)
+            if done:
+                return
 
     def _deliver(self, batch) -> None:
         self.events += len(batch)
@@ -163,7 +200,7 @@ class LiveCapture:
             return
         try:
             self._sink(batch)
-        except Exception as exc:
+        except Exception as exc:  # the pcap is the evidence: keep capturing
             self.sink_error = f"{type(exc).__name__}: {exc}"
             log.exception("the analysis failed on a live batch; capture continues")
 
@@ -185,8 +222,11 @@ class LiveCapture:
         with self._reader_lock:
             if self._reader is not None:
                 self._reader.stop()  # safe from another thread; ends a blocking read early
+        deadline = time.monotonic() + timeout
         self._thread.join(timeout)
-        if self._thread.is_alive():
+        if self._feeder is not None:
+            self._feeder.join(max(0.1, deadline - time.monotonic()))
+        if self._thread.is_alive() or (self._feeder is not None and self._feeder.is_alive()):
             raise CaptureOpenError(f"{self.iface}: the capture did not stop within {timeout:g} s")
         if self.stopped_at is None:
             self.stopped_at = time.time()

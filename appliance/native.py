@@ -234,9 +234,15 @@ class Reader:
         """Ends a feed reader's input: open flows are flushed into events."""
         check(lib.pc_reader_finish(self._h), "finish")
 
-    def next_batch(self) -> list[Event]:
-        """Returns the next events (an empty list: nothing more now; see :attr:`status`)."""
-        n = check(lib.pc_reader_next(self._h, self._ev, self.BATCH, self._cbuf, self.STRBUF), self.source)
+    def next_batch(self, limit: int | None = None) -> list[Event]:
+        """Returns the next events (an empty list: nothing more now; see :attr:`status`).
+
+        ``limit`` caps the batch (at most BATCH): the core returns as soon as
+        that many events are out, which a live capture uses to hand events
+        on while packets keep coming.
+        """
+        cap = self.BATCH if limit is None else max(1, min(int(limit), self.BATCH))
+        n = check(lib.pc_reader_next(self._h, self._ev, cap, self._cbuf, self.STRBUF), self.source)
         buf, evs, src = self._buf, self._ev, self.source
         return [_event(evs[i], buf, src) for i in range(n)]
 

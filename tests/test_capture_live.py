@@ -142,12 +142,9 @@ def test_offline_mode_names_are_seen_without_internet(tmp_path, c2_names):
     assert by_mac[stalker.mac] == "red"
 
 
-# The live reader's pc_reader_next() keeps reading until the libpcap read
-# times out, but with TPACKET_V3 (libpcap 1.10 on Linux) poll() blocks until
-# a packet arrives, so an idle or busy interface never times out: events come
-# out only at stop (or when 4096 are queued). Needs a fix in the C core
-# (non-blocking pcap + poll with the timeout); strict, so it fails once fixed.
-@pytest.mark.xfail(strict=True, reason="core: live pc_reader_next returns only at stop (TPACKET_V3 poll)")
+# libpcap's TPACKET_V3 poll() never times out on Linux, so the core's live
+# read only returns when its event cap is reached; LiveCapture pulls a few
+# events per call (LIVE_PULL) so that they reach the sink while capturing.
 def test_events_reach_the_sink_while_the_capture_runs(tmp_path, c2_names):
     """Batches are handed to the analysis during the capture, not only when it stops."""
     sim = netsim.SimulatedHotspot()
