@@ -379,6 +379,14 @@ def _parse_signature(text: str) -> tuple[bytes, bytes]:
         raise ReportIntegrityError(f"{SIGNATURE} is damaged") from None
     if len(pub) != 32 or len(sig) != 64:
         raise ReportIntegrityError(f"{SIGNATURE} is damaged")
+    # Only the canonical form is accepted, so no line of the file (the
+    # fingerprint included) can be changed without failing verification.
+    canonical = ("pocketcheck-signature 1\nalgorithm ed25519\n"
+                 f"public-key {base64.b64encode(pub).decode()}\n"
+                 f"fingerprint {fingerprint(pub)}\n"
+                 f"signature {base64.b64encode(sig).decode()}\n")
+    if text != canonical:
+        raise ReportIntegrityError(f"{SIGNATURE} has been modified")
     return pub, sig
 
 
