@@ -1,4 +1,5 @@
 """Button and LEDs through gpiozero's MockFactory pins, the OLED through luma's dummy device."""
+import os
 import time
 
 import pytest
@@ -114,3 +115,15 @@ def test_every_state_has_a_screen_and_leds(tmp_path):
         a.state = st
         assert a.screen()
         assert a.leds() in leds.PATTERNS
+
+
+def test_real_hardware_missing_is_a_clear_error(tmp_path):
+    """Without an I2C bus the real display fails as HardwareError naming bus and address."""
+    from appliance import config, hw
+    from appliance.errors import HardwareError
+
+    if os.path.exists("/dev/i2c-1"):
+        pytest.skip("this machine has an I2C bus")
+    cfg = config.load(None)
+    with pytest.raises(HardwareError, match="I2C bus 1 at 0x3C"):
+        hw.build(cfg, fake=False)

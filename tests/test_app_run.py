@@ -1,0 +1,146 @@
+"""The service loop, restart recovery with the real analysis, live counters, selftest."""
+import json
+import threading
+import time
+
+import pytest
+from appfakes import FakeHotspot
+from gpiozero import Device
+
+from appliance import app as appmod
+from appliance import config, hw, report
+from appliance.analysis import Analyzer
+from appliance.app import Ev, State
+from appliance.native import Reader
+
+
+@pytest.fixture(autouse=True)
+def _reset_pins():
+    """Fresh mock pins for each test."""
+    yield
+    if Device.pin_factory is not None:
+        Device.pin_factory.reset()
+
+
+def _cfg(tmp_path, extra=""):
+    layer = config.parse_text(f"data_dir: {tmp_path / 'data'}\n{extra}")
+    return config.combine([(layer, "test")])
+
+
+def _real_app(tmp_path, kind, clock):
+    """An App with the real analysis and report over a replayed phone capture."""
+    cfg = _cfg(tmp_path)
+    holder = {}
+    hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n))
+    a = appmod.App(cfg, hardware, lambda c: appmod.ReplayHotspot(kind, clock.wall()),
+                   lambda cap, rep, s: appmod.analyse_with_report(cap, rep, s, cfg=cfg),
+                   clock=clock, new_credentials=lambda: ("Livebox-8C1E", "abcdefghjkmn"))
+    holder["app"] = a
+    return a, hardware
+
+
+def test_restart_mid_capture_reports_interrupted(tmp_path):
+    """A box that dies mid-capture analyses the pcap at the next start and the report says 'interrupted'."""
+    clock = appmod.FakeClock()
+    a, hw1 = _real_app(tmp_path, "stalkerware", clock)
+    a.start()
+    a.post(Ev.PRESS)
+    a.pump()
+    a.hotspot.joined = True
+    a.tick()
+    a.tick(400)
+    assert a.state is State.CAPTURING
+    sid = a.session.id
+    hw1.close()  # power cut: no stop, no analysis; session.json says "capturing"
+    Device.pin_factory.reset()
+    saved = json.loads((tmp_path / "data/sessions" / sid / "session.json").read_text())
+    assert saved["stage"] == "capturing"
+    b, hw2 = _real_app(tmp_path, "clean", clock)
+    b.start()
+    assert b.state is State.VERDICT and b.session.id == sid
+    assert b.session.verdict == "red" and b.session.interrupted
+    folder = b.session.report_dir
+    doc = json.loads((folder / "report.json").read_text())
+    assert "interrupted" in doc["session"]["warnings"]
+    assert report.verify(folder).intact
+    hw2.close()
+
+
+def test_live_stats_count_alerts_only_for_stalkerware(tmp_path):
+    """Live counters fed batch by batch count alerts for a stalkerware capture and none for a clean one."""
+    for kind, expect_alerts in (("clean", False), ("stalkerware", True)):
+        pcap = tmp_path / f"{kind}.pcap"
+        contacted = appmod.build_replay_capture(kind, pcap, 1_800_000_000.0)
+        live = appmod.LiveStats(Analyzer())
+        with Reader.open_file(str(pcap)) as reader:
+            for batch in reader.batches():
+                live.feed(batch)
+        live.refresh()
+        assert (live.alerts > 0) is expect_alerts, kind
+        assert live.names == len(set(contacted))
+
+
+def test_live_stats_survive_a_broken_analyzer():
+    """An analyzer that raises freezes the counters but never the capture."""
+
+    class Broken:
+        def feed(self, events):
+            raise RuntimeError("bug")
+
+    live = appmod.LiveStats(Broken())
+    live.feed([1])
+    live.feed([2])
+    assert live.broken
+
+
+def test_run_forever_with_threads_and_real_time(tmp_path):
+    """The service loop with the thread runner: button press starts, hold ends the loop."""
+    cfg = _cfg(tmp_path)
+    holder = {}
+    hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n), hold_time=0.2)
+    powered_off = threading.Event()
+    a = appmod.App(cfg, hardware, lambda c: FakeHotspot(c), lambda *x: None, runner=appmod.ThreadRunner(),
+                   power_off=powered_off.set, new_credentials=lambda: ("x", "abcdefghjkmn"))
+    holder["app"] = a
+    a.start()
+    loop = threading.Thread(target=a.run_forever, daemon=True)
+    loop.start()
+    pin = Device.pin_factory.pin(cfg.pins.button)
+    pin.drive_low()
+    pin.drive_high()
+    deadline = time.monotonic() + 5
+    while a.state is not State.WAITING_FOR_PHONE and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert a.state is State.WAITING_FOR_PHONE
+    pin.drive_low()
+    assert powered_off.wait(5)
+    pin.drive_high()
+    loop.join(5)
+    assert not loop.is_alive() and a.state is State.SHUTTING_DOWN
+    assert FakeHotspot.instances[-1].stopped
+    hardware.close()
+
+
+def test_selftest_fake_hardware(tmp_path, capsys):
+    """selftest checks the configuration, data folder, programs and (fake) hardware, one line each."""
+    cfgfile = tmp_path / "pocketcheck.yaml"
+    cfgfile.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    from appliance.cli import main
+
+    code = main(["selftest", "--config", str(cfgfile), "--fake-hardware"])
+    out = capsys.readouterr().out
+    assert "ok   configuration" in out and "button, LEDs and display" in out
+    assert code in (0, 1)
+    assert code == (0 if "FAIL" not in out else 1)
+
+
+def test_cli_bad_config_is_one_line(tmp_path, capsys):
+    """An invalid system file gives one clear line and exit 2, no traceback."""
+    cfgfile = tmp_path / "pocketcheck.yaml"
+    cfgfile.write_text("capture:\n  duration_minutes: soon\n")
+    from appliance.cli import main
+
+    code = main(["run", "--config", str(cfgfile), "--fake-hardware"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "'capture.duration_minutes'" in err
