@@ -2,7 +2,7 @@
  * app.c - which parser gets a payload, plus DHCP.
  *
  * UDP is dispatched on ports (DNS 53, mDNS 5353, LLMNR 5355, DHCP 67/68,
- * either side); any other datagram whose first byte has the long-header bit
+ * SSDP 1900, either side); any other datagram whose first byte has the long-header bit
  * goes to the QUIC parser, on every port. TCP is dispatched per direction on
  * its first bytes: port 53 means DNS-over-TCP framing, a TLS handshake
  * record (0x16 0x03) means TLS in either direction, an HTTP/1.x method on the
@@ -140,6 +140,8 @@ void pc_app_udp(pc_ctx *cx, const pc_meta *m, pc_udp_app **app, const uint8_t *d
         pc_dns_message_kind(cx, m, data, len, PC_EV_LLMNR_QUERY, 0);
     else if (port_is(m, 67) || port_is(m, 68))
         pc_dhcp_message(cx, m, data, len);
+    else if (port_is(m, 1900))
+        pc_http_datagram(cx, m, data, len);
     else if (len > 0 && (data[0] & 0x80))
         pc_quic_datagram(cx, m, app, data, len);
 }

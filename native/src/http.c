@@ -6,7 +6,8 @@
  * PC_HTTP_MAX_HEAD (8 KB) or bytes that do not start a request end the
  * parsing of the direction. A request without a Host header (HTTP/1.0 to a
  * bare address) produces no event: the flow's address already tells where it
- * went. Strings are made ASCII-safe with pc_text_escape(); the Host loses its
+ * went. SSDP requests over UDP (port 1900) are reported the same way
+ * (pc_http_datagram). Strings are made ASCII-safe with pc_text_escape(); the Host loses its
  * port ("example.com:8080" -> "example.com", "[2001:db8::1]:80" ->
  * "2001:db8::1").
  */
@@ -18,6 +19,7 @@
 
 static const char *const methods[] = {
     "GET", "POST", "PUT", "HEAD", "OPTIONS", "DELETE", "PATCH", "CONNECT", "TRACE",
+    "M-SEARCH", "NOTIFY",   /* SSDP (HTTP over UDP 1900) */
 };
 
 /* Whether data starts an HTTP request; contract in parsers.h. */
@@ -268,4 +270,23 @@ int pc_http_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
 done:
     *consumed = len;
     return PC_STREAM_DONE;
+}
+
+/*
+ * One UDP datagram carrying an HTTP-format request (SSDP on port 1900:
+ * M-SEARCH, NOTIFY): reported like a TCP request; the head ends at the blank
+ * line or at the end of the datagram (at most PC_HTTP_MAX_HEAD bytes read).
+ */
+void pc_http_datagram(pc_ctx *cx, const pc_meta *m, const uint8_t *data, size_t len)
+{
+    http_req q;
+    size_t hl;
+
+    if (pc_http_is_request(data, len) != 1)
+        return;
+    hl = head_end(data, len);
+    if (hl == 0)
+        hl = len < PC_HTTP_MAX_HEAD ? len : PC_HTTP_MAX_HEAD;
+    parse_head(data, hl, &q);
+    emit_request(cx, m, &q, 0);
 }

@@ -121,6 +121,9 @@ int pc_http_is_request(const uint8_t *data, size_t len);
 int pc_http_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
                    const uint8_t *data, size_t len, int final, size_t *consumed);
 
+/* An HTTP-format request in one UDP datagram (SSDP, port 1900). */
+void pc_http_datagram(pc_ctx *cx, const pc_meta *m, const uint8_t *data, size_t len);
+
 /* ---- DHCP --------------------------------------------------------------- */
 /* One BOOTP/DHCP datagram (ports 67/68); client messages become PC_EV_DHCP. */
 void pc_dhcp_message(pc_ctx *cx, const pc_meta *m, const uint8_t *data, size_t len);

@@ -10,7 +10,9 @@
  * is copied into one heap block of its own size (bounded by what the packet
  * path keeps, pc_limits.max_stream_bytes). Certificates are taken one at a
  * time, so only one certificate at a time must be buffered. pc_dirstate:
- *   u32[0] state (ST_*), u32[1] handshake bytes of the record at data[0]
+ *   u32[0] state (ST_MSG: expecting the first ClientHello / the next server
+ *   message, ST_CLIENT2: client side after its first ClientHello, ST_SKIP,
+ *   ST_CERTS), u32[1] handshake bytes of the record at data[0]
  *   already used, u32[2] bytes left of the message part being skipped or of
  *   the certificate list, u32[3] bytes to skip after the certificate list,
  *   u16 the next certificate's chain position.
@@ -28,7 +30,7 @@
 #define HS_CERTIFICATE  11
 #define HS_SERVER_DONE  14
 
-enum { ST_MSG = 0, ST_SKIP = 1, ST_CERTS = 2 };
+enum { ST_MSG = 0, ST_SKIP = 1, ST_CERTS = 2, ST_CLIENT2 = 3 };
 
 /* ---- ClientHello parsing ----------------------------------------------- */
 
@@ -426,8 +428,8 @@ void pc_ja4(const pc_hello *h, char proto, char out[37], char *raw, size_t rawca
  * One ClientHello handshake message (TCP or QUIC): emits kind (PC_EV_TLS_SNI
  * or PC_EV_QUIC_SNI) with name = SNI (escaped, may be empty), s1 = JA4,
  * s2 = JA3 MD5, s3 = ALPN protocols joined by ',' (escaped). A cut message
- * (truncated, or shorter than its header says) still reports what is there,
- * with PC_EVF_PARTIAL. Returns PC_OK, or PC_ERR_FORMAT when hs is not a
+ * (truncated, or shorter than its header says) still reports the SNI and
+ * ALPN that are there, with PC_EVF_PARTIAL and empty JA3/JA4. Returns PC_OK, or PC_ERR_FORMAT when hs is not a
  * ClientHello or ends before the cipher suites (nothing is emitted).
  */
 int pc_tls_client_hello(pc_ctx *cx, const pc_meta *m, uint32_t kind,
@@ -445,8 +447,13 @@ int pc_tls_client_hello(pc_ctx *cx, const pc_meta *m, uint32_t kind,
     o.flags = (truncated || h.partial || m->truncated) ? PC_EVF_PARTIAL : 0;
     o.name.p = (const uint8_t *)sni;
     o.name.n = h.sni ? pc_text_escape(sni, sizeof sni, h.sni, h.sni_len) : 0;
-    pc_ja4(&h, kind == PC_EV_QUIC_SNI ? 'q' : 't', ja4, NULL, 0);
-    pc_ja3_hash(&h, ja3);
+    ja4[0] = ja3[0] = 0;
+    if (!o.flags) {
+        /* Fingerprints of a cut hello would name a client that does not
+         * exist; they are left empty. */
+        pc_ja4(&h, kind == PC_EV_QUIC_SNI ? 'q' : 't', ja4, NULL, 0);
+        pc_ja3_hash(&h, ja3);
+    }
     for (size_t i = 0; h.alpn && i < h.alpn_len;) {
         size_t l = h.alpn[i];
         if (i + 1 + l > h.alpn_len)
@@ -670,27 +677,35 @@ static size_t commit(const cur *c, pc_dirstate *ds)
     return c->rec;
 }
 
+#define TLS_RESTART 2
+
 /*
- * The TLS records of one TCP direction (pc_app_tcp contract). Client side:
- * the first handshake message must be a ClientHello; it is reported and the
- * direction is done. Server side: handshake messages are skipped until a
- * Certificate, whose certificates are emitted one by one; the direction is
- * done at ServerHelloDone, at any non-handshake record (ChangeCipherSpec,
- * alert, data) or when the ServerHello picks TLS 1.3 (its certificates are
- * encrypted).
+ * One pass over the records at data (see pc_tls_stream). Returns
+ * PC_STREAM_MORE, PC_STREAM_DONE, or TLS_RESTART with *consumed > 0 when a
+ * whole non-handshake record at a message boundary must be stepped over
+ * (the caller calls again after it).
  */
-int pc_tls_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
-                  const uint8_t *data, size_t len, int final, size_t *consumed)
+static int tls_run(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
+                   const uint8_t *data, size_t len, int final, size_t *consumed)
 {
     cur c, t;
     int r = C_OK;
     uint8_t *owned = NULL;
+    const uint32_t base = m->from_client ? ST_CLIENT2 : ST_MSG;
 
     memset(&c, 0, sizeof c);
     c.d = data;
     c.len = len;
     *consumed = 0;
     r = load_record(&c);
+    if (r == C_OTHER && ds->u32[0] == ST_CLIENT2 && c.other == 20 && ds->u32[1] == 0) {
+        /* ChangeCipherSpec between a ClientHello and the second one that a
+         * HelloRetryRequest asks for (TLS 1.3 middlebox compatibility). */
+        if (len - 5 < c.rlen)
+            goto out;
+        *consumed = 5 + c.rlen;
+        return TLS_RESTART;
+    }
     if (r == C_NEED)
         goto out;
     if (r != C_OK)
@@ -712,7 +727,7 @@ int pc_tls_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
             *consumed = commit(&c, ds);
             if (r != C_OK)
                 break;
-            ds->u32[0] = ST_MSG;
+            ds->u32[0] = base;
             continue;
         }
         if (ds->u32[0] == ST_CERTS) {
@@ -741,13 +756,13 @@ int pc_tls_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
             c = t;
             continue;
         }
-        /* ST_MSG: a handshake message header */
+        /* ST_MSG / ST_CLIENT2: a handshake message header */
         t = c;
         r = take(&t, hdr, 4);
         if (r != C_OK)
             break;
         n = pc_rd24(hdr + 1);
-        if (m->from_client) {
+        if (ds->u32[0] == ST_MSG && m->from_client) {
             if (hdr[0] != HS_CLIENT_HELLO)
                 goto done;
             t = c;
@@ -755,9 +770,27 @@ int pc_tls_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
             if (r != C_OK)
                 break;
             pc_tls_client_hello(cx, m, PC_EV_TLS_SNI, p, got, got < 4 + n);
+            pc_free(owned);
+            owned = NULL;
+            if (got < 4 + n)
+                goto done;
+            c = t;
+            ds->u32[0] = ST_CLIENT2;
+            continue;
+        }
+        if (ds->u32[0] == ST_CLIENT2 && hdr[0] == HS_CLIENT_HELLO) {
+            pc_hello h;
+            t = c;
+            r = gather(&t, 4 + n, 0, &p, &got, &owned);
+            if (r != C_OK)
+                break;
+            /* Only a well-formed hello: after a ChangeCipherSpec an
+             * encrypted Finished may start with the byte 1 by chance. */
+            if (pc_hello_parse(p, got, &h) == PC_OK && !h.partial && h.legacy_version == 0x0303)
+                pc_tls_client_hello(cx, m, PC_EV_TLS_SNI, p, got, 0);
             goto done;
         }
-        if (hdr[0] == HS_SERVER_HELLO) {
+        if (hdr[0] == HS_SERVER_HELLO && !m->from_client) {
             t = c;
             r = gather(&t, 4 + n, 0, &p, &got, &owned);
             if (r != C_OK)
@@ -769,8 +802,6 @@ int pc_tls_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
             c = t;
             continue;
         }
-        if (hdr[0] == HS_SERVER_DONE)
-            goto done;
         if (hdr[0] == HS_CERTIFICATE && n >= 3) {
             r = take(&t, hdr, 3);       /* the certificate list length */
             if (r != C_OK)
@@ -780,13 +811,22 @@ int pc_tls_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
             ds->u32[2] = pc_rd24(hdr) < n - 3 ? pc_rd24(hdr) : (uint32_t)(n - 3);
             ds->u32[3] = (uint32_t)(n - 3 - ds->u32[2]);
             ds->u16 = 0;
-        } else {
-            c = t;
-            ds->u32[0] = ST_SKIP;
-            ds->u32[2] = (uint32_t)n;
+            continue;
         }
+        if (hdr[0] == HS_SERVER_DONE || m->from_client)
+            goto done;
+        c = t;
+        ds->u32[0] = ST_SKIP;
+        ds->u32[2] = (uint32_t)n;
     }
-    /* A read stopped: r says why. */
+    /* A read stopped: r says why. A record that is not a handshake at a
+     * message boundary of the client side may be the ChangeCipherSpec
+     * before a second ClientHello. */
+    if (r == C_OTHER && ds->u32[0] == ST_CLIENT2 && *consumed > 0 && commit(&c, ds) == *consumed
+        && ds->u32[1] == 0) {
+        pc_free(owned);
+        return TLS_RESTART;
+    }
     if (r == C_NEED && !final)
         goto out;
     /* A certificate cut by the end of the direction is not reported: a
@@ -802,4 +842,31 @@ out:
         return PC_STREAM_DONE;
     }
     return PC_STREAM_MORE;
+}
+
+/*
+ * The TLS records of one TCP direction (pc_app_tcp contract). Client side:
+ * the first handshake message must be a ClientHello, which is reported;
+ * after it a second ClientHello (answer to a HelloRetryRequest, after an
+ * optional ChangeCipherSpec) and a client Certificate (TLS <= 1.2) are
+ * reported too; any other message ends the direction. Server side:
+ * handshake messages are skipped until a Certificate, whose certificates are
+ * emitted one by one; the direction is done at ServerHelloDone, at any
+ * non-handshake record (ChangeCipherSpec, alert, data) or when the
+ * ServerHello picks TLS 1.3 (its certificates are encrypted).
+ */
+int pc_tls_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
+                  const uint8_t *data, size_t len, int final, size_t *consumed)
+{
+    size_t base = 0;
+
+    for (;;) {
+        size_t c = 0;
+        int r = tls_run(cx, m, ds, data + base, len - base, final, &c);
+        if (r != TLS_RESTART || c == 0) {
+            *consumed = r == PC_STREAM_DONE ? len : base + c;
+            return r == TLS_RESTART ? PC_STREAM_DONE : r;
+        }
+        base += c;
+    }
 }
