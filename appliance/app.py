@@ -100,6 +100,7 @@ TRANSITIONS: dict[tuple[State, Ev], tuple[State | None, str]] = {
     (S.IDLE, E.TICK): (S.IDLE, "idle_tick"),
     (S.IDLE, E.USB_INSERTED): (None, "stick_in_idle"),  # -> WRITING_REPORT, CONFIG_FAILED or IDLE
     (S.IDLE, E.HOLD): (S.SHUTTING_DOWN, "shutdown"),
+    (S.IDLE, E.USB_REMOVED): (S.IDLE, "finish_session"),  # a stick that only brought settings
     (S.HOTSPOT_STARTING, E.HOTSPOT_UP): (S.WAITING_FOR_PHONE, "hotspot_up"),
     (S.HOTSPOT_STARTING, E.HOTSPOT_FAILED): (S.HOTSPOT_FAILED, "hotspot_failed"),
     (S.HOTSPOT_STARTING, E.TICK): (S.HOTSPOT_STARTING, "animate"),
@@ -303,6 +304,7 @@ class Store:
     def __init__(self, data_dir: str | os.PathLike):
         self.root = pathlib.Path(data_dir) / "sessions"
         self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)  # captures are private: nobody but the service reads them
 
     def new(self, now: float) -> Session:
         """Creates a new session folder named after the time (unique)."""
@@ -533,7 +535,8 @@ class App:
         if self.state is not before:
             log.info("%s --%s--> %s", before.value, event.kind.value, self.state.value)
         self.history.append((before, event.kind, self.state))
-        if self.shutdown_pending and self.state in ({State.VERDICT, State.SAFE_TO_REMOVE, State.IDLE} | ERROR_STATES):
+        quiet = {State.VERDICT, State.SAFE_TO_REMOVE, State.IDLE, State.WAITING_FOR_PHONE} | ERROR_STATES
+        if self.shutdown_pending and self.state in quiet:
             self.shutdown_pending = False
             self.post(Ev.HOLD)
         self.refresh()
@@ -851,6 +854,9 @@ class App:
 
     def _do_clear_error(self, ev: Event) -> None:
         self.error = ("", "")
+        if self.hotspot is not None:  # only after an unexpected failure mid-session
+            self._stop_hotspot_quietly()
+            self.hotspot = None
         self.session = None
 
     def _do_cancel_session(self, ev: Event) -> None:

@@ -267,3 +267,36 @@ def test_wipe_exported_after_retention_keeps_unexported(tmp_path):
     assert a.store.wipe_expired(now, 2) == [old.id]
     left = {s.id for s in a.store.all()}
     assert left == {kept.id, young.id}
+
+
+class HeldRunner:
+    """Keeps jobs until the test lets them run (a slow hotspot start)."""
+
+    def __init__(self):
+        self.jobs = []
+
+    def submit(self, fn, post, done, failed):
+        """Stores the job."""
+        self.jobs.append((fn, post, done, failed))
+
+    def run_all(self):
+        """Runs the stored jobs as the sync runner would."""
+        while self.jobs:
+            appmod.SyncRunner().submit(*self.jobs.pop(0))
+
+
+def test_hold_while_hotspot_starts_switches_off_once_up(tmp_path):
+    """A long press during the slow hotspot start is kept; once up, the box stops the hotspot and switches off."""
+    a, *_ = make_app(tmp_path)
+    a.runner = HeldRunner()
+    a.post(Ev.PRESS)
+    a.pump()
+    assert a.state is S.HOTSPOT_STARTING
+    a.post(Ev.PRESS)  # impatient presses are ignored
+    a.post(Ev.HOLD)
+    a.pump()
+    assert a.state is S.HOTSPOT_STARTING and a.shutdown_pending
+    a.runner.run_all()
+    a.pump()
+    assert a.state is S.SHUTTING_DOWN and a.power_log
+    assert FakeHotspot.instances[-1].stopped
