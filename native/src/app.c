@@ -110,9 +110,15 @@ void pc_dhcp_message(pc_ctx *cx, const pc_meta *m, const uint8_t *d, size_t len)
         o.data.p = (const uint8_t *)addr;
         o.data.n = strlen(addr);
     }
-    if (d[1] == 1 && d[2] == 6)               /* htype Ethernet, hlen 6 */
-        o.mac = d + 28;                       /* chaddr */
-    pc_emit(cx, m, &o);
+    if (d[1] == 1 && d[2] == 6) {             /* htype Ethernet, hlen 6 */
+        /* The client is chaddr, also when a relay forwarded the message. */
+        pc_meta mm = *m;
+        memcpy(mm.mac, d + 28, 6);
+        mm.has_mac = 1;
+        pc_emit(cx, &mm, &o);
+    } else {
+        pc_emit(cx, m, &o);
+    }
     return;
 fail:
     if (!m->truncated)

@@ -72,8 +72,6 @@ typedef struct pc_out {
     uint32_t ttl;
     uint32_t index;
     pc_bytes name, data, s1, s2, s3;
-    const uint8_t *mac;  /* 6 bytes: the event's client MAC instead of m->mac
-                            (DHCP chaddr); NULL = use m->mac / m->has_mac */
 } pc_out;
 
 /*
