@@ -158,7 +158,9 @@ def build(cfg, *, fake: bool, on_event=None, hold_time: float = HOLD_SECONDS) ->
             display = dummy(width=screens.WIDTH, height=screens.HEIGHT, mode="1")
         else:
             display = _open_oled(cfg)
-        button = Button(cfg.pins.button, hold_time=hold_time)
+        # A real push button bounces for a few ms; mock pins do not (and a
+        # test's instant press/release would be filtered away).
+        button = Button(cfg.pins.button, hold_time=hold_time, bounce_time=None if fake else 0.05)
         green = LED(cfg.pins.led_green)
         red = LED(cfg.pins.led_red)
     except (GPIOZeroError, OSError) as exc:
