@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import ipaddress
+import logging
 import os
 import pathlib
 import re
@@ -55,7 +56,9 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from . import system
-from .errors import CommandError, ConfigError, HotspotError
+from .errors import CommandError, ConfigError, HotspotError, PocketcheckError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .capture import LiveCapture
@@ -449,6 +452,52 @@ def interface_commands(settings: HotspotSettings) -> list[list[str]]:
     return cmds
 
 
+# -------------------------------------------------------------------- uplink
+# busybox udhcpc event script for the uplink: address and default route on
+# the uplink interface, and the uplink's resolvers into the file dnsmasq
+# forwards to (resolv-file). The box's own /etc/resolv.conf is left alone.
+UPLINK_DHCP_SCRIPT = """#!/bin/sh
+# udhcpc event script for the pocketcheck uplink (written by appliance/hotspot.py).
+case "$1" in
+  deconfig)
+    ip -4 addr flush dev "$interface"
+    ip link set dev "$interface" up
+    ;;
+  bound|renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    if [ -n "$router" ]; then ip route replace default via "${router%% *}" dev "$interface"; fi
+    : > "$PC_RESOLV.tmp"
+    for ns in $dns; do echo "nameserver $ns" >> "$PC_RESOLV.tmp"; done
+    mv "$PC_RESOLV.tmp" "$PC_RESOLV"
+    ;;
+esac
+exit 0
+"""
+
+
+def uplink_dhcp_command(settings: HotspotSettings, script: str) -> list[str]:
+    """Returns the argv that takes a DHCP lease on the uplink (it exits once it has one).
+
+    The script must be :data:`UPLINK_DHCP_SCRIPT`, run with ``PC_RESOLV`` set
+    to the resolv file dnsmasq reads.
+
+    Raises:
+        ConfigError: offline mode has no uplink.
+    """
+    if settings.offline:
+        raise ConfigError("offline mode has no uplink")
+    return ["busybox", "udhcpc", "-i", settings.uplink_iface, "-n", "-q", "-f", "-t", "10", "-T", "2",
+            "-s", script]
+
+
+def wpa_supplicant_command(settings: HotspotSettings, conf: str) -> list[str]:
+    """Returns the argv of wpa_supplicant for a Wi-Fi uplink (a daemon, stopped with the hotspot)."""
+    if settings.uplink not in ("wifi", "ap-sta"):
+        raise ConfigError("the uplink is not a Wi-Fi network")
+    return ["wpa_supplicant", "-D", "nl80211", "-i", settings.uplink_iface, "-c", conf]
+
+
 # -------------------------------------------------------------------- checks
 # The keys we write into hostapd.conf and how each value must look. Anything
 # else in the file is an error: the validator is strict on purpose.
@@ -730,6 +779,7 @@ class PiHotspot(Hotspot):
         s = self.settings
         os.makedirs(s.run_dir, mode=0o700, exist_ok=True)
         try:
+            self._start_uplink()
             channel = None
             if s.uplink == "ap-sta":
                 out = system.run(["iw", "dev", s.uplink_iface, "link"], timeout=5).stdout
@@ -742,10 +792,7 @@ class PiHotspot(Hotspot):
             check_dnsmasq(files["dnsmasq.conf"])
             check_nftables(files["nftables.conf"])
             for name, text in files.items():
-                path = os.path.join(s.run_dir, name)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
+                self._write(name, text)
             for argv in interface_commands(s):
                 system.run(argv, timeout=10)
             system.run(["nft", "-f", os.path.join(s.run_dir, "nftables.conf")], timeout=10)
@@ -769,10 +816,38 @@ class PiHotspot(Hotspot):
             raise
         self.ssid, self.passphrase = ssid, passphrase
 
+    def _write(self, name: str, text: str, mode: int = 0o600) -> str:
+        path = os.path.join(self.settings.run_dir, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(path, mode)
+        return path
+
+    def _start_uplink(self) -> None:
+        """Joins the uplink: wpa_supplicant for Wi-Fi, then a DHCP lease; nothing offline."""
+        s = self.settings
+        if s.offline:
+            return
+        if s.uplink in ("wifi", "ap-sta"):
+            conf = self._write("wpa_supplicant.conf", render_wpa_supplicant(s))
+            wlog = os.path.join(s.run_dir, "wpa_supplicant.log")
+            # The station must be associated before DHCP, and in ap-sta mode
+            # before its channel can be read for the access point.
+            self._daemons.append(system.spawn(
+                wpa_supplicant_command(s, conf), log_path=wlog,
+                ready=lambda: _log_has(wlog, "CTRL-EVENT-CONNECTED"), ready_timeout=30))
+        script = self._write("uplink-dhcp.sh", UPLINK_DHCP_SCRIPT, 0o700)
+        system.run(uplink_dhcp_command(s, script), timeout=40,
+                   env={"PC_RESOLV": os.path.join(s.run_dir, "uplink-resolv.conf")})
+
     def stop(self) -> None:
         """Takes the hotspot down; safe to call more than once and after a failed start."""
         if self.capture is not None:
-            self.capture.stop()
+            try:
+                self.capture.stop()
+            except (PocketcheckError, OSError) as exc:
+                log.warning("stopping the capture: %s", exc)
         if self._offline is not None:
             self._offline.stop()
             self._offline = None

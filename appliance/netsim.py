@@ -605,7 +605,7 @@ _LIVE: weakref.WeakSet = weakref.WeakSet()
 def _stop_all() -> None:
     for sim in list(_LIVE):
         try:
-            sim.stop()
+            sim.cleanup()
         except Exception:
             log.exception("netsim teardown")
 
@@ -641,12 +641,8 @@ class SimPhone:
         self.log_path = os.path.join(sim.run_dir, f"phone{index}.log")
         self._daemon: system.Daemon | None = None
 
-    def join(self, timeout: float = 20) -> str:
-        """Links the phone to the radio bridge and takes a DHCP lease; returns its address.
-
-        Raises:
-            HotspotError: no lease within the timeout.
-        """
+    def attach(self) -> None:
+        """Creates the phone's namespace and links its ``wlan0`` to the radio bridge (no address yet)."""
         s = self.sim
         system.run(["ip", "netns", "add", self.ns], timeout=10)
         port = f"ph{self.index}"
@@ -655,6 +651,15 @@ class SimPhone:
         system.run(["bridge", "-n", s.box, "link", "set", "dev", port, "isolated", "on"], timeout=10)
         _ip("-n", self.ns, "link", "set", "lo", "up")
         _ip("-n", self.ns, "link", "set", "wlan0", "address", self.mac, "up")
+
+    def join(self, timeout: float = 20) -> str:
+        """Links the phone to the radio bridge and takes a DHCP lease; returns its address.
+
+        Raises:
+            HotspotError: no lease within the timeout.
+        """
+        s = self.sim
+        self.attach()
         script = os.path.join(s.run_dir, "udhcpc.sh")
         lease = os.path.join(s.run_dir, f"phone{self.index}.lease")
         try:
@@ -880,6 +885,16 @@ class SimulatedHotspot(hotspot.Hotspot):
         self._namespaces.append(phone.ns)
         phone.join()
         return phone
+
+    def attach_device(self) -> SimPhone:
+        """Links a bare device (a namespace with ``wlan0`` on the radio, no address) for tests."""
+        if self.ssid is None:
+            raise HotspotError("the simulated hotspot is not started")
+        dev = SimPhone(self, len(self.phones) + 1, "clean")
+        self.phones.append(dev)
+        self._namespaces.append(dev.ns)
+        dev.attach()
+        return dev
 
     def run_phone(self, kind: str = "clean", **traffic) -> SimPhone:
         """Joins a phone and starts its traffic; ``traffic`` goes to :meth:`SimPhone.start_traffic`."""

@@ -323,3 +323,48 @@ def test_pi_hotspot_renders_a_consistent_session(tmp_path):
     hotspot.check_nftables(files["nftables.conf"])
     assert 'oifname "wlan1"' in files["nftables.conf"]
     assert f"pid-file={tmp_path}/dnsmasq.pid" in files["dnsmasq.conf"]
+
+
+def test_uplink_commands():
+    """The uplink takes its lease with busybox udhcpc and joins Wi-Fi with wpa_supplicant on nl80211."""
+    s = online(uplink_iface="usb0")
+    assert hotspot.uplink_dhcp_command(s, "/run/x.sh") == [
+        "busybox", "udhcpc", "-i", "usb0", "-n", "-q", "-f", "-t", "10", "-T", "2", "-s", "/run/x.sh"]
+    w = hotspot.HotspotSettings(country="GB", uplink="wifi", uplink_iface="wlan1", uplink_ssid="Home",
+                                uplink_passphrase="password")
+    assert hotspot.wpa_supplicant_command(w, "/run/w.conf") == [
+        "wpa_supplicant", "-D", "nl80211", "-i", "wlan1", "-c", "/run/w.conf"]
+    with pytest.raises(ConfigError):
+        hotspot.uplink_dhcp_command(offline(), "/run/x.sh")
+    with pytest.raises(ConfigError):
+        hotspot.wpa_supplicant_command(s, "/run/w.conf")
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+def test_uplink_dhcp_script_configures_the_uplink_and_the_resolv_file(tmp_path):
+    """The Pi's uplink DHCP step, run against a real dnsmasq, sets address and route and writes the resolvers."""
+    from appliance import netsim, system
+
+    # The simulated box plays the upstream router; a bare device is the Pi's uplink side.
+    sim = netsim.SimulatedHotspot(offline=True)
+    try:
+        sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
+        dev = sim.attach_device()
+        script = tmp_path / "uplink-dhcp.sh"
+        script.write_text(hotspot.UPLINK_DHCP_SCRIPT)
+        script.chmod(0o700)
+        resolv = tmp_path / "uplink-resolv.conf"
+        settings = online(uplink_iface="wlan0", ap_iface="uap0")
+        system.run(["ip", "netns", "exec", dev.ns, *hotspot.uplink_dhcp_command(settings, str(script))],
+                   timeout=40, env={"PC_RESOLV": str(resolv)})
+        addr = system.run(["ip", "-n", dev.ns, "-4", "-o", "addr", "show", "dev", "wlan0"], timeout=10).stdout
+        route = system.run(["ip", "-n", dev.ns, "route", "show", "default"], timeout=10).stdout
+        leases = sim.joined_phones()
+    finally:
+        sim.cleanup()
+    assert resolv.read_text() == f"nameserver {hotspot.BOX_IP}\n"
+    assert not (tmp_path / "uplink-resolv.conf.tmp").exists()
+    assert [p.mac for p in leases] == [dev.mac]
+    assert f"inet {leases[0].ip}/24" in addr
+    assert route.startswith(f"default via {hotspot.BOX_IP} dev wlan0")
