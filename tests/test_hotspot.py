@@ -368,3 +368,60 @@ def test_uplink_dhcp_script_configures_the_uplink_and_the_resolv_file(tmp_path):
     assert [p.mac for p in leases] == [dev.mac]
     assert f"inet {leases[0].ip}/24" in addr
     assert route.startswith(f"default via {hotspot.BOX_IP} dev wlan0")
+
+
+PI_START = """
+import json, os, sys
+from appliance import hotspot, system
+from appliance.errors import PocketcheckError
+s = hotspot.HotspotSettings(country="GB", channel=6, run_dir=sys.argv[1])
+hs = hotspot.PiHotspot(s)
+out = {}
+try:
+    hs.start("Livebox-8C1E", "abcdefghjkmn")
+    out["started"] = True
+except PocketcheckError as exc:
+    out["error"] = str(exc)
+    out["type"] = type(exc).__name__
+out["nft"] = system.run(["nft", "list", "tables"], timeout=10).stdout
+out["ssid"] = hs.ssid
+hs.stop()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
+@needs_hostapd
+@needs_dnsmasq
+def test_pi_hotspot_start_without_a_radio_fails_plainly_and_cleans_up(tmp_path):
+    """PiHotspot.start on a radio-less wlan0 (a veth) sets up nft and dnsmasq, fails at hostapd in one line, undoes all."""
+    import json
+    import secrets
+    import subprocess
+    import sys
+
+    from appliance import netsim, system
+
+    ns = f"{netsim.NS_PREFIX}-{os.getpid()}-{secrets.token_hex(2)}-pitest"
+    system.run(["ip", "netns", "add", ns], timeout=10)
+    try:
+        system.run(["ip", "-n", ns, "link", "add", "wlan0", "type", "veth", "peer", "name", "radio0"], timeout=10)
+        proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", PI_START, str(tmp_path)],
+                              capture_output=True, text=True, timeout=120, check=False,
+                              env={**os.environ, "PYTHONPATH": str(netsim._ROOT)})
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout.splitlines()[-1])
+        addr = system.run(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "wlan0"], timeout=10).stdout
+        left = system.run(["ip", "netns", "pids", ns], timeout=10).stdout.split()
+        tables = system.run(["ip", "netns", "exec", ns, "nft", "list", "tables"], timeout=10).stdout
+    finally:
+        netsim._delete_ns(ns)
+    assert out["type"] == "CommandError" and out["error"].startswith("hostapd ")
+    assert "\n" not in out["error"]
+    assert out["ssid"] is None
+    assert "pocketcheck" not in out["nft"]  # the failed start removed its table
+    assert tables.strip() == ""
+    assert left == []  # dnsmasq was stopped
+    assert "inet 10.23.0.1/24" in addr  # the address step ran before hostapd
+    assert (tmp_path / "dnsmasq.conf").stat().st_mode & 0o077 == 0  # session files are private

@@ -125,6 +125,10 @@ def test_phone_gets_a_lease_and_reaches_the_fake_internet_through_nat(online_sim
     assert "http connectivitycheck.gstatic.com" in seen
     assert sum(1 for line in seen if line == "quic 1200") == len(netsim.CLEAN_QUIC_NAMES)
     assert online_sim.problem() is None
+    # IPv6 is blocked by design: no router advertisement, so no global address and no route.
+    v6 = system.run(["ip", "-n", phone.ns, "-6", "addr", "show", "scope", "global"], timeout=10).stdout
+    v6_route = system.run(["ip", "-n", phone.ns, "-6", "route", "show", "default"], timeout=10).stdout
+    assert v6.strip() == "" and v6_route.strip() == ""
 
 
 @netns
