@@ -562,6 +562,8 @@ def list_namespaces() -> list[str]:
 def _kill_ns_processes(ns: str) -> None:
     out = system.run(["ip", "netns", "pids", ns], timeout=10, check=False).stdout or ""
     for pid in (int(p) for p in out.split() if p.isdigit()):
+        if pid == os.getpid():
+            continue  # a capture thread of ours entered it: never kill ourselves
         try:
             os.kill(pid, signal.SIGKILL)  # only processes inside our own namespace
         except ProcessLookupError:
