@@ -139,6 +139,13 @@ class MtoolsStick:
         self.image = pathlib.Path(image)
         self.label = label or self.image.name
         self.after_file = after_file
+        # A stick pulled out leaves a plain folder behind the mount point:
+        # writing on would silently go to the box's own disk.
+        self.is_mount = os.path.ismount(self.root)
+
+    def _check_present(self) -> None:
+        if self.is_mount and not os.path.ismount(self.root):
+            raise usb_error("pulled", "USB stick (pulled): the stick went away")
 
     def _run(self, argv: list[str], *, timeout: float = 60, text: bool = True):
         try:
@@ -283,12 +290,22 @@ class MountedStick:
         mountpoint: where the stick is mounted.
         label: a name for logs.
         device: the block device, for unmounting (None: eject() only syncs).
+        after_file: optional callable(relative path) called after each file is
+            written (tests pull the stick there).
     """
 
-    def __init__(self, mountpoint: str | os.PathLike, label: str = "", device: str | None = None):
+    def __init__(self, mountpoint: str | os.PathLike, label: str = "", device: str | None = None, after_file=None):
         self.root = pathlib.Path(mountpoint)
         self.label = label or self.root.name
         self.device = device
+        self.after_file = after_file
+        # A stick pulled out leaves a plain folder behind the mount point:
+        # writing on would silently go to the box's own disk.
+        self.is_mount = os.path.ismount(self.root)
+
+    def _check_present(self) -> None:
+        if self.is_mount and not os.path.ismount(self.root):
+            raise usb_error("pulled", "USB stick (pulled): the stick went away")
 
     def read_text(self, name: str) -> str | None:
         """Returns a text file from the top of the stick, or None when it has none."""
@@ -316,27 +333,34 @@ class MountedStick:
         src = pathlib.Path(folder)
         dest = self.root / FOLDER / name
         try:
+            self._check_present()
             dest.mkdir(parents=True, exist_ok=True)
             for rel in _files(src):
+                self._check_present()
                 target = dest / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with open(src / rel, "rb") as fin, open(target, "wb") as fout:
                     shutil.copyfileobj(fin, fout, 1 << 20)
                     fout.flush()
                     os.fsync(fout.fileno())
+                if self.after_file is not None:
+                    self.after_file(rel)
             for d in [dest, *[p for p in dest.rglob("*") if p.is_dir()], dest.parent]:
                 fd = os.open(d, os.O_RDONLY)
                 try:
                     os.fsync(fd)
                 finally:
                     os.close(fd)
+        except UsbError:
+            raise
         except OSError as exc:
             kind = _os_kind(exc)
-            if not self.root.exists():
+            if not self.root.exists() or (self.is_mount and not os.path.ismount(self.root)):
                 kind = "pulled"
             raise usb_error(kind, f"USB stick ({kind}): {exc.strerror or exc}") from exc
         # drop the page cache's copy so the check really reads the stick
         try:
+            self._check_present()
             for rel in _files(dest):
                 fd = os.open(dest / rel, os.O_RDONLY)
                 try:
@@ -344,6 +368,8 @@ class MountedStick:
                 finally:
                     os.close(fd)
             verify_copy(src, dest)
+        except UsbError:
+            raise
         except OSError as exc:
             raise usb_error(_os_kind(exc), f"USB stick: reading back failed: {exc.strerror or exc}") from exc
 

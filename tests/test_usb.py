@@ -101,7 +101,7 @@ def test_pulled_stick(tmp_path):
     img = usb.make_image(tmp_path / "p.img", 1024)
     with pytest.raises(UsbError) as info:
         usb.MtoolsStick(img, after_file=lambda rel: img.unlink()).export(src, "s1")
-    assert info.value.kind == "pulled"
+    assert info.value.kind == "pulled", str(info.value)
 
 
 def test_mounted_stick_backend_on_a_directory(tmp_path):
@@ -227,3 +227,78 @@ def test_stick_settings_applied_and_bad_ones_refused(tmp_path):
     a.post(Ev.USB_REMOVED)
     a.pump()
     assert a.state is State.IDLE
+
+
+# ---- a real exFAT filesystem: loop device + FUSE (when this machine allows it) ----
+@pytest.fixture
+def exfat_stick(tmp_path):
+    """Makes exFAT sticks on loop devices mounted with exfat-fuse; detaches them all afterwards."""
+    made = []
+
+    def make(size_kib=4096, read_only=False, name="x"):
+        img = tmp_path / f"{name}.img"
+        with open(img, "wb") as fh:
+            fh.truncate(size_kib * 1024)
+        subprocess.run(["mkfs.exfat", str(img)], check=True, capture_output=True)
+        dev = subprocess.run(["losetup", "-f", "--show", str(img)], check=False, capture_output=True, text=True)
+        if dev.returncode != 0:
+            pytest.skip(f"no loop devices here: {dev.stderr.strip()}")
+        dev = dev.stdout.strip()
+        mnt = tmp_path / f"mnt-{name}"
+        mnt.mkdir()
+        made.append((dev, mnt))
+        opts = "nodev,nosuid,noexec" + (",ro" if read_only else "")
+        r = subprocess.run(["mount.exfat-fuse", "-o", opts, dev, str(mnt)], check=False, capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            pytest.skip(f"FUSE exFAT mounts do not work here: {r.stderr.strip()}")
+        return usb.MountedStick(mnt, label=name)
+
+    yield make
+    for dev, mnt in made:
+        subprocess.run(["umount", "-l", str(mnt)], check=False, capture_output=True)
+        subprocess.run(["losetup", "-d", dev], check=False, capture_output=True)
+
+
+needs_exfat = pytest.mark.skipif(shutil.which("mount.exfat-fuse") is None or shutil.which("losetup") is None
+                                 or not os.path.exists("/dev/fuse"), reason="exfat-fuse, losetup or /dev/fuse missing")
+
+
+@needs_exfat
+def test_exfat_mounted_stick_write_and_verify(tmp_path, exfat_stick):
+    """The real box's back end on a real exFAT filesystem: written, fsynced, read back and verified."""
+    src = report_folder(tmp_path / "rep")
+    stick = exfat_stick()
+    stick.export(src, "20261128-101010")
+    copy = stick.root / "pocketcheck" / "20261128-101010"
+    subprocess.run(["sha256sum", "--quiet", "-c", "MANIFEST.sha256"], cwd=copy, check=True)
+
+
+@needs_exfat
+def test_exfat_full_and_read_only(tmp_path, exfat_stick):
+    """A full exFAT stick fails as 'full'; one mounted read-only fails as 'readonly'."""
+    src = report_folder(tmp_path / "rep", big=6_000_000)
+    with pytest.raises(UsbError) as info:
+        exfat_stick(4096, name="small").export(src, "s1")
+    assert info.value.kind == "full"
+    with pytest.raises(UsbError) as info:
+        exfat_stick(4096, read_only=True, name="ro").export(report_folder(tmp_path / "r2"), "s1")
+    assert info.value.kind == "readonly"
+
+
+@needs_exfat
+def test_exfat_pulled_mid_write(tmp_path, exfat_stick):
+    """A stick whose filesystem goes away mid-write fails as 'pulled', never verified."""
+    src = report_folder(tmp_path / "rep")
+    stick = exfat_stick()
+    pulled = []
+
+    def pull(rel):
+        if not pulled:
+            subprocess.run(["umount", "-l", str(stick.root)], check=True)
+            pulled.append(rel)
+
+    stick.after_file = pull
+    with pytest.raises(UsbError) as info:
+        stick.export(src, "s1")
+    assert info.value.kind == "pulled", str(info.value)
