@@ -81,6 +81,7 @@ typedef struct pc_flow {
     uint32_t tcp_state;
     uint64_t id;
     int64_t first_ns, last_ns;
+    int64_t seen_ns;                /* reader time (latest packet time) of the last packet: idle and LRU */
     uint64_t pkts[2], bytes[2];
     pc_udp_app *udp_app;
     pc_dir dir[2];                  /* TCP only: [0] client->server */
@@ -472,7 +473,7 @@ static pc_flow *lru_oldest(pc_ctx *cx)
         return b;
     if (!b)
         return a;
-    return a->last_ns <= b->last_ns ? a : b;
+    return a->seen_ns <= b->seen_ns ? a : b;
 }
 
 static int64_t idle_ns(const pc_ctx *cx, int list)
@@ -494,7 +495,7 @@ static void expire_idle(pc_ctx *cx)
 {
     for (int l = 0; l < 2; l++) {
         int64_t lim = idle_ns(cx, l);
-        while (cx->lru[l].tail && cx->now - cx->lru[l].tail->last_ns > lim && queue_has_room(cx))
+        while (cx->lru[l].tail && cx->now - cx->lru[l].tail->seen_ns > lim && queue_has_room(cx))
             flow_end(cx, cx->lru[l].tail, END_EVICTED);
     }
 }
@@ -547,6 +548,7 @@ static pc_flow *flow_create(pc_ctx *cx, int ipver, int proto, const uint8_t *csr
     memcpy(f->dst, sdst, 16);
     f->id = ++cx->next_id;
     f->first_ns = f->last_ns = cx->cur_ts;
+    f->seen_ns = cx->now;
     f->hnext = cx->buckets[h & cx->mask];
     cx->buckets[h & cx->mask] = f;
     lru_push_front(&cx->lru[f->list], f);
@@ -563,6 +565,7 @@ static void flow_touch(pc_ctx *cx, pc_flow *f, const pc_pkt *pk, int from_client
     f->bytes[di] += iplen;
     if (cx->cur_ts > f->last_ns)
         f->last_ns = cx->cur_ts;
+    f->seen_ns = cx->now;
     if (from_client && !f->has_mac && pk->has_src_mac) {
         memcpy(f->mac, pk->src_mac, 6);
         f->has_mac = 1;

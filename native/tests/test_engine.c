@@ -949,6 +949,27 @@ static void test_flows(void)
     pc_reader_free(r);
 }
 
+/* Time going backwards (merged captures, clock steps) must not make new
+ * flows look idle at once. */
+static void test_time_backwards(void)
+{
+    uint8_t ip[700];
+    pc_limits lim = {0};
+    lim.flow_idle_s = 30;
+    pc_reader *r = feed_reader(&lim);
+    size_t n = v4_dns(ip, "later.example", 6100);
+    pc_reader_feed(r, 12, 1000 * NS, ip, n, n);
+    n = v4_dns(ip, "earlier.example", 6101);
+    pc_reader_feed(r, 12, 10 * NS, ip, n, n);
+    pc_reader_feed(r, 12, 11 * NS, ip, n, n);
+    finish_collect(r);
+    const pc_event *fe = flow_event(&G, 6101);
+    CHECK(count_kind(&G, PC_EV_FLOW) == 2 && fe && fe->pkts[0] == 2 && !(fe->flags & PC_EVF_EVICTED) &&
+              fe->first_ns == 10 * NS && fe->last_ns == 11 * NS,
+          "time: an older timestamp does not split the flow (%d flows)", count_kind(&G, PC_EV_FLOW));
+    pc_reader_free(r);
+}
+
 /* ---- the queue and the caller's buffers ---- */
 
 static void test_queue(void)
@@ -1200,6 +1221,7 @@ int main(void)
     test_tcp();
     test_http_reversed();
     test_flows();
+    test_time_backwards();
     test_queue();
     test_alloc_failures();
     test_files();
