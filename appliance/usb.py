@@ -6,9 +6,11 @@ A stick is one of two back ends with the same methods (``label``,
 * :class:`MountedStick` - the real box: the stick's partition is mounted
   (vfat or exFAT, ``nodev,nosuid,noexec``) and written with ordinary file
   calls, each file and folder fsync'ed;
-* :class:`MtoolsStick` - simulation and tests: the stick is a real FAT
-  filesystem image written with mtools (``mcopy -i``), because this
-  development kernel has no vfat module and FUSE exFAT refuses image files.
+* :class:`MtoolsStick` - simulation and the demo: the stick is a real FAT
+  filesystem image written with mtools (``mcopy -i``): no root, no kernel
+  vfat module (the development kernel has none). Where loop devices and FUSE
+  work, the tests also run :class:`MountedStick` on a real exFAT filesystem
+  (``losetup`` + ``mount.exfat-fuse``; exfat-fuse refuses a plain image file).
 
 Both share the check after writing (:func:`verify_copy`): every file is read
 back from the stick and compared, byte for byte through SHA-256, with the
