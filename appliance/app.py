@@ -31,6 +31,7 @@ import os
 import pathlib
 import queue
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -1100,10 +1101,20 @@ def _cmd_run(args) -> int:
     from . import usb
 
     monitor = usb.start_monitor(app.post, Ev.USB_INSERTED, Ev.USB_REMOVED)
+
+    def on_term(signum, frame):
+        # systemd stop or restart: leave the session as it is on disk (a
+        # capture in progress is analysed as interrupted at the next start).
+        log.info("stopping on signal %d", signum)
+        app.running = False
+        app.post(Ev.TICK)  # wakes the loop
+
+    signal.signal(signal.SIGTERM, on_term)
     app.start()
     try:
         app.run_forever()
     finally:
+        app._stop_hotspot_quietly()
         if monitor is not None:
             monitor.stop()
         hardware.close()
