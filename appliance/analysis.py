@@ -108,6 +108,9 @@ class Thresholds:
     beacon_min_span: float = 0.3
     # Contacts closer than this are one contact (a burst of parallel connections).
     beacon_merge_s: float = 2.0
+    # A DNS question repeated on the same flow within this many seconds is the
+    # same lookup (the response's echo of the question, or a retransmission).
+    dns_echo_s: float = 5.0
     # Captures shorter than this get a "too short to mean much" warning.
     min_duration_s: float = 300.0
     # The box's own addresses (never an alert destination, never a device).
@@ -340,6 +343,7 @@ class Analyzer:
         self._allow_cache: dict[str, bool] = {}
         self._dns_ips: dict[str, set] = {}       # answered ip -> names (whole session)
         self._flow_name: dict[int, str] = {}     # flow id -> SNI/Host name
+        self._last_q: dict[int, tuple] = {}      # DNS flow id -> (name, time) of its last query
         self._flow_http: dict[int, list] = {}    # flow id -> [(method, frame, ts, name)]
         self._contacts: dict[tuple, list] = {}   # (device key, server ip) -> [(ts, flow_id)]
         self._flow_meta: dict[tuple, dict] = {}  # (device key, server ip) -> facts for ip-without-dns
@@ -376,10 +380,14 @@ class Analyzer:
             if kind == "dhcp":
                 self._dhcp(ev)
                 continue
-            if ev.src in self._box or (not ev.mac and not ev.src):
+            if ev.src in self._box or (not ev.mac and not ev.src) or ev.sport == 67:
+                # The box itself, or a DHCP server answering a phone: the
+                # "client" of such a flow is not a device on the hotspot.
                 continue
             dev = self._device(ev)
             name = _norm(ev.name)
+            if kind == "dns.query" and self._echo(ev, name):
+                continue
             if kind in _NAME_RULE:
                 if name:
                     if len(dev.names) < self.t.max_names_per_device:
@@ -414,12 +422,27 @@ class Analyzer:
         self._match_ips(ips)
         self._match_certs(fps)
 
+    def _echo(self, ev, name: str) -> bool:
+        """True for the question a DNS response repeats (or a retransmission) of a lookup just counted.
+
+        The core reports the question of responses too, so that a response
+        whose query was not captured still counts; one lookup is then one
+        query and one echo on the same flow, within a few seconds.
+        """
+        if not ev.flow_id:
+            return False
+        last = self._last_q.get(ev.flow_id)
+        self._last_q[ev.flow_id] = (name, ev.ts)
+        if len(self._last_q) > self._CACHE_MAX:
+            self._last_q.clear()
+        return last is not None and last[0] == name and 0 <= ev.ts - last[1] <= self.t.dns_echo_s
+
     def _device(self, ev) -> Device:
         key = _device_key(ev.mac, ev.src)
         dev = self._devices.get(key)
         if dev is None:
             dev = self._devices[key] = Device(mac=ev.mac, key=key)
-        if ev.src:
+        if ev.src and not is_unspecified(ev.src):
             dev.ips[ev.src] = dev.ips.get(ev.src, 0) + 1
         if ev.ts:
             dev.first = ev.ts if dev.first is None else min(dev.first, ev.ts)
