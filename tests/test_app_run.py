@@ -144,3 +144,28 @@ def test_cli_bad_config_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "'capture.duration_minutes'" in err
+
+
+def test_run_service_stops_on_sigterm(tmp_path):
+    """`pocketcheck run --fake-hardware` keeps running until SIGTERM, then exits 0 within seconds."""
+    import signal
+    import subprocess
+    import sys
+
+    cfgfile = tmp_path / "pocketcheck.yaml"
+    cfgfile.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "appliance", "run", "--config", str(cfgfile), "--fake-hardware"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "data" / "sessions").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert proc.poll() is None, proc.stdout.read()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert "stopping on signal 15" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
