@@ -111,8 +111,8 @@ def verify_copy(source: pathlib.Path, copy: pathlib.Path) -> None:
             res = verify(str(copy))
         except ReportIntegrityError as exc:
             raise usb_error("mismatch", f"the copy on the stick does not verify: {exc}") from exc
-        if res is False or (hasattr(res, "ok") and not res.ok):
-            raise usb_error("mismatch", "the copy on the stick does not verify")
+        if res is False or not getattr(res, "intact", True):
+            raise usb_error("mismatch", f"the copy on the stick does not verify: {getattr(res, 'reason', '')}")
 
 
 # ------------------------------------------------------------------ mtools

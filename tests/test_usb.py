@@ -302,3 +302,29 @@ def test_exfat_pulled_mid_write(tmp_path, exfat_stick):
     with pytest.raises(UsbError) as info:
         stick.export(src, "s1")
     assert info.value.kind == "pulled", str(info.value)
+
+
+def test_verify_copy_uses_the_report_signature(tmp_path):
+    """A signed report whose manifest was rewritten (signature now wrong) is refused even if copied faithfully."""
+    from appfakes import PCAP_HEADER, PCAP_RECORD
+
+    from appliance import app as appmod
+    from appliance import config
+
+    cap = tmp_path / "capture.pcap"
+    cap.write_bytes(PCAP_HEADER + PCAP_RECORD)
+    cfg = config.combine([(config.parse_text(f"data_dir: {tmp_path / 'data'}\n"), "t")])
+    s = appmod.Session(id="s", dir=str(tmp_path), started=0.0)
+    appmod.analyse_with_report(cap, tmp_path / "rep", s, cfg=cfg)
+    src = tmp_path / "rep"
+    copy = tmp_path / "copy"
+    shutil.copytree(src, copy)
+    usb.verify_copy(src, copy)  # the genuine report passes
+    for d in (src, copy):
+        (d / "report.json").write_text('{"verdict": "green"}\n')
+        lines = [ln for ln in (d / "MANIFEST.sha256").read_text().splitlines() if not ln.endswith(" report.json")]
+        digest = hashlib.sha256((d / "report.json").read_bytes()).hexdigest()
+        (d / "MANIFEST.sha256").write_text("\n".join([*lines, f"{digest}  report.json"]) + "\n")
+    with pytest.raises(UsbError) as info:
+        usb.verify_copy(src, copy)
+    assert info.value.kind == "mismatch" and "does not verify" in str(info.value)
