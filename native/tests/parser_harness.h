@@ -35,7 +35,7 @@ static int h_nev;
 static pc_reader *h_r;
 static pc_ctx *h_cx;
 
-static char *h_dup(const uint8_t *buf, pc_str s)
+static inline char *h_dup(const uint8_t *buf, pc_str s)
 {
     char *p = malloc((size_t)s.len + 1);
     if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
@@ -44,7 +44,7 @@ static char *h_dup(const uint8_t *buf, pc_str s)
     return p;
 }
 
-static void h_clear(void)
+static inline void h_clear(void)
 {
     for (int i = 0; i < h_nev; i++) {
         free(h_evs[i].name); free(h_evs[i].data); free(h_evs[i].s1);
@@ -54,7 +54,7 @@ static void h_clear(void)
 }
 
 /* Opens a fresh feed reader (closing the previous one). */
-static void h_open(void)
+static inline void h_open(void)
 {
     h_clear();
     if (h_r)
@@ -66,7 +66,7 @@ static void h_open(void)
     }
 }
 
-static void h_close(void)
+static inline void h_close(void)
 {
     h_clear();
     pc_reader_free(h_r);
@@ -74,7 +74,7 @@ static void h_close(void)
 }
 
 /* Reads every queued event into h_evs (replacing what was there). */
-static int h_drain(void)
+static inline int h_drain(void)
 {
     static pc_event ev[64];
     static uint8_t str[1 << 20];
@@ -97,7 +97,7 @@ static int h_drain(void)
 }
 
 /* Number of drained events of one kind. */
-static int h_count(uint32_t kind)
+static inline int h_count(uint32_t kind)
 {
     int n = 0;
     for (int i = 0; i < h_nev; i++)
@@ -106,7 +106,7 @@ static int h_count(uint32_t kind)
 }
 
 /* The i-th drained event of a kind, or NULL. */
-static h_ev *h_get(uint32_t kind, int i)
+static inline h_ev *h_get(uint32_t kind, int i)
 {
     for (int k = 0; k < h_nev; k++)
         if (h_evs[k].ev.kind == kind && i-- == 0)
@@ -114,7 +114,7 @@ static h_ev *h_get(uint32_t kind, int i)
     return NULL;
 }
 
-static uint64_t h_malformed(void)
+static inline uint64_t h_malformed(void)
 {
     pc_stats st;
     pc_reader_stats(h_r, &st);
@@ -122,7 +122,7 @@ static uint64_t h_malformed(void)
 }
 
 /* A meta of a flow with the given protocol and ports (client first). */
-static pc_meta h_meta(uint8_t proto, uint16_t sport, uint16_t dport, int from_client)
+static inline pc_meta h_meta(uint8_t proto, uint16_t sport, uint16_t dport, int from_client)
 {
     pc_meta m;
     memset(&m, 0, sizeof m);
@@ -144,7 +144,7 @@ static pc_meta h_meta(uint8_t proto, uint16_t sport, uint16_t dport, int from_cl
  * PC_STREAM_DONE. The chunks are data cut every `step` bytes; final = 1 is
  * given with the last chunk when fin is set. Returns the last return value.
  */
-static int h_stream(const pc_meta *m, pc_dirstate *ds, const uint8_t *data, size_t len,
+static inline int h_stream(const pc_meta *m, pc_dirstate *ds, const uint8_t *data, size_t len,
                     size_t step, int fin)
 {
     uint8_t *buf = malloc(len + 1);
@@ -174,7 +174,7 @@ static int h_stream(const pc_meta *m, pc_dirstate *ds, const uint8_t *data, size
     return r;
 }
 
-static int h_report(const char *name)
+static inline int h_report(const char *name)
 {
     printf("%s: %d passed, %d failed\n", name, h_pass, h_fail);
     return h_fail ? 1 : 0;
