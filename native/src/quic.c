@@ -383,7 +383,9 @@ static void check_hello(pc_ctx *cx, const pc_meta *m, pc_udp_app *a)
     }
     need = 4 + pc_rd24(a->buf + 1);
     if (a->contig >= need) {
-        pc_tls_client_hello(cx, m, PC_EV_QUIC_SNI, a->buf, need, 0);
+        /* Whole but unparseable: the client sent a broken hello. */
+        if (pc_tls_client_hello(cx, m, PC_EV_QUIC_SNI, a->buf, need, 0) == PC_ERR_FORMAT)
+            pc_count_malformed(cx);
     } else if (a->contig >= PC_QUIC_MAX_CRYPTO) {
         pc_tls_client_hello(cx, m, PC_EV_QUIC_SNI, a->buf, a->contig, 1);
     } else {

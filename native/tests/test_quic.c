@@ -650,6 +650,33 @@ static void test_skipped(void)
     CHECK(g.n_quic == 0 && g.malformed == 1);
 }
 
+/* A CRYPTO stream that is not a ClientHello, or a whole hello tls.c cannot parse, is malformed: no event. */
+static void test_broken_hello(void)
+{
+    uint8_t payload[300], pkt[400], hello[20];
+    size_t p, n;
+    got g;
+
+    memset(hello, 0, sizeof hello);
+    hello[0] = 2;                          /* ServerHello type from a "client" */
+    hello[3] = 16;
+    p = crypto_frame(payload, 0, hello, 20);
+    memset(payload + p, 0, 40);
+    n = protect(QV1, DCID, 8, 0, payload, p + 40, pkt);
+    run1(pkt, n, &g);
+    CHECK(g.n_quic == 0);
+    CHECK(g.malformed == 1);
+
+    hello[0] = 1;                          /* ClientHello of 3 bytes: ends before its cipher suites */
+    hello[3] = 3;
+    p = crypto_frame(payload, 0, hello, 7);
+    memset(payload + p, 0, 40);
+    n = protect(QV1, DCID, 8, 0, payload, p + 40, pkt);
+    run1(pkt, n, &g);
+    CHECK(g.n_quic == 0);
+    CHECK(g.malformed == 1);
+}
+
 /* A ClientHello longer than the 16 KB bound is reported cut at the bound, with the partial flag. */
 static void test_bound(void)
 {
@@ -848,6 +875,7 @@ int main(void)
     test_coalesced();
     test_retry_new_dcid();
     test_skipped();
+    test_broken_hello();
     test_bound();
     test_alloc_failures();
     test_real_initials();
