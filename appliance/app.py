@@ -385,6 +385,7 @@ class Outcome:
     verdict: str
     reason: str
     alerts: int = 0
+    warnings: tuple = ()  # the analysis's own warnings ("short", "truncated", ...)
 
 
 # ------------------------------------------------------------- live counters
@@ -833,6 +834,9 @@ class App:
         """Runs the analysis of one session and records the outcome (raises on failure)."""
         out = self.analyse_fn(s.capture, s.report_dir, s)
         s.verdict, s.reason, s.alerts = out.verdict, out.reason, out.alerts
+        # the capture's own timestamps can say "short" even when the box's clock did not
+        # (a phone that joined late or went quiet): the screen then warns as the report does
+        s.too_short = s.too_short or "short" in out.warnings
         s.stage = "reported"
         self.store.save(s)
         return out
@@ -1024,7 +1028,8 @@ def analyse_with_report(capture: pathlib.Path, report_dir: pathlib.Path, session
         shutil.rmtree(report_dir)
     lang = cfg.language if cfg is not None and cfg.language in getattr(report, "LANGUAGES", ("en",)) else "en"
     report.write(str(report_dir), doc, files, lang=lang, key_dir=key_dir)
-    return Outcome(result.verdict, reason_for(result.verdict, result.alerts), len(result.alerts))
+    return Outcome(result.verdict, reason_for(result.verdict, result.alerts), len(result.alerts),
+                   tuple(doc["session"]["warnings"]))
 
 
 def ioc_set_date() -> str:
@@ -1315,11 +1320,13 @@ class ReplayHotspot:
     Args:
         kind: "clean" or "stalkerware".
         t0: the capture's start time.
+        minutes: how long the built traffic spans.
     """
 
-    def __init__(self, kind: str, t0: float):
+    def __init__(self, kind: str, t0: float, minutes: float = 6.0):
         self.kind = kind
         self.t0 = t0
+        self.minutes = minutes
         self.ssid = self.passphrase = None
         self.capture = None
         self.joined = False
@@ -1331,7 +1338,7 @@ class ReplayHotspot:
 
     def start_capture(self, path, sink=None):
         """Writes the phone's capture and feeds its events to the live counters."""
-        build_replay_capture(self.kind, path, self.t0)
+        build_replay_capture(self.kind, path, self.t0, self.minutes)
         if sink is not None:
             from .native import Reader
 

@@ -169,3 +169,28 @@ def test_run_service_stops_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def test_capture_short_by_its_own_timestamps_is_flagged(tmp_path):
+    """If the traffic itself spans less than the minimum, the verdict warns even though the box clock ran long."""
+    clock = appmod.FakeClock()
+    cfg = _cfg(tmp_path)
+    holder = {}
+    hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n))
+    a = appmod.App(cfg, hardware, lambda c: appmod.ReplayHotspot("clean", clock.wall(), minutes=1.0),
+                   lambda cap, rep, s: appmod.analyse_with_report(cap, rep, s, cfg=cfg), clock=clock,
+                   new_credentials=lambda: ("x", "abcdefghjkmn"))
+    holder["app"] = a
+    a.start()
+    a.post(Ev.PRESS)
+    a.pump()
+    a.hotspot.joined = True
+    a.tick()
+    a.tick(600)
+    a.post(Ev.PRESS)
+    a.pump()
+    assert a.state is State.VERDICT and a.session.verdict == "green"
+    assert a.session.too_short and a.model().too_short
+    doc = json.loads((a.session.report_dir / "report.json").read_text())
+    assert "short" in doc["session"]["warnings"]
+    hardware.close()
