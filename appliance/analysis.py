@@ -120,6 +120,12 @@ class Thresholds:
     max_names_per_device: int = 500
     max_contacts_per_host: int = 4096
     max_times: int = 200
+    # Bounds on what grows with hostile input: devices, distinct hosts tracked
+    # for the whole-session heuristics, distinct heuristic alerts. Reaching
+    # one adds the "limits" warning to the report.
+    max_devices: int = 256
+    max_hosts: int = 100_000
+    max_heuristic_alerts: int = 5_000
 
     @classmethod
     def from_mapping(cls, data: dict, where: str = "configuration") -> Thresholds:
@@ -344,6 +350,7 @@ class Analyzer:
         self._dns_ips: dict[str, set] = {}       # answered ip -> names (whole session)
         self._flow_name: dict[int, str] = {}     # flow id -> SNI/Host name
         self._last_q: dict[int, tuple] = {}      # DNS flow id -> (name, time) of its last query
+        self._heur_alerts = 0
         self._flow_http: dict[int, list] = {}    # flow id -> [(method, frame, ts, name)]
         self._contacts: dict[tuple, list] = {}   # (device key, server ip) -> [(ts, flow_id)]
         self._flow_meta: dict[tuple, dict] = {}  # (device key, server ip) -> facts for ip-without-dns
@@ -403,7 +410,13 @@ class Analyzer:
             elif kind == "dns.answer":
                 data = ev.data.strip()
                 if ev.rrtype in (1, 28) and data:
-                    self._dns_ips.setdefault(data, set()).add(name)
+                    known = self._dns_ips.get(data)
+                    if known is None and len(self._dns_ips) >= self.t.max_hosts:
+                        self.warn("limits")
+                    elif known is None:
+                        self._dns_ips[data] = {name}
+                    elif len(known) < 8:
+                        known.add(name)
                     ips.append((data, "ioc.dns-answer", ev, name))
                 elif ev.rrtype == 5 and data:
                     names.append((_norm(data), "ioc.dns-answer", ev))
@@ -441,7 +454,11 @@ class Analyzer:
         key = _device_key(ev.mac, ev.src)
         dev = self._devices.get(key)
         if dev is None:
-            dev = self._devices[key] = Device(mac=ev.mac, key=key)
+            dev = Device(mac=ev.mac, key=key)
+            if len(self._devices) < self.t.max_devices:
+                self._devices[key] = dev
+            else:
+                self.warn("limits")   # counted nowhere: a flood of fake MACs is not a hotspot
         if ev.src and not is_unspecified(ev.src):
             dev.ips[ev.src] = dev.ips.get(ev.src, 0) + 1
         if ev.ts:
@@ -520,8 +537,15 @@ class Analyzer:
         last = ev.ts if last is None else last
         a = self._alerts.get(key)
         if a is None:
-            a = self._alerts[key] = Alert(level=level, rule=rule, device=ev.mac, device_ip=dev_ip, name=name, ip=ip,
-                                          first=first, last=last, **(fields or {}))
+            a = Alert(level=level, rule=rule, device=ev.mac, device_ip=dev_ip, name=name, ip=ip,
+                      first=first, last=last, **(fields or {}))
+            # Indicator alerts decide red verdicts and are always kept; the
+            # number of distinct heuristic alerts is bounded.
+            if rule.startswith("ioc.") or self._heur_alerts < self.t.max_heuristic_alerts:
+                self._alerts[key] = a
+                self._heur_alerts += not rule.startswith("ioc.")
+            else:
+                self.warn("limits")
         a.first, a.last = min(a.first, first), max(a.last, last)
         a.count += count
         if ev.kind != "flow" and ev.frame and len(a.frames) < self.t.max_evidence and ev.frame not in a.frames:
@@ -601,14 +625,17 @@ class Analyzer:
         if ev.dport in _INFRA_PORTS or ev.sport in _INFRA_PORTS:
             return
         key = (dkey, dst)
-        contacts = self._contacts.setdefault(key, [])
-        if len(contacts) < self.t.max_contacts_per_host:
-            contacts.append(ev.first or ev.ts)
         meta = self._flow_meta.get(key)
+        if meta is None and len(self._flow_meta) >= self.t.max_hosts:
+            self.warn("limits")
+            return
         if meta is None:
             meta = self._flow_meta[key] = {"mac": ev.mac, "src": ev.src, "names": set(), "frames": [],
                                            "flows": [], "first": ev.first or ev.ts, "last": ev.last or ev.ts,
                                            "count": 0}
+        contacts = self._contacts.setdefault(key, [])
+        if len(contacts) < self.t.max_contacts_per_host:
+            contacts.append(ev.first or ev.ts)
         meta["count"] += 1
         meta["first"] = min(meta["first"], ev.first or ev.ts)
         meta["last"] = max(meta["last"], ev.last or ev.ts)

@@ -411,3 +411,21 @@ def test_is_local():
     assert all(is_local(a) for a in ("10.23.0.1", "192.168.0.5", "224.0.0.251", "255.255.255.255", "fe80::1",
                                      "ff02::fb", "fd23::1", "::ffff:10.0.0.1", "not-an-ip"))
     assert not any(is_local(a) for a in ("8.8.8.8", "203.0.113.9", "2001:db8::1", "198.18.0.1"))
+
+
+def test_bounded_under_hostile_variety(iset, c2):
+    """Thousands of distinct suspicious names are capped with a 'limits' warning; indicator alerts are all kept."""
+    provider = min(iset.dyndns_suffixes)
+    f = Feed()
+    for i in range(300):
+        f.dns(f"h{i}.{provider}", T0 + i)
+    for n in c2[:20]:
+        f.dns(n, T0 + 400)
+    r = run(iset, f.events, max_heuristic_alerts=50)
+    assert sum(a.rule == "heur.dyndns" for a in r.alerts) == 50
+    assert {a.name for a in r.alerts if a.rule == "ioc.dns-query"} == set(c2[:20])
+    assert "limits" in r.warnings and r.verdict == "red"
+    many = [Event(frame=i + 1, ts=T0 + i, kind="dns.query", name="www.example.net", mac=f"02:00:00:00:{i // 256:02x}:"
+                  f"{i % 256:02x}", src=f"10.23.{i // 256}.{i % 256}") for i in range(300)]
+    r = run(iset, many, max_devices=100)
+    assert len(r.devices) == 100 and "limits" in r.warnings
