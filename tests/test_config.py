@@ -1,5 +1,7 @@
 """pocketcheck.yaml: defaults, layering, validation with messages naming the key."""
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from appliance import config
 from appliance.errors import ConfigError
@@ -112,3 +114,29 @@ def test_stick_without_file_keeps_base(tmp_path):
     """A stick with no pocketcheck.yaml changes nothing."""
     base = config.load(None)
     assert config.with_stick(base, tmp_path) is base
+
+
+# ---- any YAML at all: a Config or one ConfigError, never another exception ----
+
+_KEYS = st.sampled_from(["country", "language", "discreet", "hotspot", "ssid", "passphrase", "channel", "uplink",
+                         "capture", "duration_minutes", "minimum_minutes", "report", "pins", "button", "oled",
+                         "address", "data_dir", "x", "1"])
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.text(max_size=70), st.floats(allow_nan=False))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                          st.dictionaries(_KEYS, inner, max_size=4)), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=6))
+def test_any_mapping_gives_config_or_config_error(data):
+    """Whatever a file holds, loading gives a Config or a one-line ConfigError."""
+    import yaml
+
+    text = yaml.safe_dump(data)
+    try:
+        layer = config.parse_text(text, "fuzz.yaml")
+        cfg = config.combine([(layer, "fuzz.yaml")])
+    except ConfigError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith(("fuzz.yaml", "configuration"))
+        return
+    assert isinstance(cfg, config.Config)

@@ -4,6 +4,8 @@ import pathlib
 
 import pytest
 import zxingcpp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageChops
 
 from appliance import screens
@@ -113,3 +115,16 @@ def test_text_preview_is_64_by_32_blocks():
     rows = text.splitlines()
     assert len(rows) == 34 and all(len(r) == 66 for r in rows)
     assert "█" in text or "▀" in text or "▄" in text
+
+
+
+
+@settings(max_examples=150, deadline=None)
+@given(screen=st.sampled_from(sorted(screens.RENDERERS)), text=st.text(max_size=120),
+       n=st.integers(-10, 10**7), flag=st.booleans())
+def test_any_model_renders(screen, text, n, flag):
+    """Any text or number in the model renders a 128x64 frame without raising."""
+    m = Model(ioc_date=text, free_mb=n, pending_reports=abs(n) % 50, ssid=text[:32], passphrase=text[:63] or "x",
+              elapsed_s=n, phones=n, names_seen=n, alerts=n, discreet=flag, verdict=text, reason=text,
+              too_short=flag, interrupted=not flag, title=text, message=text, step=n)
+    assert screens.render(screen, m).size == (128, 64)
