@@ -96,7 +96,7 @@ def extract_file(path: str, out, fmt: str, flows: bool) -> str | None:
                     lines.append("\t".join(_tsv_field(rec.get(c, "")) for c in TSV_COLUMNS))
             if lines:
                 out.write("\n".join(lines) + "\n")
-        if reader.status == "truncated":
+        if reader.status != "eof":
             return f"{path}: capture is damaged or cut short ({reader.error}); events before the damage were written"
     return None
 

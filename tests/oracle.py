@@ -7,6 +7,7 @@ returns what Wireshark's dissectors see, in the same (kind, value) shape as
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 
 FIELDS = (
@@ -16,7 +17,9 @@ FIELDS = (
     "tls.handshake.type", "tls.handshake.extensions_server_name", "tls.handshake.certificate",
     "http.request", "http.host", "quic.long.packet_type", "tls.handshake.ja3",
 )
-_SEP = " "  # tshark's aggregator; no name the tests compare contains a space
+_SEP = "\x1f"  # tshark's aggregator: a byte no name in the corpus contains (mDNS names hold spaces)
+# tshark's placeholders for names it could not decode; the core reports no name for those.
+_TSHARK_PLACEHOLDERS = ("<Name too long>", "<Unknown extended label>")
 
 
 def _host(value: str) -> str:
@@ -45,7 +48,7 @@ def tshark_names(path) -> set[tuple[str, str]]:
         row = dict(zip(FIELDS, line.split("\t")))
         get = lambda k: [v for v in row.get(k, "").split(_SEP) if v != ""]  # noqa: E731
         ports = set(get("udp.srcport") + get("udp.dstport"))
-        qnames = get("dns.qry.name")
+        qnames = [_tshark_name(n) for n in get("dns.qry.name") if n not in _TSHARK_PLACEHOLDERS]
         if qnames:
             if "5353" in ports:
                 if "0" in get("dns.flags.response"):
@@ -70,9 +73,19 @@ def tshark_names(path) -> set[tuple[str, str]]:
     return found
 
 
+def _tshark_name(name: str) -> str:
+    """tshark writes the root as "<Root>"; the core as "."."""
+    return "." if name == "<Root>" else name
+
+
+def unescape(name: str) -> str:
+    """Undoes the core's RFC 1035 presentation escapes (\\DDD and \\X) so names compare with tshark's raw text."""
+    return re.sub(r"\\(\d{3}|.)", lambda m: chr(int(m.group(1))) if len(m.group(1)) == 3 else m.group(1), name)
+
+
 def _answers(get) -> set[tuple[str, str]]:
     """A, AAAA and CNAME records of the answer sections of the DNS messages of one frame."""
-    names, types = get("dns.resp.name"), get("dns.resp.type")
+    names, types = [_tshark_name(n) for n in get("dns.resp.name")], get("dns.resp.type")
     values = {"1": iter(get("dns.a")), "28": iter(get("dns.aaaa")), "5": iter(get("dns.cname"))}
     counts = zip(get("dns.count.answers"), get("dns.count.auth_rr"), get("dns.count.add_rr"))
     out, i = set(), 0
@@ -97,11 +110,11 @@ def core_names(path) -> set[tuple[str, str]]:
         for ev in reader:
             if ev.kind in ("dns.query", "mdns.query", "llmnr.query", "tls.sni", "quic.sni", "http.host"):
                 if ev.name:
-                    found.add((ev.kind, ev.name))
+                    found.add((ev.kind, unescape(ev.name)))
                 if ev.kind == "tls.sni" and ev.ja3:
                     found.add(("ja3", ev.ja3))
             elif ev.kind == "dns.answer" and ev.rrtype in (1, 28, 5):
-                found.add(("dns.answer", f"{ev.name}={ev.data}"))
+                found.add(("dns.answer", f"{unescape(ev.name)}={unescape(ev.data)}"))
             elif ev.kind == "tls.cert":
                 found.add(("tls.cert", hashlib.sha256(ev.der).hexdigest()))
     return found
