@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from array import array
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
@@ -122,22 +123,37 @@ class Matcher:
         return check(status, what)
 
     def _add_strings(self, fn, pairs: Iterable, kind: str) -> None:
-        strs, ids = [], array("I")
-        for value, ident in pairs:
-            if isinstance(value, str):
-                norm = normalize(value) if kind == "domain" else value.lower()
-                if norm is None:
-                    raise errors.IocFormatError(f"{kind} {value!r}: not a valid host name")
-                value = norm.encode("utf-8")
-            strs.append(bytes(value))
-            ids.append(ident)
-        if not strs:
+        pairs = list(pairs)
+        if not pairs:
             return
-        buf, offs = _pack(strs)
-        st = fn(self._h, buf, ffi.from_buffer("uint32_t[]", offs), ffi.from_buffer("uint32_t[]", ids), len(strs))
+        values = [v for v, _ in pairs]
+        try:
+            ids = array("I", [i for _, i in pairs])
+        except (TypeError, OverflowError) as exc:
+            raise errors.IocFormatError(f"{kind} indicators: ids must be integers 0..2**32-1 ({exc})") from None
+        joined = "".join(values) if all(type(v) is str for v in values) else None
+        if joined is not None and joined.isascii():
+            # The common case, kept to a few passes over the whole set: C folds
+            # ASCII case, drops a trailing dot and checks the labels itself.
+            buf = joined.encode("ascii")
+            offs = array("I", [0])
+            offs.extend(accumulate(map(len, values)))
+        else:
+            strs = []
+            for value in values:
+                if isinstance(value, str):
+                    norm = normalize(value) if kind == "domain" else value.lower()
+                    if norm is None:
+                        raise errors.IocFormatError(f"{kind} {value!r}: not a valid host name")
+                    value = norm.encode("utf-8")
+                strs.append(bytes(value))
+            buf, offs = _pack(strs)
+        st = fn(self._h, buf, ffi.from_buffer("uint32_t[]", offs), ffi.from_buffer("uint32_t[]", ids), len(values))
         if st == lib.PC_ERR_ARG:
             detail = ffi.string(lib.pc_matcher_error(self._h)).decode("utf-8", "replace")
-            raise errors.IocFormatError(f"{kind} indicators: {detail}")
+            bad = re.match(rf"{kind} (\d+):", detail)
+            which = f" {values[int(bad.group(1))]!r}" if bad and int(bad.group(1)) < len(values) else ""
+            raise errors.IocFormatError(f"{kind}{which}: {detail.split(': ', 1)[-1]}")
         self._call(st, f"add {kind}s")
 
     def _add_ips(self, pairs: Iterable) -> None:

@@ -253,3 +253,16 @@ def test_upstream_indicators(iocs_upstream):
     look = ["zz9" + d for d in doms]
     expect = {(i, j) for i, n in enumerate(look) for j, d in enumerate(doms) if n.endswith("." + d)}
     assert set(m.match_names(look)) == expect
+
+
+def test_file_layout(tmp_path):
+    """The file starts with the magic and format 1, little-endian, and its checksum is zlib's CRC-32 of bytes 24.."""
+    import zlib
+    path = tmp_path / "x.pcm"
+    Matcher.build(domains=DOMAINS).save(path, [b"meta" * 100])
+    raw = path.read_bytes()
+    assert raw[:8] == b"PCMATCH\x1a"
+    assert int.from_bytes(raw[8:12], "little") == 1
+    assert int.from_bytes(raw[24:32], "little") == len(raw)
+    assert int.from_bytes(raw[20:24], "little") == zlib.crc32(raw[24:])
+    assert len(raw) % 8 == 0

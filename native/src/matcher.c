@@ -1133,7 +1133,9 @@ int pc_matcher_match_hashes(const pc_matcher *m, const uint8_t *buf, const uint3
 
 /* ---- the compiled file -------------------------------------------------- */
 
-static uint32_t crc_table[256];
+/* CRC-32 (IEEE 802.3), table-driven "slicing by 4": four table lookups per
+ * four bytes, so verifying a 50 MB file on load costs tens of milliseconds. */
+static uint32_t crc_table[4][256];
 static int crc_ready;
 
 static void crc_init(void)
@@ -1144,17 +1146,26 @@ static void crc_init(void)
         uint32_t c = i;
         for (int k = 0; k < 8; k++)
             c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-        crc_table[i] = c;
+        crc_table[0][i] = c;
     }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 4; t++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
     crc_ready = 1;
 }
 
-/* CRC-32 (IEEE 802.3), continued from crc (0 to start). */
+/* CRC-32 continued from crc (0 to start); bytes are read one by one (no alignment needs). */
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
 {
+    size_t i = 0;
     crc = ~crc;
-    for (size_t i = 0; i < n; i++)
-        crc = crc_table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+    for (; i + 4 <= n; i += 4) {
+        crc ^= (uint32_t)p[i] | ((uint32_t)p[i + 1] << 8) | ((uint32_t)p[i + 2] << 16) | ((uint32_t)p[i + 3] << 24);
+        crc = crc_table[3][crc & 0xff] ^ crc_table[2][(crc >> 8) & 0xff] ^ crc_table[1][(crc >> 16) & 0xff] ^
+              crc_table[0][crc >> 24];
+    }
+    for (; i < n; i++)
+        crc = crc_table[0][(crc ^ p[i]) & 0xff] ^ (crc >> 8);
     return ~crc;
 }
 
