@@ -292,3 +292,25 @@ def test_every_shared_capture_analyses_or_fails_cleanly(pcaps_dir, iset):
         report.render_html(doc, "en")
         seen += 1
     assert seen > 50
+
+
+def test_cli_config_and_encryption(scenes, tmp_path):
+    """--config changes the thresholds in use (shown in the report); a bad one is exit 2; --encrypt-to seals it."""
+    import pyrage
+
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text("beacon_min_contacts: 100\n")
+    org = pyrage.x25519.Identity.generate()
+    out = tmp_path / "sealed"
+    r = _cli("analyze", str(scenes["dir"] / "stalker.pcap"), "--config", str(cfg), "--json", "--out", str(out),
+             "--key-dir", str(tmp_path / "keys"), "--encrypt-to", str(org.to_public()))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["session"]["configuration"]["beacon_min_contacts"] == 100
+    assert "heur.beaconing" not in {a["rule"] for a in doc["alerts"]}
+    assert sorted(p.name for p in out.iterdir()) == ["MANIFEST.sha256", "MANIFEST.sha256.sig", "report.tar.age"]
+    inner = report.decrypt_archive(out / "report.tar.age", str(org), tmp_path / "plain")
+    assert report.verify(inner).intact
+    cfg.write_text("beacon_min_contacts: many\n")
+    bad = _cli("analyze", str(scenes["dir"] / "stalker.pcap"), "--config", str(cfg))
+    assert bad.returncode == 2 and "beacon_min_contacts" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
