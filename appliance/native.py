@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 from dataclasses import dataclass, field
 
 from . import errors
@@ -118,50 +119,86 @@ class Event:
     extra: dict = field(default_factory=dict)
 
 
-def _text(buf, s) -> str:
-    return bytes(buf[s.off:s.off + s.len]).decode("utf-8", "backslashreplace") if s.len else ""
+def _event_struct() -> struct.Struct:
+    """A struct.Struct that unpacks one ``pc_event``, built from the compiled layout so it cannot drift."""
+    codes = {"uint64_t": "Q", "int64_t": "q", "uint32_t": "I", "uint16_t": "H", "uint8_t": "B"}
+    fmt, pos = "<", 0
+    for _, f in ffi.typeof("pc_event").fields:
+        fmt += "x" * (f.offset - pos)
+        t = f.type
+        if t.kind == "array" and t.item.cname == "uint8_t":
+            fmt += f"{t.length}s"
+        elif t.kind == "array":
+            fmt += codes[t.item.cname] * t.length
+        elif t.kind == "struct":  # pc_str: off, len
+            fmt += "II"
+        else:
+            fmt += codes[t.cname]
+        pos = f.offset + ffi.sizeof(t)
+    fmt += "x" * (ffi.sizeof("pc_event") - pos)
+    assert struct.calcsize(fmt) == ffi.sizeof("pc_event")
+    return struct.Struct(fmt)
 
 
-def _addr(ipver: int, raw) -> str:
-    if ipver == 4:
-        return socket.inet_ntop(socket.AF_INET, bytes(raw[0:4]))
-    if ipver == 6:
-        return socket.inet_ntop(socket.AF_INET6, bytes(raw[0:16]))
-    return ""
+_EVENT = _event_struct()
+_NAME_KINDS_DNS = ("dns.answer", "dns.query", "mdns.query", "llmnr.query")
 
 
-def _event(c, buf, file: str) -> Event:
-    kind = KINDS.get(c.kind, f"unknown.{c.kind}")
-    ev = Event(
-        frame=c.frame,
-        ts=c.ts_ns / 1e9,
-        kind=kind,
-        name=_text(buf, c.name),
-        proto=_PROTOS.get(c.proto, ""),
-        src=_addr(c.ipver, c.src),
-        sport=c.sport,
-        dst=_addr(c.ipver, c.dst),
-        dport=c.dport,
-        mac=":".join(f"{b:02x}" for b in bytes(c.mac)) if c.has_mac else "",
-        flow_id=c.flow_id,
-        partial=bool(c.flags & lib.PC_EVF_PARTIAL),
-        file=file,
-    )
-    if kind in ("dns.answer", "dns.query", "mdns.query", "llmnr.query"):
-        ev.rrtype, ev.ttl, ev.data = c.rrtype, c.ttl, _text(buf, c.data)
-    elif kind in ("tls.sni", "quic.sni"):
-        ev.ja4, ev.ja3, ev.alpn = _text(buf, c.s1), _text(buf, c.s2), _text(buf, c.s3)
-    elif kind == "http.host":
-        ev.path, ev.method, ev.user_agent = _text(buf, c.data), _text(buf, c.s1), _text(buf, c.s2)
-    elif kind == "tls.cert":
-        ev.der, ev.index = bytes(buf[c.data.off:c.data.off + c.data.len]), c.index
-    elif kind == "dhcp":
-        ev.data = _text(buf, c.data)
-    elif kind == "flow":
-        ev.pkts, ev.bytes = (c.pkts[0], c.pkts[1]), (c.bytes[0], c.bytes[1])
-        ev.first, ev.last = c.first_ns / 1e9, c.last_ns / 1e9
-        ev.tcp_state, ev.evicted = c.tcp_state, bool(c.flags & lib.PC_EVF_EVICTED)
-    return ev
+class _Converter:
+    """Turns raw ``pc_event`` records into Event objects, caching address and MAC text (flows repeat them)."""
+
+    def __init__(self):
+        self._addr: dict = {}
+        self._mac: dict = {}
+
+    def addr(self, ipver: int, raw: bytes) -> str:
+        key = (ipver, raw)
+        text = self._addr.get(key)
+        if text is None:
+            if len(self._addr) > 8192:
+                self._addr.clear()
+            text = self._addr[key] = (
+                socket.inet_ntop(socket.AF_INET, raw[:4]) if ipver == 4
+                else socket.inet_ntop(socket.AF_INET6, raw) if ipver == 6 else "")
+        return text
+
+    def mac(self, raw: bytes) -> str:
+        text = self._mac.get(raw)
+        if text is None:
+            if len(self._mac) > 1024:
+                self._mac.clear()
+            text = self._mac[raw] = raw.hex(":")
+        return text
+
+    def events(self, raw: bytes, buf: bytearray, file: str) -> list:
+        out = []
+        strs = memoryview(buf)
+        for (frame, ts_ns, flow_id, first_ns, last_ns, p0, p1, b0, b1, kind_id, flags, ttl, index, tcp_state,
+             rrtype, sport, dport, ipver, proto, src, dst, mac, has_mac, _reserved,
+             n_off, n_len, d_off, d_len, s1_off, s1_len, s2_off, s2_len, s3_off, s3_len) in _EVENT.iter_unpack(raw):
+            kind = KINDS.get(kind_id) or f"unknown.{kind_id}"
+            text = lambda off, n: str(strs[off:off + n], "utf-8", "backslashreplace") if n else ""  # noqa: E731
+            ev = Event(frame, ts_ns / 1e9, kind, text(n_off, n_len), _PROTOS.get(proto, ""),
+                       self.addr(ipver, src), sport, self.addr(ipver, dst), dport,
+                       self.mac(mac) if has_mac else "", flow_id, bool(flags & _PARTIAL), file=file)
+            if kind in _NAME_KINDS_DNS:
+                ev.rrtype, ev.ttl, ev.data = rrtype, ttl, text(d_off, d_len)
+            elif kind == "tls.sni" or kind == "quic.sni":
+                ev.ja4, ev.ja3, ev.alpn = text(s1_off, s1_len), text(s2_off, s2_len), text(s3_off, s3_len)
+            elif kind == "http.host":
+                ev.path, ev.method, ev.user_agent = text(d_off, d_len), text(s1_off, s1_len), text(s2_off, s2_len)
+            elif kind == "tls.cert":
+                ev.der, ev.index = bytes(strs[d_off:d_off + d_len]), index
+            elif kind == "dhcp":
+                ev.data = text(d_off, d_len)
+            elif kind == "flow":
+                ev.pkts, ev.bytes, ev.first, ev.last = (p0, p1), (b0, b1), first_ns / 1e9, last_ns / 1e9
+                ev.tcp_state, ev.evicted = tcp_state, bool(flags & _EVICTED)
+            out.append(ev)
+        return out
+
+
+_PARTIAL, _EVICTED = lib.PC_EVF_PARTIAL, lib.PC_EVF_EVICTED
 
 
 def limits(**overrides) -> "ffi.CData":
@@ -190,6 +227,8 @@ class Reader:
         self._ev = ffi.new("pc_event[]", self.BATCH)
         self._buf = bytearray(self.STRBUF)
         self._cbuf = ffi.from_buffer(self._buf)
+        self._evbuf = ffi.buffer(self._ev)
+        self._conv = _Converter()
 
     @classmethod
     def open_file(cls, path: str, **limit_overrides) -> "Reader":
@@ -243,8 +282,9 @@ class Reader:
         """
         cap = self.BATCH if limit is None else max(1, min(int(limit), self.BATCH))
         n = check(lib.pc_reader_next(self._h, self._ev, cap, self._cbuf, self.STRBUF), self.source)
-        buf, evs, src = self._buf, self._ev, self.source
-        return [_event(evs[i], buf, src) for i in range(n)]
+        if not n:
+            return []
+        return self._conv.events(self._evbuf[0:n * _EVENT.size], self._buf, self.source)
 
     def batches(self):
         """Yields lists of events until the input is over (files, finished feeds)."""
