@@ -514,8 +514,10 @@ fail:
  * that authenticates). Malformed: a supported version's header that runs
  * past the datagram (unless the capture cut it, m->truncated), or a client
  * Initial whose tag does not verify. Skipped quietly: server packets,
- * Version Negotiation, Retry, unknown versions, short-header packets, and
- * everything once the flow's ClientHello was reported.
+ * Version Negotiation, Retry, unknown versions, short-header packets,
+ * datagrams too short to carry a version (other UDP protocols set the high
+ * bit too: RTP's first byte is 0x80), and everything once the flow's
+ * ClientHello was reported.
  */
 void pc_quic_datagram(pc_ctx *cx, const pc_meta *m, pc_udp_app **app, const uint8_t *data, size_t len)
 {
@@ -531,11 +533,13 @@ void pc_quic_datagram(pc_ctx *cx, const pc_meta *m, pc_udp_app **app, const uint
         unsigned type;
         qver q;
 
-        if (n < 7)
-            goto bad;
+        if (n < 5)
+            return;          /* too short to tell whether it is QUIC at all */
         version = pc_rd32(p + 1);
         if (version == 0 || !quic_version(version, &q))
             return;          /* Version Negotiation, gQUIC, unknown: not ours */
+        if (n < 7)
+            goto bad;
         type = (p[0] >> 4) & 3;
         dcid_len = p[5];
         if (dcid_len > QUIC_MAX_CID || n < 7 + dcid_len)
