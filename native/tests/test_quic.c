@@ -442,7 +442,7 @@ static void test_frames_in_one_packet(void)
     uint8_t payload[1400], pkt[1500];
     size_t p = 0, n;
     got g;
-    /* PING; ACK largest 5, delay 0, 2 more ranges; ACK_ECN 1 range + 3 counts; CONNECTION_CLOSE? no */
+    /* PING; ACK (largest 5, delay 0, 2 more ranges); ACK_ECN (no more ranges, 3 ECN counts) */
     static const uint8_t pre[] = { 0x01, 0x02, 0x05, 0x00, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00,
                                    0x03, 0x05, 0x00, 0x00, 0x00, 0x01, 0x02, 0x03 };
 
@@ -615,6 +615,31 @@ static void test_retry_new_dcid(void)
     CHECK(g.n_quic == 1);
     CHECK(strcmp(g.name, "example.com") == 0);
     CHECK(g.malformed == 0);
+}
+
+/*
+ * After Version Negotiation the client starts a new hello in another
+ * version: bytes kept from the old version's unfinished hello are dropped,
+ * not mixed into the new one.
+ */
+static void test_version_change_resets(void)
+{
+    static uint8_t a[1500], b[1500];
+    uint8_t other[512], payload[300];
+    const uint8_t *dg[2];
+    size_t lens[2], p;
+    got g;
+
+    memcpy(other, CH, CH_LEN);
+    memcpy(other + 58, "exbmple.com", 11);   /* the SNI (hello offsets 58..68) differs */
+    p = crypto_frame(payload, 0, other, 100);
+    memset(payload + p, 0, 40);
+    lens[0] = protect(QV2, DCID, 8, 0, payload, p + 40, a);   /* v2: first 100 bytes only */
+    lens[1] = initial_part(QV1, DCID, 1, 0, CH_LEN, b);       /* then v1: the whole hello */
+    dg[0] = a; dg[1] = b;
+    run_flow(dg, lens, 2, 0, 0, &g);
+    CHECK(g.n_quic == 1);
+    CHECK(strcmp(g.name, "example.com") == 0);
 }
 
 /* Server Initials, Version Negotiation, gQUIC and unknown versions are skipped quietly. */
@@ -875,6 +900,7 @@ int main(void)
     test_truncated();
     test_coalesced();
     test_retry_new_dcid();
+    test_version_change_resets();
     test_skipped();
     test_broken_hello();
     test_bound();
