@@ -789,12 +789,25 @@ def analyze_files(paths, indicators=None, thresholds: Thresholds | None = None):
 
     analyzer = Analyzer(indicators, thresholds)
     files = []
+    # Several files are one session: frame numbers continue from file to file
+    # (as tshark numbers the files concatenated with ``mergecap -a``), and flow
+    # ids are made unique across files.
+    frame_off = flow_off = 0
     for p in paths:
         p = Path(p)
+        top_flow = 0
         with Reader.open_file(str(p)) as reader:
             for batch in reader.batches():
+                if frame_off or flow_off:
+                    for ev in batch:
+                        ev.frame += frame_off
+                        if ev.flow_id:
+                            ev.flow_id += flow_off
+                top_flow = max([top_flow] + [ev.flow_id for ev in batch])
                 analyzer.feed(batch)
             status, error, stats = reader.status, reader.error, reader.stats()
+        frame_off += stats.get("packets", 0)
+        flow_off = max(flow_off, top_flow)
         if status != "eof":
             analyzer.warn("truncated")
         files.append(CaptureFile(p, sha256_file(p), p.stat().st_size, status, error, stats))

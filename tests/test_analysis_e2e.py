@@ -314,3 +314,30 @@ def test_cli_config_and_encryption(scenes, tmp_path):
     cfg.write_text("beacon_min_contacts: many\n")
     bad = _cli("analyze", str(scenes["dir"] / "stalker.pcap"), "--config", str(cfg))
     assert bad.returncode == 2 and "beacon_min_contacts" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def _tshark_frames(path, field, value):
+    out = subprocess.run(["tshark", "-r", str(path), "-Y", f'{field} == "{value}"', "-T", "fields",
+                          "-e", "frame.number"], capture_output=True, text=True, check=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def test_evidence_frames_match_tshark(scenes, iset, c2):
+    """The frames cited as evidence are the ones tshark shows carrying that SNI or DNS question."""
+    path = scenes["dir"] / "stalker.pcap"
+    result, _ = analyze_files([path], iset)
+    name = c2[0][0]
+    sni = next(a for a in result.alerts if a.rule == "ioc.tls-sni" and a.name == name)
+    assert sni.frames == _tshark_frames(path, "tls.handshake.extensions_server_name", name)[:20]
+    query = next(a for a in result.alerts if a.rule == "ioc.dns-query" and a.name == name)
+    want = _tshark_frames(path, "dns.qry.name", name)
+    assert set(query.frames) <= set(want) and len(query.frames) == min(20, query.count)
+
+
+def test_several_files_are_one_session(scenes, iset, tmp_path):
+    """Two files analysed together number frames as their concatenation does (mergecap -a) and keep flows apart."""
+    a, b = scenes["dir"] / "stalker.pcap", scenes["dir"] / "clean.pcap"
+    subprocess.run(["mergecap", "-F", "pcap", "-a", "-w", str(tmp_path / "cat.pcap"), str(b), str(a)], check=True)
+    (together, _), (cat, _) = analyze_files([b, a], iset), analyze_files([tmp_path / "cat.pcap"], iset)
+    assert [x.to_dict() for x in together.alerts] == [x.to_dict() for x in cat.alerts]
+    assert together.verdict == "red"
