@@ -802,6 +802,7 @@ class SimulatedHotspot(hotspot.Hotspot):
             HotspotError, CommandError: the simulation could not be built (it is torn down).
         """
         s = self.settings
+        os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
         for required in ("dnsmasq", "nft", "busybox", "bridge"):
             if system.which(required) is None:
                 raise HotspotError(f"the simulation needs '{required}' (run `make deps`)")
@@ -919,7 +920,10 @@ class SimulatedHotspot(hotspot.Hotspot):
             return []
 
     def stop(self) -> None:
-        """Stops the capture, phones and daemons and deletes every namespace; idempotent."""
+        """Stops the capture, phones and daemons, deletes every namespace and its own run directory.
+
+        Idempotent. Read :meth:`internet_seen` and the phones' logs before.
+        """
         if self.capture is not None:
             try:
                 self.capture.stop()
@@ -932,12 +936,12 @@ class SimulatedHotspot(hotspot.Hotspot):
         while self._namespaces:
             _delete_ns(self._namespaces.pop())
         self.ssid = self.passphrase = None
+        if self._own_dir:  # logs and leases of a simulation are not kept
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def cleanup(self) -> None:
-        """Stops everything and removes the run directory if this object made it."""
+        """Same as :meth:`stop` (kept for readability in tests and at exit)."""
         self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
 def _log_has(path: str, needle: str) -> bool:
