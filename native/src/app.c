@@ -217,6 +217,8 @@ int pc_app_tcp(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
         r = PC_STREAM_DONE;
         break;
     }
+    if (*consumed > len)        /* a parser bug must not become the packet path's */
+        goto done;
     if (r == PC_STREAM_MORE && !final)
         return PC_STREAM_MORE;
 done:

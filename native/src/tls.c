@@ -517,17 +517,25 @@ static int load_record(cur *c)
     return C_OK;
 }
 
-/* Moves past exhausted records so that c points at a handshake byte. */
+/*
+ * Moves past exhausted records so that c points at a handshake byte. c only
+ * moves onto a record whose header is here and is a handshake record, so a
+ * stopped c still describes a record that is wholly known.
+ */
 static int settle(cur *c)
 {
     while (c->off >= c->rlen) {
+        cur next = *c;
         int r;
         if (c->len - c->rec - 5 < c->rlen)
             return C_NEED;          /* the record itself is not all here */
-        c->rec += 5 + c->rlen;
-        r = load_record(c);
-        if (r != C_OK)
+        next.rec += 5 + next.rlen;
+        r = load_record(&next);
+        if (r != C_OK) {
+            c->other = next.other;
             return r;
+        }
+        *c = next;
     }
     return here(c) ? C_OK : C_NEED;
 }
