@@ -28,13 +28,13 @@ def iset():
 
 
 def _events(iset, hostile: str = "<script>alert(1)</script>"):
-    c2 = sorted(i.value for i in iset.indicators() if i.kind == "domain" and i.category == "stalkerware-c2")[0]
+    c2 = min(i.value for i in iset.indicators() if i.kind == "domain" and i.category == "stalkerware-c2")
     f = Feed()
     f.ev("dhcp", T0, name=f"phone{hostile}", data="10.23.0.10", src="0.0.0.0")
     for i in range(8):
         f.dns(c2, T0 + 60 * i, ["203.0.113.10"])
         f.conn("203.0.113.10", T0 + 60 * i + 0.2, kind="tls.sni", name=c2)
-    f.dns(f"{hostile}.{sorted(iset.dyndns_suffixes)[0]}", T0 + 30)
+    f.dns(f"{hostile}.{min(iset.dyndns_suffixes)}", T0 + 30)
     return f.events
 
 
@@ -55,7 +55,8 @@ def _written(tmp_path, iset, **kw):
 
 
 def test_schema_validates_and_is_strict(iset):
-    """A built report validates; a wrong verdict or a missing field does not."""
+    """The schema is valid JSON Schema 2020-12; a built report validates; a wrong verdict or a missing field does not."""
+    jsonschema.Draft202012Validator.check_schema(report.schema())
     doc = _doc(iset)
     jsonschema.validate(doc, report.schema())
     assert doc["verdict"] == "red" and doc["schema_version"] == report.SCHEMA_VERSION
@@ -85,7 +86,7 @@ def test_html_escapes_hostile_names_and_is_self_contained(iset):
     """Names from traffic are escaped (no live <script>), and the page loads nothing from elsewhere."""
     html = report.render_html(_doc(iset), "en")
     assert "<script" not in html.lower()
-    assert f"&lt;script&gt;alert(1)&lt;/script&gt;.{sorted(iset.dyndns_suffixes)[0]}" in html
+    assert f"&lt;script&gt;alert(1)&lt;/script&gt;.{min(iset.dyndns_suffixes)}" in html
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert "url(" not in html and "@import" not in html
     assert "@media print" in html and "<svg" in html
@@ -122,7 +123,7 @@ def test_written_folder_checks_with_sha256sum(tmp_path, iset):
     out, _ = _written(tmp_path, iset)
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == ["MANIFEST.sha256", "MANIFEST.sha256.sig", "capture/session.pcap", "report.html", "report.json"]
-    r = subprocess.run(["sha256sum", "-c", "--strict", "MANIFEST.sha256"], cwd=out, capture_output=True, text=True)
+    r = subprocess.run(["sha256sum", "-c", "--strict", "MANIFEST.sha256"], cwd=out, capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count(": OK") == 3
     doc = json.loads((out / "report.json").read_text())
@@ -180,13 +181,13 @@ def test_verify_command_exit_codes(tmp_path, iset):
     """`pocketcheck verify` exits 0 intact, 1 tampered (one line why), 2 on a path that is not a folder."""
     out, _ = _written(tmp_path, iset)
     env = dict(os.environ, PYTHONPATH=str(Path(report.__file__).parent.parent))
-    ok = subprocess.run(POCKETCHECK + ["verify", str(out)], capture_output=True, text=True, env=env)
+    ok = subprocess.run(POCKETCHECK + ["verify", str(out)], capture_output=True, text=True, env=env, check=False)
     assert ok.returncode == 0 and ok.stdout.startswith("intact") and "SHA256:" in ok.stdout
     (out / "report.json").write_text("{}")
-    bad = subprocess.run(POCKETCHECK + ["verify", str(out)], capture_output=True, text=True, env=env)
+    bad = subprocess.run(POCKETCHECK + ["verify", str(out)], capture_output=True, text=True, env=env, check=False)
     assert bad.returncode == 1 and bad.stdout.strip().startswith("NOT intact: report.json has been modified")
     assert len(bad.stdout.strip().splitlines()) == 1
-    none = subprocess.run(POCKETCHECK + ["verify", str(tmp_path / "nope")], capture_output=True, text=True, env=env)
+    none = subprocess.run(POCKETCHECK + ["verify", str(tmp_path / "nope")], capture_output=True, text=True, env=env, check=False)
     assert none.returncode == 2 and "Traceback" not in none.stderr and len(none.stderr.strip().splitlines()) == 1
 
 
