@@ -554,8 +554,9 @@ def write(out_dir: str | Path, doc: dict, files=(), lang: str = "en", key_dir=No
             shutil.copyfile(f.path, stage / rel)
         write_manifest(stage, key)
         if recipients is not None:
+            archive = _encrypt_folder(stage, recipients)
             sealed = Path(tempfile.mkdtemp(prefix=".sealed-", dir=out.parent))
-            (sealed / "report.tar.age").write_bytes(_encrypt_folder(stage, recipients))
+            (sealed / "report.tar.age").write_bytes(archive)
             write_manifest(sealed, key)
             shutil.rmtree(stage)
             stage = sealed
