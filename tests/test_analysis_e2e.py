@@ -341,3 +341,23 @@ def test_several_files_are_one_session(scenes, iset, tmp_path):
     (together, _), (cat, _) = analyze_files([b, a], iset), analyze_files([tmp_path / "cat.pcap"], iset)
     assert [x.to_dict() for x in together.alerts] == [x.to_dict() for x in cat.alerts]
     assert together.verdict == "red"
+
+
+def test_builders_decode_in_tshark(scenes):
+    """tshark reads back what the plan says was sent: DHCP host name, DNS questions, TLS and QUIC SNI, HTTP Host."""
+    plan, phone = scenes["bad"]
+    path = scenes["dir"] / "stalker.pcap"
+
+    def field(flt, name):
+        out = subprocess.run(["tshark", "-r", str(path), "-Y", flt, "-T", "fields", "-e", name],
+                             capture_output=True, text=True, check=True).stdout
+        return Counter(x for x in out.split("\n") if x)
+
+    assert field("dhcp.option.dhcp == 3", "dhcp.option.hostname") == Counter({phone.hostname: 1})
+    assert field("dns.flags.response == 0", "dns.qry.name") == Counter(c.name for c in plan if c.kind == "dns")
+    assert field("tls.handshake.type == 1 && tcp", "tls.handshake.extensions_server_name") == Counter(
+        c.name for c in plan if c.kind == "tls")
+    assert field("quic && tls.handshake.type == 1", "tls.handshake.extensions_server_name") == Counter(
+        c.name for c in plan if c.kind == "quic")
+    assert field("http.request", "http.host") == Counter(c.name for c in plan if c.kind == "http")
+    assert field("quic", "quic.version") == Counter({"0x00000001": 1})
