@@ -132,10 +132,10 @@ class Matcher:
         except (TypeError, OverflowError) as exc:
             raise errors.IocFormatError(f"{kind} indicators: ids must be integers 0..2**32-1 ({exc})") from None
         joined = "".join(values) if all(type(v) is str for v in values) else None
-        if joined is not None and joined.isascii():
-            # The common case, kept to a few passes over the whole set: C folds
+        if (joined is not None and joined.isascii()) or all(type(v) is bytes for v in values):
+            # The common cases, kept to a few passes over the whole set: C folds
             # ASCII case, drops a trailing dot and checks the labels itself.
-            buf = joined.encode("ascii")
+            buf = joined.encode("ascii") if joined is not None else b"".join(values)
             offs = array("I", [0])
             offs.extend(accumulate(map(len, values)))
         else:

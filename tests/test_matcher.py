@@ -266,3 +266,11 @@ def test_file_layout(tmp_path):
     assert int.from_bytes(raw[24:32], "little") == len(raw)
     assert int.from_bytes(raw[20:24], "little") == zlib.crc32(raw[24:])
     assert len(raw) % 8 == 0
+
+
+def test_bytes_and_str_indicators_agree(names_matcher):
+    """Domains and keywords given as ASCII bytes build the same matcher as the same values given as str."""
+    as_bytes = Matcher.build(domains=[(d.encode(), i) for d, i in DOMAINS],
+                             keywords=[(k.encode(), i) for k, i in KEYWORDS])
+    names = [n for n, _ in NAME_CASES] + REJECTED
+    assert as_bytes.match_names(names) == names_matcher.match_names(names)
