@@ -85,8 +85,8 @@ def test_two_phones_online_are_seen_live_and_judged(tmp_path, c2_names):
     assert not cap.sink_error
 
     # What the core saw, per phone, against what each phone did.
-    dhcp_hosts = {e.name for e in sink.events if e.kind == "dhcp"}
-    assert {clean.hostname, stalker.hostname} <= dhcp_hosts
+    dhcp = {(e.mac, e.name) for e in sink.events if e.kind == "dhcp"}
+    assert {(clean.mac, clean.hostname), (stalker.mac, stalker.hostname)} == dhcp
     assert set(netsim.CLEAN_NAMES) <= sink.names("dns.query", clean.ip)
     assert set(netsim.CLEAN_NAMES) <= sink.names("tls.sni", clean.ip)
     assert set(netsim.CLEAN_QUIC_NAMES) <= sink.names("quic.sni", clean.ip)
@@ -112,6 +112,9 @@ def test_two_phones_online_are_seen_live_and_judged(tmp_path, c2_names):
     # The verdicts: red for the stalkerware phone, green for the clean one.
     result = sink.analyzer.result()
     verdicts = {d.mac: d.verdict for d in result.devices}
+    devices = {d.mac: (d.hostname, d.ip) for d in result.devices}
+    assert devices[stalker.mac] == (stalker.hostname, stalker.ip)
+    assert devices[clean.mac] == (clean.hostname, clean.ip)
     assert verdicts[stalker.mac] == "red"
     assert verdicts[clean.mac] == "green", [a.rule for a in result.alerts if a.device == clean.mac]
     assert result.verdict == "red"
@@ -218,12 +221,8 @@ def test_an_analysis_failure_does_not_stop_the_capture(tmp_path):
     assert (tmp_path / "x.pcap").stat().st_size > 5000
 
 
-# The core gives a DHCP event the MAC of its flow's first client; every
-# phone's DHCP uses 0.0.0.0:68 -> 255.255.255.255:67, one flow, so the second
-# phone's DHCP carries the first phone's MAC. chaddr (pc_out.mac) is parsed
-# but not used. Not strict: whether the two phones' DHCP share a flow
-# depends on timing, so it passes now and then even before the fix.
-@pytest.mark.xfail(strict=False, reason="core: DHCP events carry the flow's first MAC, not chaddr")
+# Every phone's DHCP uses 0.0.0.0:68 -> 255.255.255.255:67, one flow: the
+# MAC must come from chaddr, not from the flow.
 def test_dhcp_events_carry_each_phones_own_mac(tmp_path):
     """Each phone's DHCP events carry that phone's MAC (chaddr), even when two phones join one after the other."""
     sim = netsim.SimulatedHotspot(offline=True)
