@@ -547,8 +547,10 @@ def write(out_dir: str | Path, doc: dict, files=(), lang: str = "en", key_dir=No
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".report-", dir=out.parent))
     try:
-        (stage / "report.json").write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (stage / "report.html").write_text(render_html(doc, lang), encoding="utf-8")
+        # Names come from hostile traffic: a lone surrogate must not stop the report.
+        (stage / "report.json").write_bytes((json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+                                            .encode("utf-8", "backslashreplace"))
+        (stage / "report.html").write_bytes(render_html(doc, lang).encode("utf-8", "xmlcharrefreplace"))
         for f, rel in zip(files, _capture_names(files), strict=True):
             (stage / rel).parent.mkdir(exist_ok=True)
             shutil.copyfile(f.path, stage / rel)

@@ -429,3 +429,36 @@ def test_bounded_under_hostile_variety(iset, c2):
                   f"{i % 256:02x}", src=f"10.23.{i // 256}.{i % 256}") for i in range(300)]
     r = run(iset, many, max_devices=100)
     assert len(r.devices) == 100 and "limits" in r.warnings
+
+
+def test_hostile_events_never_crash(iset):
+    """Random kinds, names, addresses, ports and certificates give a valid report, never an exception."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from appliance import report
+
+    kinds = st.sampled_from(["dns.query", "dns.answer", "mdns.query", "tls.sni", "quic.sni", "http.host", "tls.cert",
+                             "flow", "dhcp", "unknown.99"])
+    addr = st.sampled_from(["", "0.0.0.0", "10.23.0.10", "203.0.113.9", "fd23::10", "2001:db8::1", "not-an-ip",
+                            "255.255.255.255", "::"])
+    name = st.one_of(st.text(max_size=300), st.sampled_from(["<script>x</script>", "a..b", ".", "x" * 260]))
+    event = st.builds(
+        lambda i, k, n, s, d, dp, data, der, rr, m, b: Event(
+            frame=i + 1, ts=T0 + i, kind=k, name=n, src=s, dst=d, dport=dp, sport=dp ^ 1, data=data, der=der,
+            rrtype=rr, mac=m, flow_id=i % 7, method="POST", bytes=(b, b), first=T0 + i, last=T0 + i + 1),
+        st.integers(0, 10_000), kinds, name, addr, addr, st.integers(0, 65535),
+        st.one_of(addr, name), st.binary(max_size=64), st.sampled_from([1, 5, 28, 0]),
+        st.sampled_from(["", PHONE, OTHER]), st.integers(0, 10**9))
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(event, max_size=40))
+    def check(events):
+        a = Analyzer(iset)
+        a.feed(sorted(events, key=lambda e: e.frame))
+        doc = report.build(a.result(), [], iset, box_id="b", generated_at="2026-01-01T00:00:00Z")
+        report.validate(doc)
+        report.render_html(doc, "fr")
+        report.text_summary(doc, "en")
+
+    check()
