@@ -777,7 +777,10 @@ class PiHotspot(Hotspot):
             CommandError: a program failed or did not come up; everything started is stopped.
         """
         s = self.settings
-        os.makedirs(s.run_dir, mode=0o700, exist_ok=True)
+        # 0711: dnsmasq, once it has dropped root, must still reach the
+        # uplink's resolv file (0644) here; every other file is 0600.
+        os.makedirs(s.run_dir, mode=0o711, exist_ok=True)
+        os.chmod(s.run_dir, 0o711)
         try:
             self._start_uplink()
             channel = None
