@@ -17,6 +17,7 @@
  *    with PC_ERR_FORMAT and a message that says so.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,6 +41,7 @@ typedef struct pc_pcapsrc {
     int live;
     int linktype;
     int64_t ts_mult;    /* 1: tv_usec holds nanoseconds; 1000: microseconds */
+    int fd;             /* live: pollable descriptor of the nonblocking handle */
 } pc_pcapsrc;
 
 static void copy_err(char *errbuf, size_t errlen, const char *fmt, const char *a, const char *b)
@@ -52,12 +54,20 @@ static void copy_err(char *errbuf, size_t errlen, const char *fmt, const char *a
             *c = ' ';
 }
 
-static int src_next(pc_reader *r, void *vs)
+static int src_next(pc_reader *r, void *vs, int wait)
 {
     pc_pcapsrc *s = vs;
     struct pcap_pkthdr *h;
     const u_char *data;
     int rc = pcap_next_ex(s->p, &h, &data);
+    if (rc == 0 && s->live && wait && s->fd >= 0) {
+        /* Nonblocking handle: wait here, bounded, then try once more. A
+         * blocking pcap_next_ex() on Linux (TPACKET_V3) may never return
+         * while no packet arrives, whatever the timeout. */
+        struct pollfd pfd = {s->fd, POLLIN, 0};
+        if (poll(&pfd, 1, LIVE_TIMEOUT_MS) > 0)
+            rc = pcap_next_ex(s->p, &h, &data);
+    }
     if (rc == 1) {
         /* Nanosecond precision: tv_usec holds nanoseconds (ts_mult 1). */
         int64_t ts = (int64_t)h->ts.tv_sec * 1000000000LL + (int64_t)h->ts.tv_usec * s->ts_mult;
@@ -224,6 +234,7 @@ int pc_reader_open_live(pc_reader **out, const char *iface, const char *bpf,
         goto fail;
     }
     s->live = 1;
+    s->fd = -1;
     s->p = pcap_create(iface, pe);
     if (!s->p) {
         copy_err(errbuf, errlen, "cannot open interface %s: %s", iface, pe);
@@ -258,6 +269,12 @@ int pc_reader_open_live(pc_reader **out, const char *iface, const char *bpf,
         }
     }
     s->linktype = pcap_datalink(s->p);
+    if (pcap_setnonblock(s->p, 1, pe) != 0) {
+        copy_err(errbuf, errlen, "cannot capture on %s: %s", iface, pe);
+        rc = PC_ERR_OPEN;
+        goto fail;
+    }
+    s->fd = pcap_get_selectable_fd(s->p);
     if (dump_path) {
         s->dump = pcap_dump_open(s->p, dump_path);
         if (!s->dump) {

@@ -1572,7 +1572,7 @@ int pc_reader_next(pc_reader *r, pc_event *ev, size_t cap, uint8_t *strbuf, size
             }
             if (!cx->ops)
                 break; /* feed reader: wait for more pc_reader_feed() */
-            int rc = cx->ops->next(r, cx->src);
+            int rc = cx->ops->next(r, cx->src, out == 0);
             if (rc == PC_SRC_PACKET)
                 continue;
             if (rc == 0)

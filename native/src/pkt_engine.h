@@ -18,10 +18,12 @@ typedef struct pc_source_ops {
     /*
      * Reads one packet and hands it to pc_engine_packet(). Returns
      * PC_SRC_PACKET when a packet was read, 0 when none is available now
-     * (live read timeout), PC_EOF at a clean end, or a negative PC_ERR_*
-     * after setting the reason with pc_engine_set_error().
+     * (live: none within the read timeout, or none at once when wait is 0),
+     * PC_EOF at a clean end, or a negative PC_ERR_* after setting the
+     * reason with pc_engine_set_error(). wait is 0 when the reader already
+     * has events to return, so a live source must not block.
      */
-    int (*next)(pc_reader *r, void *src);
+    int (*next)(pc_reader *r, void *src, int wait);
     /* End of a pc_reader_next() batch: flush the dump file. May be NULL. */
     void (*flush)(void *src);
     /* pc_reader_stop(): interrupt a blocking read (pcap_breakloop). May be NULL. */
