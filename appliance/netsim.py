@@ -758,7 +758,7 @@ class SimulatedHotspot(hotspot.Hotspot):
             settings = hotspot.HotspotSettings(
                 country="GB", channel=6, uplink="none" if offline else "wired", ap_iface="wlan0",
                 uplink_iface="" if offline else "uplink0",
-                upstream_servers=() if offline else (NET_IP,), run_dir=self.run_dir)
+                run_dir=self.run_dir)
         super().__init__(settings)
         self.prefix = f"{NS_PREFIX}-{os.getpid()}-{secrets.token_hex(2)}"
         self.box, self.net = f"{self.prefix}-box", f"{self.prefix}-net"
@@ -778,7 +778,7 @@ class SimulatedHotspot(hotspot.Hotspot):
         sim.settings = hotspot.HotspotSettings(
             country=cfg.country, channel=cfg.hotspot.channel, uplink=sim.settings.uplink,
             ap_iface="wlan0", uplink_iface=sim.settings.uplink_iface,
-            upstream_servers=sim.settings.upstream_servers, run_dir=sim.run_dir)
+            run_dir=sim.run_dir)
         return sim
 
     @property
@@ -802,13 +802,16 @@ class SimulatedHotspot(hotspot.Hotspot):
             HotspotError, CommandError: the simulation could not be built (it is torn down).
         """
         s = self.settings
-        os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
+        # As on the Pi (PiHotspot.start): dnsmasq drops root and must still
+        # read the uplink's resolv file here.
+        os.makedirs(self.run_dir, mode=0o711, exist_ok=True)
+        os.chmod(self.run_dir, 0o711)
         for required in ("dnsmasq", "nft", "busybox", "bridge"):
             if system.which(required) is None:
                 raise HotspotError(f"the simulation needs '{required}' (run `make deps`)")
         hostapd_conf = hotspot.render_hostapd(s, ssid, passphrase)
         hotspot.validate_hostapd(hostapd_conf)
-        dns_conf = hotspot.render_dnsmasq(s, lease_file=self._lease_file, user="root",
+        dns_conf = hotspot.render_dnsmasq(s, lease_file=self._lease_file,
                                           pid_file=os.path.join(self.run_dir, "dnsmasq.pid"))
         nft_conf = hotspot.render_nftables(s)
         hotspot.check_dnsmasq(dns_conf)
@@ -819,6 +822,11 @@ class SimulatedHotspot(hotspot.Hotspot):
                 fh.write(text)
         os.chmod(os.path.join(self.run_dir, "udhcpc.sh"), 0o755)
         open(self._lease_file, "w").close()
+        if not s.offline and not s.upstream_servers:
+            # What the Pi's uplink DHCP script writes: the uplink's resolver.
+            with open(os.path.join(self.run_dir, "uplink-resolv.conf"), "w", encoding="utf-8") as fh:
+                fh.write(f"nameserver {NET_IP}\n")
+            os.chmod(os.path.join(self.run_dir, "uplink-resolv.conf"), 0o644)
         try:
             self._build(s)
         except BaseException:
