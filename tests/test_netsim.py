@@ -125,6 +125,9 @@ def test_phone_gets_a_lease_and_reaches_the_fake_internet_through_nat(online_sim
     assert "http connectivitycheck.gstatic.com" in seen
     assert sum(1 for line in seen if line == "quic 1200") == len(netsim.CLEAN_QUIC_NAMES)
     assert online_sim.problem() is None
+    dnsmasq = next(d for d in online_sim._daemons if "dnsmasq" in d.argv)
+    uid = Path(f"/proc/{dnsmasq.pid}/status").read_text().split("\nUid:")[1].split()[0]
+    assert uid != "0"  # dnsmasq dropped root, as on the Pi, and still forwards and leases
     # IPv6 is blocked by design: no router advertisement, so no global address and no route.
     v6 = system.run(["ip", "-n", phone.ns, "-6", "addr", "show", "scope", "global"], timeout=10).stdout
     v6_route = system.run(["ip", "-n", phone.ns, "-6", "route", "show", "default"], timeout=10).stdout
