@@ -661,6 +661,10 @@ def read_leases(path: str | os.PathLike) -> list[Phone]:
 
 
 # ------------------------------------------------------------------ hotspots
+# Our own Python helpers as a user would name them in an error message.
+_PROGRAM_NAMES = {"appliance.offline": "offline listener", "appliance.netsim": "simulated internet"}
+
+
 class Hotspot:
     """What :class:`PiHotspot` and ``netsim.SimulatedHotspot`` share (see the module docstring)."""
 
@@ -703,7 +707,7 @@ class Hotspot:
         for daemon in getattr(self, "_daemons", ()):
             if not daemon.running():
                 argv = daemon.argv[4:] if daemon.argv[:3] == ["ip", "netns", "exec"] else daemon.argv
-                name = argv[2] if "-m" in argv[1:2] else os.path.basename(argv[0])
+                name = _PROGRAM_NAMES.get(argv[2]) if "-m" in argv[1:2] else os.path.basename(argv[0])
                 return f"the hotspot's {name} program stopped"
         return None
 

@@ -250,3 +250,20 @@ def test_a_failed_start_leaves_nothing_behind(monkeypatch):
     assert "\n" not in str(info.value)
     assert set(our_namespaces()) == before
     sim.cleanup()
+
+
+@netns
+@needs_root
+def test_problem_reports_a_dead_hotspot_program(offline_sim):
+    """When a program of the hotspot dies, problem() names it in plain words (the state machine shows an error)."""
+    assert offline_sim.problem() is None
+
+    def kill(word):
+        daemon = next(d for d in offline_sim._daemons if word in d.argv)
+        os.kill(daemon.pid, 9)
+        daemon.popen.wait(5)
+
+    kill("appliance.offline")
+    assert offline_sim.problem() == "the hotspot's offline listener program stopped"
+    kill("dnsmasq")
+    assert offline_sim.problem() == "the hotspot's dnsmasq program stopped"
