@@ -82,6 +82,13 @@ demo: venv  ## the whole appliance flow, simulated: two phones, two reports
 	$(PY) native/build_native.py
 	.venv/bin/pocketcheck demo --out demo-out
 
+TARGET ?= zerow
+image: .venv/done  ## build the SD card: make image TARGET=zerow|zero2w (root; ~30-60 min)
+	bash image/build.sh $(TARGET)
+
+image-test: .venv/done  ## check a built image and boot it in QEMU: make image-test TARGET=zerow|zero2w
+	IMAGE_TARGET=$(TARGET) $(PYTEST) -q -m slow tests/test_image_static.py tests/test_image_boot.py
+
 lint: .venv/done  ## ruff over the Python
 	.venv/bin/ruff check appliance tests
 

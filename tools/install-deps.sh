@@ -11,6 +11,9 @@ PKGS=(
   busybox  # udhcpc: the simulated phones' DHCP client (tests/test_netsim.py)
   mtools exfatprogs exfat-fuse fuse3 dosfstools
   chromium fonts-dejavu-core
+  # the SD-card image (make image / image-test): root filesystem under qemu-user,
+  # partitioned image without loop devices, boot test in QEMU, partition checks
+  mmdebstrap genimage qemu-user-static binfmt-support arch-test qemu-system-arm fdisk
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,35 @@
+# The appliance, with its C core compiled for the target inside the chroot
+# (gcc under qemu-user: the compiler is the target's own, so the Zero W's
+# extension gets Debian armel's ARMv5TE baseline code and nothing newer).
+#
+# The source is the committed tree (git archive HEAD): a build never picks up
+# half-edited files or the host's x86 build products.
+src=/usr/src/pocketcheck
+rm -rf "$ROOTFS$src" && mkdir -p "$ROOTFS$src"
+git -C "$REPO" archive --format=tar HEAD | tar -C "$ROOTFS$src" -xf -
+git -C "$REPO" rev-parse HEAD > "$ROOTFS$src/COMMIT"
+
+mapfile -t build < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' build-packages)
+in_target apt-get install -y -q --no-install-recommends "${build[@]}"
+
+# --no-build-isolation: build with Debian's cffi/setuptools, not PyPI's (the
+# build must not download); --no-deps: the run-time dependencies are the
+# Debian packages above (pyproject's version floors are newer than bookworm's
+# for some; the boot self-test checks the result actually works).
+in_target python3 -m pip wheel --no-deps --no-build-isolation --no-index -w /tmp/wheels "$src"
+in_target python3 -m venv --system-site-packages /opt/pocketcheck
+in_target /opt/pocketcheck/bin/python -m pip install --no-deps --no-index /tmp/wheels/pocketcheck-*.whl
+ln -sf /opt/pocketcheck/bin/pocketcheck "$ROOTFS/usr/bin/pocketcheck"
+
+in_target apt-get purge -y -q "${build[@]}"
+in_target apt-get autoremove -y -q --purge
+rm -rf "$ROOTFS$src" "$ROOTFS/tmp/wheels" "$ROOTFS/root/.cache"
+
+# The system configuration (a stick's pocketcheck.yaml can override parts).
+install -d -m 0755 "$ROOTFS/etc/pocketcheck"
+install -m 0644 "$REPO/appliance/data/pocketcheck.yaml" "$ROOTFS/etc/pocketcheck/pocketcheck.yaml"
+echo "appliance: $(git -C "$REPO" rev-parse --short HEAD)" > "$ROOTFS/etc/pocketcheck/build-info"
+
+# Smoke test under qemu-user: the C core loads with the target's libraries.
+in_target /opt/pocketcheck/bin/python -c 'import appliance.native as n; print("C core loads:", n.lib is not None)'
+in_target pocketcheck --help > /dev/null
