@@ -595,6 +595,33 @@ def check_hostapd(text: str, timeout: float = 10.0) -> None:
                            ["hostapd", path], proc.returncode, out[-600:])
 
 
+def check_wpa_supplicant(text: str, timeout: float = 10.0) -> None:
+    """Lets wpa_supplicant parse an uplink configuration without touching a radio.
+
+    As with :func:`check_hostapd`: wpa_supplicant reads the whole file before
+    it opens the interface, so it is run on an interface that does not exist
+    and must fail only there.
+
+    Raises:
+        ConfigError: wpa_supplicant rejected the file (its message is included).
+        CommandError: wpa_supplicant is missing or did not behave as expected.
+    """
+    probe = re.sub(r"^ctrl_interface=.*$", "", text, count=1, flags=re.MULTILINE)
+    with tempfile.TemporaryDirectory(prefix="pc-wpa-") as tmp:
+        path = os.path.join(tmp, "wpa_supplicant.conf")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(probe)
+        argv = [system.which("wpa_supplicant") or "wpa_supplicant", "-i", "pcchk-none0", "-D", "nl80211", "-c", path]
+        proc = system.run(argv, timeout=timeout, check=False)
+    out = (proc.stdout or "") + (proc.stderr or "")
+    if "Failed to read or parse configuration" in out:
+        bad = [ln for ln in out.splitlines() if ln.startswith("Line ")]
+        raise ConfigError("wpa_supplicant rejects the configuration: " + ("; ".join(bad) or out.strip()[-200:]))
+    if proc.returncode == 0 or not any(m in out for m in _HOSTAPD_PAST_PARSE + ("Unsupported driver",)):
+        raise CommandError("wpa_supplicant did not stop at the missing radio as expected", argv, proc.returncode,
+                           out[-600:])
+
+
 def check_dnsmasq(text: str, timeout: float = 10.0) -> None:
     """Runs ``dnsmasq --test`` on a configuration.
 
@@ -837,7 +864,9 @@ class PiHotspot(Hotspot):
         if s.offline:
             return
         if s.uplink in ("wifi", "ap-sta"):
-            conf = self._write("wpa_supplicant.conf", render_wpa_supplicant(s))
+            text = render_wpa_supplicant(s)
+            check_wpa_supplicant(text)
+            conf = self._write("wpa_supplicant.conf", text)
             wlog = os.path.join(s.run_dir, "wpa_supplicant.log")
             # The station must be associated before DHCP, and in ap-sta mode
             # before its channel can be read for the access point.

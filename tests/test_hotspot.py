@@ -251,6 +251,17 @@ def test_wpa_supplicant_config_hides_the_passphrase_and_cannot_be_broken_by_quot
         hotspot.render_wpa_supplicant(offline())
 
 
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/wpa_supplicant"), reason="wpa_supplicant is not installed")
+def test_real_wpa_supplicant_parses_the_uplink_config_and_rejects_a_broken_one():
+    """wpa_supplicant parses the rendered uplink config and stops at the radio; a bad key_mgmt is its parse error."""
+    s = hotspot.HotspotSettings(country="FR", uplink="wifi", uplink_iface="wlan1", uplink_ssid='Box "salon" #1',
+                                uplink_passphrase="password")
+    text = hotspot.render_wpa_supplicant(s)
+    hotspot.check_wpa_supplicant(text)
+    with pytest.raises(ConfigError, match="invalid key_mgmt"):
+        hotspot.check_wpa_supplicant(text.replace("key_mgmt=WPA-PSK", "key_mgmt=BOGUS"))
+
+
 IW_LINK = """Connected to 3c:a6:2f:11:22:33 (on wlan0)
 \tSSID: Home
 \tfreq: 2437

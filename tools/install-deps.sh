@@ -9,6 +9,7 @@ PKGS=(
   gcc-arm-linux-gnueabi libc6-dev-armel-cross qemu-user
   iproute2 dnsmasq nftables hostapd iptables
   busybox  # udhcpc: the simulated phones' DHCP client (tests/test_netsim.py)
+  wpasupplicant  # the Wi-Fi uplink; its config is checked by wpa_supplicant itself (tests/test_hotspot.py)
   mtools exfatprogs exfat-fuse fuse3 dosfstools
   chromium fonts-dejavu-core
   # the SD-card image (make image / image-test): root filesystem under qemu-user,
