@@ -63,6 +63,7 @@ extern "C" {
 #define PC_MATCHER_MAX_NAME      253      /* longest name matched, without the trailing dot */
 #define PC_MATCHER_FORMAT        1        /* version of the compiled file layout */
 #define PC_MATCHER_MAX_KW_STATES 1000000  /* bound on the keyword automaton (states) */
+#define PC_MATCHER_MAX_KW_CELLS  16777216 /* ... and on its transition table (states x classes: 64 MB) */
 
 /* One hit: the index of the item in the batch, and the indicator id. */
 typedef struct pc_hit {
@@ -142,7 +143,7 @@ int pc_matcher_add_hashes(pc_matcher *m, const uint8_t *buf, const uint32_t *off
  * Builds the tables from everything added and frees the staging copies.
  * After it, adding is PC_ERR_STATE and matching is legal. Returns PC_OK,
  * PC_ERR_STATE (already prepared), PC_ERR_LIMIT (the keyword automaton would
- * exceed PC_MATCHER_MAX_KW_STATES) or PC_ERR_NOMEM (the matcher stays in the
+ * exceed PC_MATCHER_MAX_KW_STATES or _CELLS) or PC_ERR_NOMEM (the matcher stays in the
  * adding state; prepare may be retried).
  */
 int pc_matcher_prepare(pc_matcher *m);

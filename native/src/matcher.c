@@ -547,12 +547,16 @@ static int build_keywords(pc_matcher *m, void **owned, uint64_t *sz, uint32_t *p
         ncls = 0;
         nstates = 0;
     } else {
-        size_t bound = 1;
+        size_t bound = 1, limit;
         for (size_t i = 0; i < nrec; i++)
             bound += rec[i].len;
-        if (bound > PC_MATCHER_MAX_KW_STATES)
-            bound = PC_MATCHER_MAX_KW_STATES;
-        cap = (uint32_t)bound;
+        /* The table grows as states appear, up to both bounds of the header. */
+        limit = PC_MATCHER_MAX_KW_CELLS / ncls;
+        if (limit > PC_MATCHER_MAX_KW_STATES)
+            limit = PC_MATCHER_MAX_KW_STATES;
+        if (bound < limit)
+            limit = bound;
+        cap = (uint32_t)(limit < 4096 ? limit : 4096);
         trans = pc_calloc((size_t)cap * ncls, 4);
         out = pc_calloc(cap, 4);
         rec_ent = pc_malloc(nrec * 4);
@@ -566,9 +570,25 @@ static int build_keywords(pc_matcher *m, void **owned, uint64_t *sz, uint32_t *p
                 uint32_t t = trans[(size_t)s * ncls + c];
                 if (!t) {
                     if (nstates >= cap) {
-                        seterr(m, "keyword automaton over %u states", PC_MATCHER_MAX_KW_STATES);
-                        rc = PC_ERR_LIMIT;
-                        goto fail;
+                        uint32_t ncap = cap * 2 < limit ? cap * 2 : (uint32_t)limit;
+                        uint32_t *nt, *no;
+                        if (cap >= limit) {
+                            seterr(m, "keyword automaton over %u states or %u transitions",
+                                   PC_MATCHER_MAX_KW_STATES, PC_MATCHER_MAX_KW_CELLS);
+                            rc = PC_ERR_LIMIT;
+                            goto fail;
+                        }
+                        nt = pc_realloc(trans, (size_t)ncap * ncls * 4);
+                        if (!nt)
+                            goto fail;
+                        trans = nt;
+                        no = pc_realloc(out, (size_t)ncap * 4);
+                        if (!no)
+                            goto fail;
+                        out = no;
+                        memset(trans + (size_t)cap * ncls, 0, (size_t)(ncap - cap) * ncls * 4);
+                        memset(out + cap, 0, (size_t)(ncap - cap) * 4);
+                        cap = ncap;
                     }
                     t = nstates++;
                     trans[(size_t)s * ncls + c] = t;
@@ -1392,7 +1412,8 @@ static int validate(const uint8_t *img, size_t len, const uint8_t **sec, uint64_
             BAD("damaged domain table");
         if (secsz[S_KCLS] != 256 || secsz[S_KTRANS] != ks * kc * 4 || secsz[S_KOUT] != ks * 4 ||
             secsz[S_KDICT] != ks * 4 || secsz[S_KENT] != (uint64_t)par[P_KENT] * 8 || secsz[S_KIDS] % 4 ||
-            (ks && (kc == 0 || kc > 256)) || (!ks && (kc || par[P_KENT])) || ks > PC_MATCHER_MAX_KW_STATES)
+            (ks && (kc == 0 || kc > 256)) || (!ks && (kc || par[P_KENT])) || ks > PC_MATCHER_MAX_KW_STATES ||
+            ks * kc > PC_MATCHER_MAX_KW_CELLS)
             BAD("damaged keyword automaton");
         if (secsz[S_IGRP] != (uint64_t)par[P_IGRP] * 16 || secsz[S_IADDR] != (uint64_t)par[P_IN] * 16 ||
             secsz[S_IIDS] != (uint64_t)par[P_IN] * 4)

@@ -477,8 +477,32 @@ static void test_alloc_failures(void)
     unlink(path);
 }
 
+/* Keywords whose automaton would pass the transition-table bound: PC_ERR_LIMIT, no crash. */
+static void test_keyword_limit(void)
+{
+    pc_matcher *m = NULL;
+    uint8_t kw[253];
+    uint32_t seed = 12345;
+    int rc = PC_OK;
+    CHECK(pc_matcher_new(&m) == PC_OK, "new");
+    for (uint32_t i = 0; i < 300 && rc >= 0; i++) {
+        uint32_t off[2] = {0, sizeof kw};
+        for (size_t j = 0; j < sizeof kw; j++) {
+            seed = seed * 1103515245u + 12345u;
+            kw[j] = (uint8_t)(seed >> 16);   /* every byte value: 256 classes */
+        }
+        rc = pc_matcher_add_keywords(m, kw, off, &i, 1);
+    }
+    CHECK(rc == 1, "add keywords: %d", rc);
+    rc = pc_matcher_prepare(m);
+    CHECK(rc == PC_ERR_LIMIT && strstr(pc_matcher_error(m), "keyword automaton"), "limit: %d %s", rc,
+          pc_matcher_error(m));
+    pc_matcher_free(m);
+}
+
 int main(void)
 {
+    test_keyword_limit();
     test_lifecycle();
     test_boundaries();
     test_lengths();
