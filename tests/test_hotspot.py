@@ -332,6 +332,8 @@ def test_pi_hotspot_renders_a_consistent_session(tmp_path):
     hotspot.check_hostapd(files["hostapd.conf"])
     hotspot.check_dnsmasq(files["dnsmasq.conf"])
     hotspot.check_nftables(files["nftables.conf"])
+    if os.path.exists("/usr/sbin/wpa_supplicant"):
+        hotspot.check_wpa_supplicant(files["wpa_supplicant.conf"])
     assert 'oifname "wlan1"' in files["nftables.conf"]
     assert f"pid-file={tmp_path}/dnsmasq.pid" in files["dnsmasq.conf"]
 
