@@ -20,6 +20,8 @@ hostapd, dnsmasq or nftables itself::
 
 ``SimulatedHotspot`` adds ``run_phone(kind)`` (``"clean"`` or
 ``"stalkerware"``) that joins a simulated phone and runs its traffic.
+Both have ``from_config(cfg)`` (usable as a ``hotspot_factory``) and
+``problem()`` (a plain message when a program of the hotspot died, else None).
 
 :class:`HotspotSettings` (built from the configuration by
 :meth:`HotspotSettings.from_config`) says which uplink is used:
