@@ -809,6 +809,9 @@ class SimulatedHotspot(hotspot.Hotspot):
         for required in ("dnsmasq", "nft", "busybox", "bridge"):
             if system.which(required) is None:
                 raise HotspotError(f"the simulation needs '{required}' (run `make deps`)")
+        # A run killed by a signal leaves its namespaces (atexit never ran): remove them now.
+        for ns in cleanup_stale():
+            log.info("removed the namespace %s of an aborted simulation", ns)
         hostapd_conf = hotspot.render_hostapd(s, ssid, passphrase)
         hotspot.validate_hostapd(hostapd_conf)
         dns_conf = hotspot.render_dnsmasq(s, lease_file=self._lease_file,
