@@ -56,6 +56,7 @@ from .errors import CommandError, HotspotError
 log = logging.getLogger(__name__)
 
 NS_PREFIX = "pcsim"
+RUN_DIR_PREFIX = "pocketcheck-sim-"  # + creating pid + "-" + random, in the temp directory
 NET_IP = "198.18.0.1"       # the fake internet's resolver and router
 BOX_UPLINK_IP = "198.18.0.2"
 FAKE_SERVERS = ipaddress.ip_network("198.19.0.0/16")  # every name resolves in here
@@ -576,28 +577,36 @@ def _delete_ns(ns: str) -> None:
 
 
 def cleanup_stale() -> list[str]:
-    """Deletes simulation namespaces whose creating process is gone (an aborted run).
+    """Deletes simulation namespaces and run directories whose creating process is gone (an aborted run).
 
     Returns:
-        The namespaces removed.
+        The namespaces and directories removed.
     """
     removed = []
     for ns in list_namespaces():
         m = re.fullmatch(rf"{NS_PREFIX}-(\d+)-[0-9a-f]+-\w+", ns)
         if not m:
             continue
-        pid = int(m.group(1))
-        try:
-            os.kill(pid, 0)
-            alive = True
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            alive = True
-        if not alive:
+        if not _pid_alive(int(m.group(1))):
             _delete_ns(ns)
             removed.append(ns)
+    tmp = Path(tempfile.gettempdir())
+    for d in tmp.glob(f"{RUN_DIR_PREFIX}*-*"):
+        m = re.fullmatch(rf"{RUN_DIR_PREFIX}(\d+)-\w+", d.name)
+        if m and d.is_dir() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(str(d))
     return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
@@ -753,7 +762,7 @@ class SimulatedHotspot(hotspot.Hotspot):
         if os.geteuid() != 0:
             raise HotspotError("the simulated hotspot needs root (network namespaces)")
         self._own_dir = run_dir is None
-        self.run_dir = run_dir or tempfile.mkdtemp(prefix="pocketcheck-sim-")
+        self.run_dir = run_dir or tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-")
         if settings is None:
             settings = hotspot.HotspotSettings(
                 country="GB", channel=6, uplink="none" if offline else "wired", ap_iface="wlan0",

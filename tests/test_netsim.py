@@ -222,20 +222,27 @@ def test_everything_is_torn_down():
 @netns
 @needs_root
 def test_stale_namespaces_of_dead_runs_are_cleaned_up():
-    """cleanup_stale removes namespaces whose creating process is gone and keeps live ones."""
+    """cleanup_stale removes namespaces and run dirs whose creating process is gone and keeps live ones."""
     dead = subprocess.Popen(["true"])
     dead.wait()
     stale = f"{netsim.NS_PREFIX}-{dead.pid}-beef-box"
     live = f"{netsim.NS_PREFIX}-{os.getpid()}-cafe-box"
     for ns in (stale, live):
         system.run(["ip", "netns", "add", ns], timeout=10)
+    stale_dir = Path(netsim.tempfile.gettempdir()) / f"{netsim.RUN_DIR_PREFIX}{dead.pid}-x1y2"
+    live_dir = Path(netsim.tempfile.gettempdir()) / f"{netsim.RUN_DIR_PREFIX}{os.getpid()}-x1y2"
+    stale_dir.mkdir()
+    live_dir.mkdir()
     try:
         removed = netsim.cleanup_stale()
+        assert not stale_dir.exists() and live_dir.exists()
         assert stale in removed and live not in removed
         assert live in netsim.list_namespaces() and stale not in netsim.list_namespaces()
     finally:
         for ns in (stale, live):
             system.run(["ip", "netns", "delete", ns], timeout=10, check=False)
+        shutil.rmtree(stale_dir, ignore_errors=True)
+        shutil.rmtree(live_dir, ignore_errors=True)
 
 
 @netns
