@@ -232,6 +232,7 @@ class IndicatorSet:
         # Indicator objects are made only for what hits (cheap for 1M indicators).
         self._raw = groups
         self._cache: dict = {}
+        self._raw_cache: dict = {}
         self._n_groups = n_groups
         self._severities = severities or {}
         self._assembled = assembled  # built sets: version, sha256, counts computed on first use
@@ -258,21 +259,31 @@ class IndicatorSet:
 
     # -- metadata by id
 
+    def _raw_group(self, ident: int) -> list:
+        """Raw records of one id (severity overrides applied), without making Indicator objects."""
+        if self._raw is not None:
+            return self._raw[ident - 1]
+        raw = self._raw_cache.get(ident)
+        if raw is None:
+            raw = json.loads(self._matcher.metadata(ident))
+            if self._severities:
+                for r in raw:
+                    r[4] = self._severities.get(r[3], r[4])
+                raw.sort(key=lambda r: _RANK[r[4]])
+            self._raw_cache[ident] = raw
+        return raw
+
     def _group(self, ident: int) -> tuple:
         group = self._cache.get(ident)
         if group is None:
-            raw = self._raw[ident - 1] if self._raw is not None else json.loads(self._matcher.metadata(ident))
-            group = tuple(self._decode(rec) for rec in raw)
-            if self._severities and len(group) > 1:
-                group = tuple(sorted(group, key=lambda ind: _RANK[ind.severity]))
+            group = tuple(self._decode(rec) for rec in self._raw_group(ident))
             self._cache[ident] = group
         return group
 
     def _decode(self, rec) -> Indicator:
         value, kind, family, category, severity, src = rec
         source = self.sources[src]
-        return Indicator(value, kind, family, category, self._severities.get(category, severity),
-                         source.id, source.licence)
+        return Indicator(value, kind, family, category, severity, source.id, source.licence)
 
     def _hits(self, items: list, pairs) -> list:
         out = [[] for _ in items]
@@ -338,13 +349,14 @@ class IndicatorSet:
         Args:
             lines: names as bytes (ASCII; case and one trailing dot do not matter).
         Returns:
-            ``(index, Indicator)`` pairs for the hits only, in input order.
+            ``(index, record)`` pairs for the hits only, in input order; a record
+            is ``[value, kind, family, category, severity, source index]``.
         """
         offsets = array("I", [0])
         offsets.extend(accumulate(map(len, lines)))
         pairs = self._matcher.match_names_bytes(b"".join(lines), offsets)
         limit = self._n_groups
-        return [(idx, ind) for idx, ident in pairs if 0 < ident <= limit for ind in self._group(ident)]
+        return [(idx, rec) for idx, ident in pairs if 0 < ident <= limit for rec in self._raw_group(ident)]
 
     def is_allowlisted(self, name_or_ip: str) -> bool:
         """Whether a name or address is on the allowlist and matches no indicator.
@@ -551,6 +563,15 @@ def assemble(parsed_files: list, severities=None, version: str | None = None) ->
             local.append(src_ids[s.id])
         stored = p.extra.get("severities")
         one = local[0] if len(local) == 1 and not stored else None
+        if one is not None and len(p.records) > 1000 and not any(r.via_url for r in p.records):
+            # Bulk path for big lists: when no (kind, value) repeats, one dict
+            # update replaces the per-record loop below.
+            fresh = [((r.kind, r.value), [[r.value, r.kind, r.family, r.category, default_sev[r.category], one]])
+                     for r in p.records]
+            merged = dict(fresh)
+            if len(merged) == len(fresh) and groups.keys().isdisjoint(merged):
+                groups.update(merged)
+                continue
         for n, rec in enumerate(p.records):
             if rec.via_url and rec.kind == "domain" and _in_domains(rec.value, allow_domains):
                 # A URL such as https://github.com/someone/rat: the network
@@ -595,18 +616,21 @@ def build(parsed_files: list, severities=None, version: str | None = None) -> In
     from .matcher import Matcher  # the C core; imported here so the loaders work without it
 
     a = assemble(parsed_files, severities, version)
-    domains, keywords, ips, hashes = [], [], [], []
-    for ident, group in enumerate(a.groups, 1):
-        kind = group[0][1]
-        pat = _pattern(kind, group[0][0])
-        if kind == "domain":
-            domains.append((pat.encode("ascii"), ident))  # already normalised
-        elif kind == "keyword":
-            keywords.append((pat.encode("utf-8"), ident))
-        elif kind in ("ipv4", "ipv6", "cidr"):
-            ips.append((pat, ident))
-        else:
-            hashes.append((pat, ident))
+    # Domains (already normalised) go in as bytes: the wrapper does not normalise them again.
+    domains = [(g[0][0].encode("ascii"), i) for i, g in enumerate(a.groups, 1) if g[0][1] == "domain"]
+    keywords, ips, hashes = [], [], []
+    if len(domains) < len(a.groups):
+        for ident, group in enumerate(a.groups, 1):
+            kind = group[0][1]
+            if kind == "domain":
+                continue
+            pat = _pattern(kind, group[0][0])
+            if kind == "keyword":
+                keywords.append((pat.encode("utf-8"), ident))
+            elif kind in ("ipv4", "ipv6", "cidr"):
+                ips.append((pat, ident))
+            else:
+                hashes.append((pat, ident))
     ident = len(a.groups)
     for d in sorted(a.allow_domains):
         ident += 1
@@ -914,8 +938,8 @@ def _match_block(iset: IndicatorSet, block: bytes, out) -> None:
         lines = _hit_lines(iset.match_names(names))
     else:
         items = block.split()
-        lines = [f"{items[idx].decode()}\t{i.value}\t{i.kind}\t{i.family}\t{i.severity}\n"
-                 for idx, i in iset.match_name_lines(items)]
+        lines = [f"{items[idx].decode()}\t{r[0]}\t{r[1]}\t{r[2]}\t{r[4]}\n"
+                 for idx, r in iset.match_name_lines(items)]
     ips = [m.decode("ascii") for m in _IPV4_LINE.findall(b"\n" + block + b"\n")]
     if b":" in block:  # names never hold a colon: these lines are IPv6 addresses (or junk)
         ips += [x.decode("utf-8", "replace") for x in block.split() if b":" in x]
