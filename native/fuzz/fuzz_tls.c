@@ -2,8 +2,9 @@
  * fuzz_tls.c - libFuzzer harness for the TLS parsers (and HTTP, which shares
  * the TCP dispatch): the first byte picks pc_tls_client_hello on the raw
  * bytes (TCP or QUIC kind, cut or not), the client or the server side of a
- * TLS stream, or the client side of an HTTP stream; the second byte sets
- * the chunk size the stream is cut into.
+ * TLS stream, or an HTTP / SOCKS / tunnelled stream through the dispatcher;
+ * the second byte sets the chunk size the stream is cut into (and, for the
+ * last mode, the port and the side).
  */
 #include "fuzz_common_parsers.h"
 
@@ -36,8 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pc_meta m = fz_meta(6, 40000, 443, mode == 1);
         fz_stream(pc_tls_stream, &m, copy, n, step);
     } else {
-        pc_meta m = fz_meta(6, 40000, 80, 1);
-        fz_stream((data[1] & 1) ? pc_http_stream : pc_app_tcp, &m, copy, n, step);
+        /* HTTP directly, or the whole dispatch (HTTP, CONNECT, SOCKS on 1080,
+         * TLS inside tunnels) on either side */
+        pc_meta m = fz_meta(6, 40000, (data[1] & 2) ? 1080 : 80, (data[1] & 4) ? 0 : 1);
+        fz_stream((data[1] & 1) ? pc_http_stream : pc_app_tcp, &m, copy, n, (size_t)(data[1] >> 3) + 1);
     }
     free(copy);
     fz_drain();

@@ -6,8 +6,10 @@
  * goes to the QUIC parser, on every port. TCP is dispatched per direction on
  * its first bytes: port 53 means DNS-over-TCP framing, a TLS handshake
  * record (0x16 0x03) means TLS in either direction, an HTTP/1.x method on the
- * client side means HTTP; anything else is declined at once so the packet
- * path stops buffering it.
+ * client side means HTTP; a SOCKS preamble on port 1080, an HTTP CONNECT
+ * request and the proxy's 2xx answer are stepped over and the bytes inside
+ * the tunnel dispatched again; anything else is declined at once so the
+ * packet path stops buffering it.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -162,6 +164,120 @@ void pc_app_udp_end(pc_ctx *cx, const pc_meta *m, pc_udp_app **app)
 /* ---- TCP ---------------------------------------------------------------- */
 
 /*
+ * Length of a SOCKS client preamble at data (SOCKS4/4a request, or SOCKS5
+ * greeting [+ username/password sub-negotiation] + request): > 0 when it is
+ * all here, 0 when more bytes are needed, -1 when the bytes are not SOCKS.
+ */
+static long socks_client_len(const uint8_t *d, size_t len)
+{
+    size_t p;
+
+    if (len < 1)
+        return 0;
+    if (d[0] == 4) {                         /* VN CD DSTPORT DSTIP USERID 0 [HOST 0] */
+        int socks4a;
+        if (len < 8)
+            return 0;
+        socks4a = d[4] == 0 && d[5] == 0 && d[6] == 0 && d[7] != 0;
+        for (p = 8; p < len && d[p]; p++)
+            if (p > 8 + 255)
+                return -1;
+        if (p >= len)
+            return 0;
+        p++;
+        if (socks4a) {
+            for (; p < len && d[p]; p++)
+                if (p > 8 + 512)
+                    return -1;
+            if (p >= len)
+                return 0;
+            p++;
+        }
+        return (long)p;
+    }
+    if (d[0] != 5)
+        return -1;
+    if (len < 2)
+        return 0;
+    if (d[1] == 0 || d[1] > 16)
+        return -1;
+    p = 2 + (size_t)d[1];                    /* greeting: VER NMETHODS METHODS */
+    if (len < p + 1)
+        return 0;
+    if (d[p] == 1) {                         /* RFC 1929 username/password */
+        if (len < p + 2 || len < p + 2 + d[p + 1] + 1)
+            return 0;
+        p += 2 + (size_t)d[p + 1];
+        p += 1 + (size_t)d[p];
+        if (len < p + 1)
+            return 0;
+    }
+    if (d[p] != 5)                           /* request: VER CMD RSV ATYP ADDR PORT */
+        return -1;
+    if (len < p + 5)
+        return 0;
+    switch (d[p + 3]) {
+    case 1: p += 4 + 4 + 2; break;
+    case 3: p += 4 + 1 + (size_t)d[p + 4] + 2; break;
+    case 4: p += 4 + 16 + 2; break;
+    default: return -1;
+    }
+    return len < p ? 0 : (long)p;
+}
+
+/* Length of a SOCKS server preamble (the replies to the client's preamble); as above. */
+static long socks_server_len(const uint8_t *d, size_t len)
+{
+    size_t p;
+
+    if (len < 1)
+        return 0;
+    if (d[0] == 0)                           /* SOCKS4 reply: 8 bytes */
+        return len < 8 ? 0 : 8;
+    if (d[0] != 5)
+        return -1;
+    if (len < 2)
+        return 0;
+    p = 2;                                   /* method selection */
+    if (d[1] == 2) {                         /* username/password status */
+        if (len < p + 2)
+            return 0;
+        p += 2;
+    }
+    if (len < p + 5)
+        return 0;
+    if (d[p] != 5 || d[p + 1] != 0)          /* refused: nothing to follow */
+        return -1;
+    switch (d[p + 3]) {
+    case 1: p += 4 + 4 + 2; break;
+    case 3: p += 4 + 1 + (size_t)d[p + 4] + 2; break;
+    case 4: p += 4 + 16 + 2; break;
+    default: return -1;
+    }
+    return len < p ? 0 : (long)p;
+}
+
+/*
+ * A proxy preamble (SOCKS on port 1080, either side): consumes it and hands
+ * the direction back to the dispatcher (ds->app = PC_APP_NONE), so TLS or
+ * HTTP inside the tunnel is parsed as if it were direct.
+ */
+static int socks_stream(const pc_meta *m, pc_dirstate *ds, const uint8_t *data, size_t len,
+                        int final, size_t *consumed)
+{
+    long n = m->from_client ? socks_client_len(data, len) : socks_server_len(data, len);
+
+    *consumed = 0;
+    if (n < 0 || (n == 0 && final))
+        return PC_STREAM_DONE;
+    if (n == 0)
+        return PC_STREAM_MORE;
+    *consumed = (size_t)n;
+    memset(ds, 0, sizeof *ds);
+    return PC_STREAM_MORE;
+}
+
+/*
  * Chooses the parser of a TCP direction from its first bytes. Returns the
  * PC_APP_* id, or PC_APP_NONE when more bytes are needed to tell.
  */
@@ -176,10 +292,18 @@ static uint8_t choose_tcp(const pc_meta *m, const uint8_t *data, size_t len, int
             return final ? PC_APP_SKIP : PC_APP_NONE;
         return data[1] == 0x03 ? PC_APP_TLS : PC_APP_SKIP;
     }
+    if (port_is(m, 1080) && (data[0] == 5 || data[0] == 4 || (data[0] == 0 && !m->from_client)))
+        return PC_APP_SOCKS;
     if (m->from_client) {
         int r = pc_http_is_request(data, len);
         if (r > 0)
             return PC_APP_HTTP;
+        if (r < 0 && !final)
+            return PC_APP_NONE;
+    } else {
+        int r = pc_http_is_response(data, len);
+        if (r > 0)
+            return PC_APP_HTTPRESP;
         if (r < 0 && !final)
             return PC_APP_NONE;
     }
@@ -188,39 +312,62 @@ static uint8_t choose_tcp(const pc_meta *m, const uint8_t *data, size_t len, int
 
 /*
  * The in-order bytes of one TCP direction (contract in internal.h): picks a
- * parser once, then feeds it. After PC_STREAM_DONE everything is consumed.
+ * parser, then feeds it. A tunnel preamble (SOCKS, HTTP CONNECT and its 200
+ * answer) is consumed by its parser, which hands the direction back here to
+ * choose again for the bytes inside the tunnel. After PC_STREAM_DONE
+ * everything is consumed.
  */
 int pc_app_tcp(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
                const uint8_t *data, size_t len, int final, size_t *consumed)
 {
-    int r = PC_STREAM_DONE;
+    size_t base = 0;
 
     *consumed = 0;
     if (ds->done)
         goto done;
-    if (ds->app == PC_APP_NONE) {
-        ds->app = choose_tcp(m, data, len, final);
-        if (ds->app == PC_APP_NONE)
+    for (;;) {
+        size_t c = 0;
+        int r;
+        if (ds->app == PC_APP_NONE) {
+            ds->app = choose_tcp(m, data + base, len - base, final);
+            if (ds->app == PC_APP_NONE) {
+                *consumed = base;
+                return PC_STREAM_MORE;
+            }
+        }
+        switch (ds->app) {
+        case PC_APP_TLS:
+            r = pc_tls_stream(cx, m, ds, data + base, len - base, final, &c);
+            break;
+        case PC_APP_HTTP:
+            r = pc_http_stream(cx, m, ds, data + base, len - base, final, &c);
+            break;
+        case PC_APP_HTTPRESP:
+            r = pc_http_response(ds, data + base, len - base, final, &c);
+            break;
+        case PC_APP_DNS:
+            r = pc_dns_tcp(cx, m, ds, data + base, len - base, final, &c);
+            break;
+        case PC_APP_SOCKS:
+            r = socks_stream(m, ds, data + base, len - base, final, &c);
+            break;
+        default:
+            r = PC_STREAM_DONE;
+            break;
+        }
+        if (c > len - base)     /* a parser bug must not become the packet path's */
+            goto done;
+        base += c;
+        if (r != PC_STREAM_MORE)
+            goto done;
+        if (ds->app != PC_APP_NONE || c == 0) {
+            if (final)
+                goto done;
+            *consumed = base;
             return PC_STREAM_MORE;
+        }
+        /* handed back after a tunnel preamble: choose again for the rest */
     }
-    switch (ds->app) {
-    case PC_APP_TLS:
-        r = pc_tls_stream(cx, m, ds, data, len, final, consumed);
-        break;
-    case PC_APP_HTTP:
-        r = pc_http_stream(cx, m, ds, data, len, final, consumed);
-        break;
-    case PC_APP_DNS:
-        r = pc_dns_tcp(cx, m, ds, data, len, final, consumed);
-        break;
-    default:
-        r = PC_STREAM_DONE;
-        break;
-    }
-    if (*consumed > len)        /* a parser bug must not become the packet path's */
-        goto done;
-    if (r == PC_STREAM_MORE && !final)
-        return PC_STREAM_MORE;
 done:
     ds->done = 1;
     *consumed = len;

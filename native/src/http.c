@@ -4,7 +4,9 @@
  * Requests may be pipelined; a body announced by Content-Length is skipped
  * to reach the next request. A chunked body, a head larger than
  * PC_HTTP_MAX_HEAD (8 KB) or bytes that do not start a request end the
- * parsing of the direction. A request without a Host header (HTTP/1.0 to a
+ * parsing of the direction. A CONNECT request (and on the server side its
+ * 1xx/2xx answer without a body) hands the direction back to the dispatcher
+ * in app.c, so the TLS inside the tunnel is parsed too. A request without a Host header (HTTP/1.0 to a
  * bare address) produces no event: the flow's address already tells where it
  * went. SSDP requests over UDP (port 1900) are reported the same way
  * (pc_http_datagram). Strings are made ASCII-safe with pc_text_escape(); the Host loses its
@@ -15,7 +17,8 @@
 
 #include "parsers.h"
 
-/* pc_dirstate use: u32[0] = body bytes still to skip. */
+/* pc_dirstate use: u32[0] = body bytes still to skip, u32[1] = bytes of a
+ * cut head at data[0] already searched for its end. */
 
 static const char *const methods[] = {
     "GET", "POST", "PUT", "HEAD", "OPTIONS", "DELETE", "PATCH", "CONNECT", "TRACE",
@@ -203,10 +206,10 @@ static void emit_request(pc_ctx *cx, const pc_meta *m, const http_req *q, int pa
  * are looked at): returns the length of the head including its blank line,
  * or 0 when none is there.
  */
-static size_t head_end(const uint8_t *data, size_t len)
+static size_t head_end_from(const uint8_t *data, size_t len, size_t from)
 {
     size_t n = len < PC_HTTP_MAX_HEAD ? len : PC_HTTP_MAX_HEAD;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = from; i < n; i++) {
         if (data[i] != '\n')
             continue;
         if (i + 1 < n && data[i + 1] == '\n')
@@ -215,6 +218,11 @@ static size_t head_end(const uint8_t *data, size_t len)
             return i + 3;
     }
     return 0;
+}
+
+static size_t head_end(const uint8_t *data, size_t len)
+{
+    return head_end_from(data, len, 0);
 }
 
 /*
@@ -246,7 +254,10 @@ int pc_http_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
             goto done;
         if (r < 0)
             break;
-        hl = head_end(data + off, len - off);
+        /* a head cut at the previous call was scanned up to u32[1] already
+         * (back off 2 bytes: the blank line may straddle the cut) */
+        hl = head_end_from(data + off, len - off,
+                           off == 0 && ds->u32[1] > 2 ? (size_t)ds->u32[1] - 2 : 0);
         if (hl == 0) {
             if (len - off >= PC_HTTP_MAX_HEAD || final) {
                 size_t n = len - off < PC_HTTP_MAX_HEAD ? len - off : PC_HTTP_MAX_HEAD;
@@ -254,11 +265,19 @@ int pc_http_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
                 emit_request(cx, m, &q, 1);
                 goto done;
             }
+            ds->u32[1] = (uint32_t)(len - off);
             break;
         }
+        ds->u32[1] = 0;
         parse_head(data + off, hl, &q);
         emit_request(cx, m, &q, 0);
         off += hl;
+        if (q.method_n == 7 && !memcmp(q.method, "CONNECT", 7)) {
+            /* a tunnel follows: the dispatcher chooses again for it */
+            memset(ds, 0, sizeof *ds);
+            *consumed = off;
+            return PC_STREAM_MORE;
+        }
         if (q.chunked || q.bad_length)
             goto done;
         ds->u32[0] = (uint32_t)q.content_length;
@@ -270,6 +289,39 @@ int pc_http_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
 done:
     *consumed = len;
     return PC_STREAM_DONE;
+}
+
+/* Whether data starts an HTTP/1.x status line; contract in parsers.h. */
+int pc_http_is_response(const uint8_t *data, size_t len)
+{
+    static const char lit[] = "HTTP/1.";
+    size_t n = len < 7 ? len : 7;
+
+    if (memcmp(data, lit, n) != 0)
+        return 0;
+    return len < 7 ? -1 : 1;
+}
+
+/*
+ * The server side of HTTP (parsers.h): only the answer that opens a tunnel
+ * (1xx, or 2xx without a body: the answer to CONNECT) is stepped over.
+ */
+int pc_http_response(pc_dirstate *ds, const uint8_t *data, size_t len, int final, size_t *consumed)
+{
+    http_req q;
+    size_t hl = head_end(data, len);
+
+    *consumed = 0;
+    if (hl == 0)
+        return (final || len >= PC_HTTP_MAX_HEAD) ? PC_STREAM_DONE : PC_STREAM_MORE;
+    if (hl < 12 || data[8] != ' ' || data[9] < '1' || data[9] > '2')
+        return PC_STREAM_DONE;
+    parse_head(data, hl, &q);
+    if (data[9] == '2' && (q.chunked || q.bad_length || q.content_length))
+        return PC_STREAM_DONE;
+    memset(ds, 0, sizeof *ds);
+    *consumed = hl;
+    return PC_STREAM_MORE;
 }
 
 /*

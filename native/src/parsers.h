@@ -14,6 +14,8 @@
 #define PC_APP_HTTP 2
 #define PC_APP_DNS  3
 #define PC_APP_SKIP 4
+#define PC_APP_SOCKS 5
+#define PC_APP_HTTPRESP 6
 
 /* ---- text --------------------------------------------------------------- */
 /*
@@ -117,7 +119,21 @@ int pc_tls_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
  */
 int pc_http_is_request(const uint8_t *data, size_t len);
 
-/* The client side of an HTTP/1.x connection; pc_app_tcp contract. */
+/* Same for the server side: "HTTP/1.x " (1), not (0), too short (-1). */
+int pc_http_is_response(const uint8_t *data, size_t len);
+
+/*
+ * The server side of an HTTP connection: a 2xx answer without a body (the
+ * answer to CONNECT) is consumed and the direction handed back to the
+ * dispatcher (ds->app = PC_APP_NONE) for the tunnel; anything else is done.
+ */
+int pc_http_response(pc_dirstate *ds, const uint8_t *data, size_t len, int final, size_t *consumed);
+
+/*
+ * The client side of an HTTP/1.x connection; pc_app_tcp contract. After a
+ * CONNECT request the direction is handed back to the dispatcher
+ * (ds->app = PC_APP_NONE) for the tunnel.
+ */
 int pc_http_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
                    const uint8_t *data, size_t len, int final, size_t *consumed);
 

@@ -14,7 +14,8 @@
  *   message, ST_CLIENT2: client side after its first ClientHello, ST_SKIP,
  *   ST_CERTS), u32[1] handshake bytes of the record at data[0]
  *   already used, u32[2] bytes left of the message part being skipped or of
- *   the certificate list, u32[3] bytes to skip after the certificate list,
+ *   the certificate list (ST_SKIP, ST_CERTS) or the data length below which
+ *   the awaited message cannot be whole (ST_MSG, ST_CLIENT2), u32[3] bytes to skip after the certificate list,
  *   u16 the next certificate's chain position.
  */
 #include <stdio.h>
@@ -324,7 +325,13 @@ static int is_alnum(uint8_t c)
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 
-/* The two ALPN characters of JA4_a (spec: "ALPN Extension Value"). */
+/*
+ * The two ALPN characters of JA4_a, as the specification's prose and its
+ * worked examples say ("ALPN Extension Value": a non-alphanumeric first or
+ * last byte gives the first and last hex digit of the value). FoxIO's own
+ * Python/Rust tools and the ja4plus package write "99" instead for a value
+ * such as 0xba 0xad; only such non-ASCII values differ.
+ */
 static void ja4_alpn(const pc_hello *h, char out[2])
 {
     static const char digits[] = "0123456789abcdef";
@@ -688,6 +695,17 @@ static size_t commit(const cur *c, pc_dirstate *ds)
 #define TLS_RESTART 2
 
 /*
+ * Remembers in ds->u32[2] the least data length (counted from the next
+ * call's data[0] = consumed) at which a message of n bytes starting at c can
+ * be whole: its bytes plus at least the header of the record it starts in.
+ */
+static void need_at_least(pc_dirstate *ds, const cur *c, size_t n, size_t consumed)
+{
+    size_t at = c->rec + 5 + c->off + n;
+    ds->u32[2] = at - consumed > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)(at - consumed);
+}
+
+/*
  * One pass over the records at data (see pc_tls_stream). Returns
  * PC_STREAM_MORE, PC_STREAM_DONE, or TLS_RESTART with *consumed > 0 when a
  * whole non-handshake record at a message boundary must be stepped over
@@ -721,6 +739,10 @@ static int tls_run(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
     c.off = ds->u32[1];
     if (c.off > c.rlen)
         goto done;
+    /* A message known to need more bytes than are here: do not walk the
+     * records again for every small segment (u32[2], see below). */
+    if ((ds->u32[0] == ST_MSG || ds->u32[0] == ST_CLIENT2) && !final && len < ds->u32[2])
+        goto out;
 
     for (;;) {
         uint8_t hdr[4];
@@ -775,9 +797,12 @@ static int tls_run(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
                 goto done;
             t = c;
             r = gather(&t, 4 + n, final, &p, &got, &owned);
-            if (r != C_OK)
+            if (r != C_OK) {
+                need_at_least(ds, &c, 4 + n, *consumed);
                 break;
+            }
             pc_tls_client_hello(cx, m, PC_EV_TLS_SNI, p, got, got < 4 + n);
+            ds->u32[2] = 0;
             pc_free(owned);
             owned = NULL;
             if (got < 4 + n)
@@ -790,8 +815,10 @@ static int tls_run(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
             pc_hello h;
             t = c;
             r = gather(&t, 4 + n, 0, &p, &got, &owned);
-            if (r != C_OK)
+            if (r != C_OK) {
+                need_at_least(ds, &c, 4 + n, *consumed);
                 break;
+            }
             /* Only a well-formed hello: after a ChangeCipherSpec an
              * encrypted Finished may start with the byte 1 by chance. */
             if (pc_hello_parse(p, got, &h) == PC_OK && !h.partial && h.legacy_version == 0x0303)
@@ -801,12 +828,15 @@ static int tls_run(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
         if (hdr[0] == HS_SERVER_HELLO && !m->from_client) {
             t = c;
             r = gather(&t, 4 + n, 0, &p, &got, &owned);
-            if (r != C_OK)
+            if (r != C_OK) {
+                need_at_least(ds, &c, 4 + n, *consumed);
                 break;
+            }
             if (server_hello_is_13(p, got))
                 goto done;
             pc_free(owned);
             owned = NULL;
+            ds->u32[2] = 0;
             c = t;
             continue;
         }

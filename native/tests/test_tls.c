@@ -510,6 +510,74 @@ static void test_not_tls(void)
     CHECK(feed_client(hello_scarf, 0, 1, 1) == PC_STREAM_DONE, "empty final");
 }
 
+/* Feeds one direction of a flow on the given server port. */
+static int feed_port(uint16_t port, int from_client, const uint8_t *data, size_t n, size_t step, int fin)
+{
+    pc_dirstate ds;
+    pc_meta m = h_meta(6, 50000, port, from_client);
+    int r;
+    memset(&ds, 0, sizeof ds);
+    h_open();
+    r = h_stream(&m, &ds, data, n, step, fin);
+    h_drain();
+    return r;
+}
+
+/* TLS inside a SOCKS4a/SOCKS5 tunnel or after HTTP CONNECT is parsed like direct TLS, on both sides. */
+static void test_tunnels(void)
+{
+    static buf x, hs;
+    static const uint8_t socks5_client[] = {
+        5, 2, 0, 2,                                   /* greeting: no auth, user/pass */
+        1, 3, 'b', 'o', 'b', 2, 'p', 'w',             /* RFC 1929 sub-negotiation */
+        5, 1, 0, 3, 11, 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'o', 'r', 'g', 0x01, 0xbb,
+    };
+    static const uint8_t socks5_server[] = { 5, 2, 1, 0, 5, 0, 0, 1, 10, 0, 0, 1, 0x04, 0x38 };
+    static const uint8_t socks4a_client[] = { 4, 1, 0x01, 0xbb, 0, 0, 0, 1, 'u', 0, 'a', '.', 'b', 0 };
+    static const uint8_t socks4_server[] = { 0, 0x5a, 0, 0, 0, 0, 0, 0 };
+    static const char connect_req[] = "CONNECT api.scarf.sh:443 HTTP/1.1\r\nHost: api.scarf.sh:443\r\n\r\n";
+    static const char connect_ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    static const char get_ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    static uint8_t c0[100];
+    const uint8_t *certs[1] = { c0 };
+    size_t lens[1] = { sizeof c0 };
+
+    x.n = 0; bput(&x, socks5_client, sizeof socks5_client); bput(&x, hello_scarf, sizeof hello_scarf);
+    for (size_t step = 1; step <= x.n; step += x.n - 1) {
+        feed_port(1080, 1, x.b, x.n, step, 1);
+        CHECK(h_nev == 1 && !strcmp(h_evs[0].name, "api.scarf.sh") && !strcmp(h_evs[0].s1, reals[0].ja4),
+              "socks5 client, step %zu: %d events", step, h_nev);
+    }
+    x.n = 0; bput(&x, socks4a_client, sizeof socks4a_client); bput(&x, hello_cloudflare, sizeof hello_cloudflare);
+    feed_port(1080, 1, x.b, x.n, 3, 1);
+    CHECK(h_nev == 1 && !strcmp(h_evs[0].name, "www.cloudflare.com"), "socks4a client");
+
+    memset(c0, 0x5c, sizeof c0);
+    server_flight(&hs, 0, certs, lens, 1);
+    x.n = 0; bput(&x, socks5_server, sizeof socks5_server); records(&x, 22, hs.b, hs.n, 16384);
+    feed_port(1080, 0, x.b, x.n, 5, 1);
+    CHECK(h_count(PC_EV_TLS_CERT) == 1, "socks5 server: cert inside (%d)", h_nev);
+    x.n = 0; bput(&x, socks4_server, sizeof socks4_server); records(&x, 22, hs.b, hs.n, 16384);
+    feed_port(1080, 0, x.b, x.n, 1000, 1);
+    CHECK(h_count(PC_EV_TLS_CERT) == 1, "socks4 server: cert inside");
+
+    x.n = 0; bput(&x, connect_req, sizeof connect_req - 1); bput(&x, hello_scarf, sizeof hello_scarf);
+    feed_port(8080, 1, x.b, x.n, 11, 1);
+    CHECK(h_count(PC_EV_HTTP_HOST) == 1 && h_count(PC_EV_TLS_SNI) == 1, "CONNECT then TLS: %d events", h_nev);
+    if (h_count(PC_EV_HTTP_HOST) == 1)
+        CHECK(!strcmp(h_get(PC_EV_HTTP_HOST, 0)->s1, "CONNECT") && !strcmp(h_get(PC_EV_HTTP_HOST, 0)->name, "api.scarf.sh"),
+              "CONNECT event");
+    x.n = 0; bput(&x, connect_ok, sizeof connect_ok - 1); records(&x, 22, hs.b, hs.n, 16384);
+    feed_port(8080, 0, x.b, x.n, 7, 1);
+    CHECK(h_count(PC_EV_TLS_CERT) == 1, "CONNECT answer then TLS: cert");
+
+    /* an ordinary response with a body is not a tunnel */
+    x.n = 0; bput(&x, get_ok, sizeof get_ok - 1); records(&x, 22, hs.b, hs.n, 16384);
+    CHECK(feed_port(80, 0, x.b, x.n, 1000, 0) == PC_STREAM_DONE && h_nev == 0, "200 with a body: done");
+    /* SOCKS bytes on another port are not taken for SOCKS */
+    CHECK(feed_port(8443, 1, socks5_client, sizeof socks5_client, 100, 0) == PC_STREAM_DONE, "socks only on 1080");
+}
+
 int main(void)
 {
     test_real_hellos();
@@ -519,6 +587,7 @@ int main(void)
     test_second_hello();
     test_certs();
     test_not_tls();
+    test_tunnels();
     h_close();
     return h_report("test_tls");
 }
