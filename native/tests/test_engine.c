@@ -892,6 +892,61 @@ static void test_http_reversed(void)
     pc_reader_free(r);
 }
 
+/* Request headers that never end grow the stream buffer up to its bound:
+ * the parser then gets what fits, final and truncated, and the direction
+ * stops (stats.stream_overflow). */
+static void test_stream_overflow(void)
+{
+    static char req[4000];
+    pc_limits lim = {0};
+    lim.max_stream_bytes = 512;
+    pc_reader *r = feed_reader(&lim);
+    int o = snprintf(req, sizeof req, "GET /x HTTP/1.1\r\nHost: overflow.example\r\n");
+    while (o < 3000)
+        o += snprintf(req + o, sizeof req - (size_t)o, "X-Pad-%d: %s\r\n", o, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    uint8_t seg[300], ip[400];
+    uint32_t seq = 1000;
+    size_t sn = tcp_hdr(seg, 42000, 80, seq++, 0, TH_SYN, NULL, 0);
+    size_t in = ip4(ip, A4, B4, 6, 1, 0, seg, sn);
+    pc_reader_feed(r, 228, NS, ip, in, in);
+    for (int off = 0; off < o; off += 200) {
+        size_t l = (size_t)(o - off < 200 ? o - off : 200);
+        sn = tcp_hdr(seg, 42000, 80, seq + (uint32_t)off, 1, TH_ACK, (const uint8_t *)req + off, l);
+        in = ip4(ip, A4, B4, 6, 1, 0, seg, sn);
+        pc_reader_feed(r, 228, NS, ip, in, in);
+    }
+    pc_stats st;
+    pc_reader_stats(r, &st);
+    CHECK(st.stream_overflow == 1, "overflow: one direction hit max_stream_bytes (%llu)",
+          (unsigned long long)st.stream_overflow);
+    finish_collect(r);
+    int i = find_name(&G, PC_EV_HTTP_HOST, "overflow.example");
+    CHECK(i < 0 || (G.ev[i].flags & PC_EVF_PARTIAL), "overflow: an event from cut headers is flagged partial");
+    const pc_event *fe = flow_event(&G, 42000);
+    CHECK(fe && fe->pkts[0] == (uint64_t)(1 + (o + 199) / 200), "overflow: packets still counted after the stop");
+    pc_reader_free(r);
+
+    /* pc_emit argument checks */
+    r = feed_reader(NULL);
+    pc_meta m;
+    pc_out out;
+    memset(&m, 0, sizeof m);
+    memset(&out, 0, sizeof out);
+    out.kind = PC_EV_DNS_QUERY;
+    out.name.n = 3; /* length without a pointer */
+    CHECK(pc_emit(pc_reader_ctx(r), &m, &out) == PC_ERR_ARG, "emit: a string without bytes is refused");
+    CHECK(pc_emit(pc_reader_ctx(r), NULL, &out) == PC_ERR_ARG, "emit: NULL meta");
+    out.name.p = (const uint8_t *)"abc";
+    CHECK(pc_emit(pc_reader_ctx(r), &m, &out) == PC_OK, "emit: a good event");
+    CHECK(pc_reader_ctx(NULL) == NULL, "ctx: NULL reader");
+    pc_reader_free(r);
+    pc_reader_free(NULL);
+    CHECK(strcmp(pc_strerror(PC_ERR_TRUNCATED), "unknown status") != 0 && strcmp(pc_strerror(12345), "unknown status") == 0,
+          "strerror: known and unknown codes");
+    for (int code = PC_ERR_LIMIT; code <= PC_EOF; code++)
+        CHECK(strcmp(pc_strerror(code), "unknown status") != 0, "strerror: code %d has a phrase", code);
+}
+
 /* ---- flows: eviction, idle, ids, frames ---- */
 
 static void test_flows(void)
@@ -1297,6 +1352,7 @@ int main(void)
     test_tunnels();
     test_tcp();
     test_http_reversed();
+    test_stream_overflow();
     test_flows();
     test_time_backwards();
     test_queue();
