@@ -396,6 +396,8 @@ class Analyzer:
             name = _norm(ev.name)
             if kind == "dns.query" and self._echo(ev, name):
                 continue
+            if name and kind in ("tls.sni", "quic.sni", "http.host") and _is_ip_literal(name):
+                name = ""   # "Host: 203.0.113.9": the server address rules see it, not the name rules
             if kind in _NAME_RULE:
                 if name:
                     if len(dev.names) < self.t.max_names_per_device:
@@ -535,6 +537,8 @@ class Analyzer:
 
     def _add(self, level, rule, ev, name="", ip="", first=None, last=None, key_extra=(), fields=None,
              detail=None, count=1):
+        if not name and not ip:
+            return Alert(level, rule, ev.mac, ev.src)   # nothing to point at: not recorded
         dev_ip = ev.src
         dkey = _device_key(ev.mac, dev_ip)
         key = (rule, dkey, name, ip) + tuple(key_extra)
@@ -738,6 +742,14 @@ def is_unspecified(ip: str) -> bool:
         return ipaddress.ip_address(ip).is_unspecified
     except ValueError:
         return True
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _norm(name: str) -> str:

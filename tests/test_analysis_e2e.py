@@ -71,18 +71,19 @@ def expected_alerts(plan, phone, iset) -> set:
     rule_of = {"dns": "ioc.dns-query", "tls": "ioc.tls-sni", "quic": "ioc.quic-sni", "http": "ioc.http-host"}
     answered = {a for c in plan if c.kind == "dns" for a in c.answers}
     for c in plan:
-        if c.kind in rule_of and c.name and hit(c.name):
+        literal = c.name == c.ip     # "Host: <address>": not a name
+        if c.kind in rule_of and c.name and not literal and hit(c.name):
             out[(rule_of[c.kind], "high", phone.mac, c.name, None)] += 1
-        if c.kind in rule_of and c.name:
+        if c.kind in ("tcp", "tls", "quic", "http") and iset.match_ips([c.ip])[0]:
+            out[("ioc.server-ip", "high", phone.mac, None if literal else c.name or None, c.ip)] += 1
+        if c.kind in rule_of and c.name and not literal:
             labels = c.name.split(".")
             if labels[-1] in iset.rare_tlds:
                 out[("heur.rare-tld", "low", phone.mac, c.name, None)] += 1
             if any(".".join(labels[i:]) in iset.dyndns_suffixes for i in range(1, len(labels) - 1)):
                 out[("heur.dyndns", "moderate", phone.mac, c.name, None)] += 1
-        if c.kind == "tcp" and iset.match_ips([c.ip])[0]:
-            out[("ioc.server-ip", "high", phone.mac, None, c.ip)] += 1
         if c.kind in ("tcp", "tls", "quic", "http") and c.ip not in answered:
-            out[("heur.ip-without-dns", "low", phone.mac, c.name or None, c.ip)] += 1
+            out[("heur.ip-without-dns", "low", phone.mac, None if literal else c.name or None, c.ip)] += 1
     # Regular check-ins: the TLS contacts with one name, at a fixed interval across the session.
     tls = Counter(c.name for c in plan if c.kind == "tls")
     for name, n in tls.items():
@@ -115,7 +116,8 @@ def test_stalkerware_phone_is_red(scenes, iset):
     # Every kind of sighting is there, over IPv4 and IPv6.
     assert {a["rule"] for a in doc["alerts"]} >= {"ioc.dns-query", "ioc.tls-sni", "ioc.quic-sni", "ioc.http-host",
                                                   "ioc.server-ip", "heur.beaconing"}
-    v6 = [a for a in doc["alerts"] if a["rule"] == "ioc.tls-sni" and a["name"] == plan[-2].name]
+    v6_name = next(c.name for c in plan if c.kind == "tls" and ":" in c.ip)
+    v6 = [a for a in doc["alerts"] if a["rule"] == "ioc.tls-sni" and a["name"] == v6_name]
     assert v6 and v6[0]["evidence"]["flows"]
 
 

@@ -408,7 +408,8 @@ def stalkerware_phone(c2_names: list[str], c2_ips: list[str], start: float, dura
     - once: DNS for ``c2_names[1]`` (answer 203.0.113.11) and a QUIC Initial with that SNI;
     - once: DNS for ``c2_names[2]`` (answer 203.0.113.12) and an HTTP POST to it on port 80 (small body);
     - once: DNS AAAA for ``c2_names[3]`` (answer 2001:db8:c2::13) and TLS over IPv6 with that SNI;
-    - once: a TCP connection straight to ``c2_ips[0]`` on port 443 with no DNS lookup.
+    - once: a TCP connection straight to ``c2_ips[0]`` on port 443 with no DNS lookup;
+    - once: an HTTP GET to ``c2_ips[0]`` with that address as Host (no DNS lookup).
 
     Returns:
         (packets, plan, phone)
@@ -439,6 +440,9 @@ def stalkerware_phone(c2_names: list[str], c2_ips: list[str], start: float, dura
     t4 = start + 251.0
     pk += tcp_probe(ph, c2_ips[0], t4)
     plan.append(Contact("tcp", t4, "", c2_ips[0], 443))
+    t5 = start + 307.0
+    pk += http_request(ph, c2_ips[0], c2_ips[0], t5, "GET", "/cmd?id=7f3a")
+    plan.append(Contact("http", t5, c2_ips[0], c2_ips[0], 80, method="GET"))
     return pk, plan, ph
 
 
