@@ -33,7 +33,7 @@ def is_elf(path: str) -> bool:
 
 def cpu_arch(path: str) -> str | None:
     """The file's Tag_CPU_arch, or None when it has no ARM attributes section."""
-    out = subprocess.run(["readelf", "-A", path], capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(["readelf", "-A", path], check=False, capture_output=True, text=True, timeout=60).stdout
     for line in out.splitlines():
         line = line.strip()
         if line.startswith("Tag_CPU_arch:"):

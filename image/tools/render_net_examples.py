@@ -13,7 +13,7 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from appliance import config, hotspot  # noqa: E402 - after the path is set
+from appliance import config, hotspot
 
 EXAMPLE_SSID = "pocketcheck-example"
 EXAMPLE_PASSPHRASE = "example-passphrase-0000"
