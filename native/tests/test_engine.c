@@ -286,6 +286,12 @@ static void test_link_types(void)
         memcpy(f + 4, ip, n);
         pc_reader_feed(r, nulls[i].dlt, t, f, n + 4, n + 4);
     }
+    /* PPPoE session (0x8864) carrying IPv4 (PPP protocol 0x0021) */
+    n = v4_dns(ip, "pppoe.example", 1200);
+    memcpy(f, MAC_S, 6); memcpy(f + 6, MAC_C, 6); wr16(f + 12, 0x8864);
+    f[14] = 0x11; f[15] = 0; wr16(f + 16, 0x1234); wr16(f + 18, (unsigned)(n + 2)); wr16(f + 20, 0x0021);
+    memcpy(f + 22, ip, n);
+    pc_reader_feed(r, 1, t, f, n + 22, n + 22);
     /* Unknown link types are counted and skipped: NFLOG (239), 802.11 (105) */
     pc_reader_feed(r, 239, t, ip, n, n);
     pc_reader_feed(r, 105, t, ip, n, n);
@@ -300,7 +306,7 @@ static void test_link_types(void)
                                   "raw101.example", "raw101v6.example", "ipv4.example", "ipv6.example",
                                   "null-le-v4.example", "null-be-v4.example", "null-24.example",
                                   "null-28-be.example", "null-30.example", "loop-v4.example",
-                                  "loop-30.example"};
+                                  "loop-30.example", "pppoe.example"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         CHECK(find_name(&G, PC_EV_DNS_QUERY, names[i]) >= 0, "link: no DNS query event for %s", names[i]);
     CHECK(count_kind(&G, PC_EV_DNS_QUERY) == (int)(sizeof names / sizeof names[0]),
@@ -324,7 +330,7 @@ static void test_link_types(void)
           i >= 0 ? (unsigned long long)G.ev[i].frame : 0ULL);
     pc_stats st;
     pc_reader_stats(r, &st);
-    CHECK(st.packets == 23, "link: packets %llu", (unsigned long long)st.packets);
+    CHECK(st.packets == 24, "link: packets %llu", (unsigned long long)st.packets);
     CHECK(st.unknown_linktype == 2, "link: unknown_linktype %llu", (unsigned long long)st.unknown_linktype);
     CHECK(st.malformed == 1, "link: malformed %llu (the IPv6 packet under LINKTYPE_IPV4)", (unsigned long long)st.malformed);
     CHECK(G.status == PC_EOF, "link: status %d", G.status);
@@ -850,6 +856,25 @@ static void test_tcp(void)
     CHECK(names_in_order(&G, 10, "nosyn", -1) == 0, "tcp: mid-stream start (%d)", names_in_order(&G, 10, "nosyn", -1));
     fe = flow_event(&G, 40005);
     CHECK(fe && fe->sport == 40005 && fe->tcp_state == 0, "tcp: first sender is the client without SYN");
+    pc_reader_free(c.r);
+
+    /* a segment cut by the snapshot length: its captured bytes go out, then
+     * the direction ends as a gap (the rest of the segment is lost) */
+    n = dns_tcp_stream(s, 6, "snap");
+    c = (tcpconv){feed_reader(NULL), 900, 901, 40008, NS};
+    handshake(&c);
+    {
+        uint8_t seg[2000], ipb[2100];
+        size_t sn = tcp_hdr(seg, c.cport, 53, c.cseq, c.sseq, TH_ACK, s, n);
+        size_t in = ip4(ipb, A4, B4, 6, 1, 0, seg, sn);
+        size_t keep = in - 20; /* the last 20 bytes (inside query 5) not captured */
+        pc_reader_feed(c.r, 228, 2 * NS, ipb, keep, in);
+    }
+    finish_collect(c.r);
+    CHECK(names_in_order(&G, 6, "snap", 5) == 0, "tcp: snaplen cut keeps the 5 whole queries (%d)",
+          names_in_order(&G, 6, "snap", 5));
+    pc_reader_stats(c.r, &st);
+    CHECK(st.stream_gaps == 1, "tcp: the cut counts as a gap (%llu)", (unsigned long long)st.stream_gaps);
     pc_reader_free(c.r);
 
     /* the SYN missed, the SYN-ACK seen: its receiver is the client */
