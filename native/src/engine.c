@@ -1011,7 +1011,7 @@ static void frag_add(pc_ctx *cx, const pc_pkt *pk, int ipver, int proto, uint32_
         fr->id = id;
         memcpy(fr->src, src, 16);
         memcpy(fr->dst, dst, 16);
-        fr->first_ns = cx->cur_ts;
+        fr->first_ns = cx->now; /* reader time, as for flows: robust to timestamps going backwards */
         cx->frag_mem += sizeof *fr;
         if (cx->frags_tail)
             cx->frags_tail->next = fr;

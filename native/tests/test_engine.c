@@ -1047,9 +1047,17 @@ static void test_time_backwards(void)
     n = v4_dns(ip, "earlier.example", 6101);
     pc_reader_feed(r, 12, 10 * NS, ip, n, n);
     pc_reader_feed(r, 12, 11 * NS, ip, n, n);
+    /* fragments stamped long before the latest packet still reassemble */
+    uint8_t u[600];
+    frag fr[32];
+    size_t un = long_udp(u, LONGNAME, 6102);
+    int nf = split48(fr, un);
+    for (int k = 0; k < nf; k++)
+        feed_frag4(r, 12 * NS + k, 77, u, fr[k].off, fr[k].len, fr[k].more);
     finish_collect(r);
+    CHECK(find_name(&G, PC_EV_DNS_QUERY, LONGNAME) >= 0, "time: old-stamped fragments reassemble");
     const pc_event *fe = flow_event(&G, 6101);
-    CHECK(count_kind(&G, PC_EV_FLOW) == 2 && fe && fe->pkts[0] == 2 && !(fe->flags & PC_EVF_EVICTED) &&
+    CHECK(count_kind(&G, PC_EV_FLOW) == 3 && fe && fe->pkts[0] == 2 && !(fe->flags & PC_EVF_EVICTED) &&
               fe->first_ns == 10 * NS && fe->last_ns == 11 * NS,
           "time: an older timestamp does not split the flow (%d flows)", count_kind(&G, PC_EV_FLOW));
     pc_reader_free(r);
