@@ -274,3 +274,22 @@ def test_problem_reports_a_dead_hotspot_program(offline_sim):
     assert offline_sim.problem() == "the hotspot's offline listener program stopped"
     kill("dnsmasq")
     assert offline_sim.problem() == "the hotspot's dnsmasq program stopped"
+
+
+@needs_root
+def test_simulation_from_config_follows_country_channel_and_uplink():
+    """from_config takes the configured country and channel; no uplink interface means offline."""
+    from appliance import config
+
+    base = config.load(system_path=None).replace(country="FR")
+    sim = netsim.SimulatedHotspot.from_config(base)
+    try:
+        assert (sim.settings.country, sim.settings.channel, sim.offline) == ("FR", base.hotspot.channel, True)
+    finally:
+        sim.cleanup()
+    wired = base.replace(uplink=config.Uplink(interface="usb0", wifi_ssid="", wifi_passphrase=""))
+    sim = netsim.SimulatedHotspot.from_config(wired)
+    try:
+        assert (sim.offline, sim.settings.uplink_iface) == (False, "uplink0")
+    finally:
+        sim.cleanup()
