@@ -88,7 +88,7 @@ def _extract(img: pathlib.Path, part: dict, dest: pathlib.Path) -> pathlib.Path:
 @pytest.fixture(scope="module")
 def pieces(built, tmp_path_factory):
     """The image's partition table and its three partitions cut out as files."""
-    target, img, _env_ = built
+    target, img, _ = built
     parts = _partitions(img)
     tmp = tmp_path_factory.mktemp(f"img-{target}")
     return {"parts": parts, "root": _extract(img, parts[1], tmp / "root.ext4"),
