@@ -103,3 +103,19 @@ def test_golden_detects_a_change(tmp_path):
     shot = tmp_path / "g.png"
     _screenshot(report.render_html(_scenario("green"), "en"), shot, "1000,2000")
     assert _difference(shot, golden) > 10 * TOLERANCE
+
+
+def test_prints_to_pdf(tmp_path):
+    """Chromium prints the red report to PDF on several pages (technical details start a new page)."""
+    import re
+
+    page = tmp_path / "report.html"
+    page.write_text(report.render_html(_scenario("red"), "en"), encoding="utf-8")
+    pdf = tmp_path / "report.pdf"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path}/profile", "--no-pdf-header-footer", f"--print-to-pdf={pdf}",
+                    page.as_uri()], check=True, capture_output=True, timeout=120)
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type\s*/Page[^s]", data)) >= 2
