@@ -1295,6 +1295,27 @@ static void test_files(void)
     read_file("pcapplusplus__pcapng-example.pcapng", NULL, &fr);
     CHECK(fr.status == PC_ERR_FORMAT && fr.st.packets == 59 && strstr(fr.err, "frame 59"), "pcapng-example: %d %llu '%s'",
           fr.status, (unsigned long long)fr.st.packets, fr.err);
+    /* allocation failures while opening and reading a real file: clean errors, no leaks */
+    {
+        char path[700], err[256];
+        path_of(path, sizeof path, "arkime__tls-split-client-hello.pcap");
+        int nomem = 0, ok = 0;
+        for (long k = 0; k < 120; k++) {
+            pc_reader *r = NULL;
+            pc_alloc_fail_after(k);
+            int rc = pc_reader_open_file(&r, path, NULL, err, sizeof err);
+            if (rc == PC_OK) {
+                memset(&G, 0, sizeof G);
+                collect(r, &G, 256, 1 << 16);
+                ok += G.status == PC_EOF;
+                pc_reader_free(r);
+            } else {
+                nomem += rc == PC_ERR_NOMEM && r == NULL;
+            }
+            pc_alloc_fail_after(-1);
+        }
+        CHECK(nomem >= 2 && ok + nomem == 120, "file alloc: %d opens failed cleanly, %d read to EOF", nomem, ok);
+    }
     /* a tiny flow table over a real capture: memory stays bounded, all flows still reported */
     pc_limits lim = {0};
     lim.max_flows = 8;
