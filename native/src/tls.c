@@ -455,7 +455,7 @@ int pc_tls_client_hello(pc_ctx *cx, const pc_meta *m, uint32_t kind,
     o.name.p = (const uint8_t *)sni;
     o.name.n = h.sni ? pc_text_escape(sni, sizeof sni, h.sni, h.sni_len) : 0;
     ja4[0] = ja3[0] = 0;
-    if (!o.flags) {
+    if (!truncated && !h.partial) {
         /* Fingerprints of a cut hello would name a client that does not
          * exist; they are left empty. */
         pc_ja4(&h, kind == PC_EV_QUIC_SNI ? 'q' : 't', ja4, NULL, 0);
