@@ -578,6 +578,29 @@ static void test_tunnels(void)
     CHECK(feed_port(8443, 1, socks5_client, sizeof socks5_client, 100, 0) == PC_STREAM_DONE, "socks only on 1080");
 }
 
+/* When allocations fail, a hello spread over records is dropped cleanly (ASan: no leak, no crash). */
+static void test_alloc_failure(void)
+{
+    static buf x;
+    int r;
+    x.n = 0;
+    records(&x, 22, hello_scarf + 5, sizeof hello_scarf - 5, 100);
+    h_open();
+    {
+        pc_dirstate ds;
+        pc_meta m = client_meta();
+        memset(&ds, 0, sizeof ds);
+        pc_alloc_fail_after(0);
+        r = h_stream(&m, &ds, x.b, x.n, x.n, 1);
+        pc_alloc_fail_after(-1);
+    }
+    h_drain();
+    CHECK(r == PC_STREAM_DONE && h_nev == 0, "allocation failure: done, no event (%d)", h_nev);
+    /* and the next connection works again */
+    feed_client(x.b, x.n, 50, 1);
+    CHECK(h_nev == 1 && !strcmp(h_evs[0].name, "api.scarf.sh"), "after the failure");
+}
+
 int main(void)
 {
     test_real_hellos();
@@ -588,6 +611,7 @@ int main(void)
     test_certs();
     test_not_tls();
     test_tunnels();
+    test_alloc_failure();
     h_close();
     return h_report("test_tls");
 }
