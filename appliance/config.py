@@ -31,7 +31,12 @@ STICK_NAME = "pocketcheck.yaml"
 # A real configuration is about 1.5 KB; anything far bigger is not one.
 MAX_BYTES = 64 * 1024
 # Sections a USB stick may not override.
-STICK_FORBIDDEN = frozenset({"pins", "oled", "data_dir"})
+STICK_FORBIDDEN = frozenset({"pins", "oled", "data_dir", "trusted_update_keys"})
+# A stick may not add a key it signed itself: that would let a tampered stick
+# replace the indicators and blind the box.
+MAX_TRUSTED_KEYS = 16
+# YAML nesting a configuration never needs more than (it has two levels).
+MAX_DEPTH = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +105,9 @@ class Config:
     pins: Pins
     oled: Oled
     data_dir: str
+    # Ed25519 public keys (base64) whose signature makes an indicator update
+    # on a stick acceptable; empty: the project's key (appliance/data/update-key.pub).
+    trusted_update_keys: tuple = ()
 
     def replace(self, **changes) -> Config:
         """Returns a copy with top-level fields replaced (for tests and the demo)."""
@@ -159,6 +167,17 @@ def _abs_path(v: str):
     return None if v.startswith("/") else "must be an absolute path"
 
 
+def _update_key(v: str):
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(v, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    return None if len(raw) == 32 else "must be an Ed25519 public key in base64 (32 bytes)"
+
+
 CHECKS = {
     "country": _country,
     "language": _language,
@@ -176,9 +195,42 @@ CHECKS = {
     "oled.i2c_port": _range(0, 10),
     "oled.address": _range(0x03, 0x77),
     "data_dir": _abs_path,
+    "trusted_update_keys": _update_key,
 }
 
 _TYPE_NAMES = {bool: "true or false", int: "a whole number", str: "text"}
+
+
+_NO_ALIASES = "aliases (*name) are not allowed"
+_TOO_DEEP = "nested too deeply"
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader without aliases and with bounded nesting.
+
+    A 300-byte file of nested aliases ("billion laughs") expands into
+    billions of nodes as soon as anything walks or prints it; a configuration
+    has no use for aliases, so they are refused while parsing.
+    """
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.MarkedYAMLError(problem=_NO_ALIASES, problem_mark=self.peek_event().start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.MarkedYAMLError(problem=_TOO_DEEP, problem_mark=mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _describe(value) -> str:
+    """A short description of a value for a message (never a full repr of a big structure)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return f"{value!r:.40}"
+    return f"a {type(value).__name__}"
 
 
 def _fields(cls) -> dict[str, type]:
@@ -199,14 +251,25 @@ def _check_layer(data, cls, where: str, origin: str) -> None:
         if dataclasses.is_dataclass(want):
             _check_layer(value, want, path, origin)
             continue
+        if want is tuple:  # a list of text values, each checked
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{origin}: '{path}' must be a list of text values, not {_describe(value)}")
+            if len(value) > MAX_TRUSTED_KEYS:
+                raise ConfigError(f"{origin}: '{path}' has more than {MAX_TRUSTED_KEYS} entries")
+            check = CHECKS.get(path)
+            for item in value:
+                problem = check(item) if check else None
+                if problem:
+                    raise ConfigError(f"{origin}: '{path}' {problem} (got {_describe(item)})")
+            continue
         # bool is an int in Python; "discreet: 1" or "channel: true" are mistakes.
         ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
         if not ok:
-            raise ConfigError(f"{origin}: '{path}' must be {_TYPE_NAMES[want]}, not {value!r:.40}")
+            raise ConfigError(f"{origin}: '{path}' must be {_TYPE_NAMES[want]}, not {_describe(value)}")
         check = CHECKS.get(path)
         problem = check(value) if check else None
         if problem:
-            raise ConfigError(f"{origin}: '{path}' {problem} (got {value!r:.40})")
+            raise ConfigError(f"{origin}: '{path}' {problem} (got {_describe(value)})")
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -222,6 +285,9 @@ def _merge(base: dict, over: dict) -> dict:
 def _build(data: dict, cls):
     kwargs = {}
     for key, want in _fields(cls).items():
+        if want is tuple:
+            kwargs[key] = tuple(data.get(key, ()))
+            continue
         if key not in data:
             raise ConfigError(f"configuration is missing '{key}'")
         kwargs[key] = _build(data[key], want) if dataclasses.is_dataclass(want) else data[key]
@@ -255,11 +321,12 @@ def parse_text(text: str | bytes, origin: str = "pocketcheck.yaml") -> dict:
     if len(text) > MAX_BYTES:
         raise ConfigError(f"{origin}: file is larger than {MAX_BYTES // 1024} KiB")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{origin}: not valid YAML{where}") from exc
+        why = f": {exc.problem}" if getattr(exc, "problem", None) in (_NO_ALIASES, _TOO_DEEP) else ""
+        raise ConfigError(f"{origin}: not valid YAML{where}{why}") from exc
     if data is None:
         return {}
     _check_layer(data, Config, "", origin)

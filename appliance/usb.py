@@ -29,6 +29,7 @@ import logging
 import os
 import pathlib
 import shutil
+import stat
 import tempfile
 
 from . import system
@@ -41,6 +42,21 @@ MAX_TEXT = 64 * 1024  # a settings file on a stick; anything bigger is refused
 MOUNT_OPTIONS = "nodev,nosuid,noexec,noatime"
 # mtools refuses unusual geometries unless told not to check (tiny test images).
 MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1", "MTOOLS_NO_VFAT": "0"}
+
+
+def _check_plain_name(name: str) -> None:
+    """Refuses names that are not one plain path component (no '/', '..', NUL)."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise usb_error("unreadable", f"not a plain file name: {name!r:.60}")
+
+
+def _utf8(name: str, raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise usb_error("unreadable", f"{name} on the stick is not UTF-8 text") from exc
 
 
 def usb_error(kind: str, message: str) -> UsbError:
@@ -155,21 +171,30 @@ class MtoolsStick:
             raise usb_error("pulled", "USB stick (pulled): the stick went away")
         return proc.returncode == 0
 
+    def read_bytes(self, name: str, limit: int = MAX_TEXT) -> bytes | None:
+        """Returns a file from the top of the stick, or None when it has none.
+
+        Args:
+            name: a plain file name (no folder).
+            limit: the largest size accepted.
+        Raises:
+            UsbError: the stick cannot be read, or the file is bigger than ``limit``.
+        """
+        _check_plain_name(name)
+        if not self._exists(f"::/{name}"):
+            return None
+        proc = self._run(["mcopy", "-n", "-i", str(self.image), f"::/{name}", "-"], text=False)
+        if len(proc.stdout) > limit:
+            raise usb_error("unreadable", f"{name} on the stick is too big")
+        return proc.stdout
+
     def read_text(self, name: str) -> str | None:
         """Returns a text file from the top of the stick, or None when it has none.
 
         Raises:
             UsbError: the stick cannot be read, or the file is too big / not UTF-8.
         """
-        if not self._exists(f"::/{name}"):
-            return None
-        proc = self._run(["mcopy", "-n", "-i", str(self.image), f"::/{name}", "-"], text=False)
-        if len(proc.stdout) > MAX_TEXT:
-            raise usb_error("unreadable", f"{name} on the stick is too big")
-        try:
-            return proc.stdout.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise usb_error("unreadable", f"{name} on the stick is not UTF-8 text") from exc
+        return _utf8(name, self.read_bytes(name, MAX_TEXT))
 
     def _mkdir(self, path: str) -> None:
         if not self._exists(path):
@@ -302,22 +327,84 @@ class MountedStick:
         if self.is_mount and not os.path.ismount(self.root):
             raise usb_error("pulled", "USB stick (pulled): the stick went away")
 
-    def read_text(self, name: str) -> str | None:
-        """Returns a text file from the top of the stick, or None when it has none."""
+    def read_bytes(self, name: str, limit: int = MAX_TEXT) -> bytes | None:
+        """Returns a regular file from the top of the stick, or None when it has none.
+
+        Whatever the stick holds under that name - a symlink (to the box's own
+        files), a FIFO (which would block the read forever), a device node -
+        is refused unless it is a plain regular file: the open neither
+        follows links nor blocks, and the type is checked on the open file.
+
+        Args:
+            name: a plain file name (no folder).
+            limit: the largest size accepted.
+        Raises:
+            UsbError: not a regular file, too big, or the stick cannot be read.
+        """
+        _check_plain_name(name)
         path = self.root / name
         try:
-            with open(path, "rb") as fh:
-                raw = fh.read(MAX_TEXT + 1)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
         except FileNotFoundError:
             return None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise usb_error("unreadable", f"{name} on the stick is a link, not a file") from exc
             raise usb_error(_os_kind(exc), f"USB stick: cannot read {name}: {exc.strerror}") from exc
-        if len(raw) > MAX_TEXT:
-            raise usb_error("unreadable", f"{name} on the stick is too big")
         try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise usb_error("unreadable", f"{name} on the stick is not UTF-8 text") from exc
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise usb_error("unreadable", f"{name} on the stick is not a regular file")
+            if st.st_size > limit:
+                raise usb_error("unreadable", f"{name} on the stick is too big")
+            chunks, left = [], limit + 1
+            while left > 0:
+                block = os.read(fd, min(left, 1 << 20))
+                if not block:
+                    break
+                chunks.append(block)
+                left -= len(block)
+        except OSError as exc:
+            raise usb_error(_os_kind(exc), f"USB stick: cannot read {name}: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
+        raw = b"".join(chunks)
+        if len(raw) > limit:
+            raise usb_error("unreadable", f"{name} on the stick is too big")
+        return raw
+
+    def read_text(self, name: str) -> str | None:
+        """Returns a text file from the top of the stick, or None when it has none."""
+        return _utf8(name, self.read_bytes(name, MAX_TEXT))
+
+    def _safe_dest(self, name: str) -> pathlib.Path:
+        """``pocketcheck/<name>`` on the stick, made of real folders only.
+
+        A stick may already hold ``pocketcheck`` (or the session folder) as a
+        symlink pointing anywhere - the box's data folder, ``/`` - and
+        writing through it would write outside the stick. Each part must be
+        a real folder (created when missing); an existing session folder is
+        emptied first (``rmtree`` does not follow links), so the read-back
+        check compares exactly what this export wrote.
+
+        Raises:
+            UsbError(kind="unreadable"): a part is a link or not a folder.
+        """
+        _check_plain_name(name)
+        cur = self.root
+        for part in (FOLDER, name):
+            cur = cur / part
+            try:
+                st = os.lstat(cur)
+            except FileNotFoundError:
+                os.mkdir(cur, 0o755)
+                continue
+            if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+                raise usb_error("unreadable", f"USB stick: {cur.relative_to(self.root)} is not a plain folder")
+        if any(cur.iterdir()):
+            shutil.rmtree(cur)
+            os.mkdir(cur, 0o755)
+        return cur
 
     def export(self, folder: str | os.PathLike, name: str) -> None:
         """Copies a report folder to ``pocketcheck/<name>/``, fsyncs it and verifies it.
@@ -326,15 +413,16 @@ class MountedStick:
             UsbError: full, readonly, pulled, mismatch or unreadable.
         """
         src = pathlib.Path(folder)
-        dest = self.root / FOLDER / name
         try:
             self._check_present()
-            dest.mkdir(parents=True, exist_ok=True)
+            dest = self._safe_dest(name)
             for rel in _files(src):
                 self._check_present()
                 target = dest / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with open(src / rel, "rb") as fin, open(target, "wb") as fout:
+                # O_EXCL|O_NOFOLLOW: the folder was emptied, nothing may be there already
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+                with open(src / rel, "rb") as fin, open(fd, "wb") as fout:
                     shutil.copyfileobj(fin, fout, 1 << 20)
                     fout.flush()
                     os.fsync(fout.fileno())
