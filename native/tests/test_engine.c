@@ -800,6 +800,27 @@ static void test_tcp(void)
     CHECK(st.stream_gaps == 0, "tcp: no gap (%llu)", (unsigned long long)st.stream_gaps);
     pc_reader_free(c.r);
 
+    /* segments held on both sides of the sequence wraparound at once: the
+     * hold list must sort them modulo 2^32 */
+    n = dns_tcp_stream(s, NQ, "wrap");
+    c = (tcpconv){feed_reader(NULL), 0xfffffea1u, 9, 40009, NS}; /* after the SYN: wrap inside segment 3 */
+    handshake(&c);
+    {
+        int order[64];
+        int nsg = (int)((n + 99) / 100), o = 0;
+        order[o++] = 0;
+        for (int k = 2; k < nsg && k < 6; k++)
+            order[o++] = k;
+        order[o++] = 1;
+        for (int k = 6; k < nsg; k++)
+            order[o++] = k;
+        send_segments(&c, s, n, 100, order, -1);
+    }
+    finish_collect(c.r);
+    CHECK(names_in_order(&G, NQ, "wrap", -1) == 0, "tcp: held segments across the wraparound (%d)",
+          names_in_order(&G, NQ, "wrap", -1));
+    pc_reader_free(c.r);
+
     /* forged overlap arriving BEFORE the real data is held out of order; the
      * in-order copy reaches the parser first, so the forged bytes never do */
     n = dns_tcp_stream(s, 4, "ovl");
@@ -1031,6 +1052,29 @@ static void test_flows(void)
           "flows: end of input flushes without EVICTED (n %d)", G.n);
     CHECK(G.status == PC_EOF, "flows: EOF after flush");
     CHECK(pc_reader_feed(r, 12, 0, ip, n, n) == PC_ERR_STATE, "flows: feed after finish is refused");
+    pc_reader_free(r);
+}
+
+/* The eviction victim is the least recently used flow over TCP and UDP together. */
+static void test_evict_mixed(void)
+{
+    uint8_t ip[700];
+    pc_limits lim = {0};
+    lim.max_flows = 3;
+    pc_reader *r = feed_reader(&lim);
+    tcpconv c = {r, 100, 200, 43000, NS};
+    handshake(&c); /* the TCP flow: t = NS + 1..3 us */
+    for (int k = 0; k < 3; k++) {
+        size_t n = v4_dns(ip, "mixed.example", (uint16_t)(6200 + k));
+        pc_reader_feed(r, 12, 2 * NS + k, ip, n, n);
+    }
+    collect(r, &G, 256, 1 << 16);
+    int first = -1;
+    for (int i = 0; i < G.n && first < 0; i++)
+        if (G.ev[i].kind == PC_EV_FLOW)
+            first = i;
+    CHECK(first >= 0 && G.ev[first].proto == 6 && G.ev[first].sport == 43000 && (G.ev[first].flags & PC_EVF_EVICTED),
+          "evict: the older TCP flow goes before the newer UDP flows");
     pc_reader_free(r);
 }
 
@@ -1409,6 +1453,7 @@ int main(void)
     test_stream_overflow();
     test_flows();
     test_time_backwards();
+    test_evict_mixed();
     test_queue();
     test_alloc_failures();
     test_files();
