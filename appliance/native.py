@@ -242,7 +242,8 @@ class Reader:
         err = ffi.new("char[]", 512)
         st = lib.pc_reader_open_file(out, os.fsencode(path), limits(**limit_overrides), err, 512)
         if st < 0:
-            raise _STATUS_ERRORS.get(st, errors.NativeError)(f"{path}: {ffi.string(err).decode(errors='replace')}")
+            # The core's message already names the file.
+            raise _STATUS_ERRORS.get(st, errors.NativeError)(ffi.string(err).decode(errors="replace"))
         return cls(out[0], path)
 
     @classmethod
