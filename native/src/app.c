@@ -328,6 +328,23 @@ int pc_app_tcp(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
     for (;;) {
         size_t c = 0;
         int r;
+        if (ds->app == PC_APP_NONE && base == 0 && len >= 1 && data[0] == 0 && !port_is(m, 53)
+            && !port_is(m, 1080)) {
+            /* A flow picked up without its SYN may start with a TCP
+             * keep-alive probe: one garbage byte (0x00) just before the
+             * next real data. Step over it when TLS or HTTP follows. */
+            uint8_t next;
+            if (len == 1) {
+                if (final)
+                    goto done;
+                return PC_STREAM_MORE;
+            }
+            next = choose_tcp(m, data + 1, len - 1, final);
+            if (next == PC_APP_NONE)
+                return PC_STREAM_MORE;
+            if (next == PC_APP_TLS || next == PC_APP_HTTP || next == PC_APP_HTTPRESP)
+                base = 1;
+        }
         if (ds->app == PC_APP_NONE) {
             ds->app = choose_tcp(m, data + base, len - base, final);
             if (ds->app == PC_APP_NONE) {

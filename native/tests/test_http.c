@@ -127,6 +127,12 @@ static void test_bounds(void)
         CHECK(r == PC_STREAM_DONE && h_nev == 0, "server direction ignored");
     }
 
+    /* a keep-alive byte (0x00) in front of a request picked up mid-flow is stepped over */
+    r = feed("\0GET /k HTTP/1.1\r\nHost: ka.example\r\n\r\n", 38, 1, 0);
+    CHECK(h_nev == 1 && !strcmp(h_evs[0].name, "ka.example"), "keep-alive byte skipped (%d)", h_nev);
+    r = feed("\0\0GET / HTTP/1.1\r\nHost: no.example\r\n\r\n", 38, 100, 0);
+    CHECK(r == PC_STREAM_DONE && h_nev == 0, "two zero bytes: not HTTP");
+
     /* non-printable bytes in the Host are escaped */
     feed("GET / HTTP/1.1\r\nHost: a\x01\xff" "b\r\n\r\n", 27, 100, 1);
     CHECK(h_nev == 1 && !strcmp(h_evs[0].name, "a\\x01\\xffb"), "escaped host %s", h_nev ? h_evs[0].name : "-");
