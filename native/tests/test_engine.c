@@ -1078,6 +1078,28 @@ static void test_evict_mixed(void)
     pc_reader_free(r);
 }
 
+/* With the default limits, UDP flows end after 60 s idle, TCP after 300 s. */
+static void test_idle_defaults(void)
+{
+    uint8_t ip[700];
+    pc_reader *r = feed_reader(NULL);
+    tcpconv c = {r, 100, 200, 43100, 0};
+    handshake(&c);
+    size_t n = v4_dns(ip, "idle.example", 6300);
+    pc_reader_feed(r, 12, 0, ip, n, n);
+    n = v4_dns(ip, "wake.example", 6301);
+    pc_reader_feed(r, 12, 100 * NS, ip, n, n);
+    collect(r, &G, 256, 1 << 16);
+    const pc_event *u = flow_event(&G, 6300), *t = flow_event(&G, 43100);
+    CHECK(u && (u->flags & PC_EVF_EVICTED) && !t, "idle: the UDP flow ended after 100 s, the TCP flow did not");
+    n = v4_dns(ip, "wake2.example", 6302);
+    pc_reader_feed(r, 12, 301 * NS, ip, n, n);
+    collect(r, &G, 256, 1 << 16);
+    t = flow_event(&G, 43100);
+    CHECK(t && (t->flags & PC_EVF_EVICTED), "idle: the TCP flow ended after 301 s");
+    pc_reader_free(r);
+}
+
 /* Time going backwards (merged captures, clock steps) must not make new
  * flows look idle at once. */
 static void test_time_backwards(void)
@@ -1454,6 +1476,7 @@ int main(void)
     test_flows();
     test_time_backwards();
     test_evict_mixed();
+    test_idle_defaults();
     test_queue();
     test_alloc_failures();
     test_files();
