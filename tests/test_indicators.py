@@ -233,3 +233,12 @@ def test_read_only_cache_is_not_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("POCKETCHECK_CACHE", str(blocker / "sub"))
     s = indicators.load_default()
     assert s.counts["total"] > 1000
+
+
+def test_international_names(tmp_path):
+    """An IDN indicator matches its Unicode and punycode spellings, and subdomains of either."""
+    f = tmp_path / "idn.txt"
+    f.write_text("bücher.example\n")
+    s = load([f])
+    hits = s.match_names(["BÜCHER.example", "xn--bcher-kva.example", "shop.bücher.example", "bucher.example"])
+    assert [values(h) for h in hits] == [["xn--bcher-kva.example"]] * 3 + [[]]

@@ -391,3 +391,19 @@ def test_lenient_mode_counts_invalid_values(tmp_path):
     assert unique(p) == {"good.example", "also-good.example"}
     assert p.invalid == 2
     assert p.invalid_reasons[0].startswith("line 2:")
+
+
+def test_json_nesting_bomb(tmp_path):
+    """JSON nested a million levels deep is a one-line error, not a crash."""
+    f = tmp_path / "deep.json"
+    f.write_text("[" * 1_000_000 + "]" * 1_000_000)
+    with pytest.raises(IocFormatError, match=r"deep\.json: "):
+        parse_file(f, "tinycheck")
+
+
+def test_wrong_types_in_misp(tmp_path):
+    """A MISP attribute list that is not a list names the event and key."""
+    f = tmp_path / "m.json"
+    f.write_text(json.dumps({"Event": {"info": "x", "Attribute": {"type": "domain"}}}))
+    with pytest.raises(IocFormatError, match=r"m\.json: event Attribute: expected a list"):
+        parse_file(f)
