@@ -14,7 +14,7 @@ PKGS=(
   chromium fonts-dejavu-core
   # the SD-card image (make image / image-test): root filesystem under qemu-user,
   # partitioned image without loop devices, boot test in QEMU, partition checks
-  mmdebstrap genimage qemu-user-static binfmt-support arch-test qemu-system-arm fdisk
+  mmdebstrap genimage qemu-user-static binfmt-support arch-test qemu-system-arm fdisk device-tree-compiler
 )
 missing=()
 for p in "${PKGS[@]}"; do
