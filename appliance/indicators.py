@@ -103,6 +103,7 @@ class Source:
     url: str = ""
 
     def to_json(self) -> dict:
+        """The source as a JSON object (empty fields left out)."""
         return {k: v for k, v in (("id", self.id), ("licence", self.licence), ("attribution", self.attribution),
                                   ("url", self.url)) if v}
 
@@ -266,14 +267,17 @@ class IndicatorSet:
 
     @property
     def version(self) -> str:
+        """The set's label (see the class docstring)."""
         return self._assembled.version if self._assembled else self._version
 
     @property
     def sha256(self) -> str:
+        """SHA-256 of the set's canonical content, in hex."""
         return self._assembled.sha256 if self._assembled else self._sha256
 
     @property
     def counts(self) -> dict:
+        """Counts by kind, category and severity, plus families, allowlist, heuristics, skipped."""
         return self._assembled.counts if self._assembled else self._counts
 
     # -- metadata by id
@@ -509,10 +513,12 @@ class Assembled:
 
     @property
     def sha256(self) -> str:
+        """SHA-256 over the sorted indicators (with source names), allowlist and heuristics."""
         return self._content[3]
 
     @property
     def version(self) -> str:
+        """The given label, else the files' set_version labels joined, plus "custom-<hash>" for other files."""
         if self._version is None:
             labels, others = self._labels
             version = "+".join(labels)
@@ -531,6 +537,7 @@ class Assembled:
 
     @cached_property
     def counts(self) -> dict:
+        """See :attr:`IndicatorSet.counts`."""
         inds = [r for g in self.groups for r in g]
         sev = Counter(r[4] for r in inds)
         return {
