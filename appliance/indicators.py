@@ -867,20 +867,24 @@ def register(subparsers) -> None:
     m.set_defaults(func=_cmd_match)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def _write_all(files: dict) -> None:
+    """Writes {path: text} all or nothing: every file is staged and synced, then renamed into place."""
+    staged = []
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        for path, text in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            staged.append(tmp)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        for tmp in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         raise
+    for tmp, path in zip(staged, files):
+        os.replace(tmp, path)
 
 
 def _warn_invalid(p: Parsed) -> None:
@@ -894,7 +898,7 @@ def _cmd_import(args) -> int:
     built = [(p, build([p])) for p in parsed]  # all valid before anything is written
     into = Path(args.into) if args.into else user_dir()
     into.mkdir(parents=True, exist_ok=True)
-    used = set()
+    files, used = {}, set()
     for p, iset in built:
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(p.path).stem) or "iocs"
         name, n = f"{stem}.json", 1
@@ -902,9 +906,11 @@ def _cmd_import(args) -> int:
             n += 1
             name = f"{stem}-{n}.json"
         used.add(name)
-        _write_atomic(into / name, _dump_document(iset.document()))
+        files[into / name] = _dump_document(iset.document())
+    _write_all(files)
+    for (p, iset), path in zip(built, files):
         _warn_invalid(p)
-        print(f"{p.path}: {p.format}, {iset.counts['total']} indicators -> {into / name}")
+        print(f"{p.path}: {p.format}, {iset.counts['total']} indicators -> {path}")
     return 0
 
 
