@@ -31,6 +31,8 @@
 #define LIVE_TIMEOUT_MS 100
 /* Enough for any frame on the Pi's Wi-Fi (and for GRO'd frames in tests). */
 #define LIVE_SNAPLEN 65535
+/* stdio buffer for capture files. */
+#define FILE_BUFFER_BYTES (256 << 10)
 /* Kernel ring for bursts while Python handles a batch. */
 #define LIVE_BUFFER_BYTES (4 << 20)
 
@@ -175,6 +177,9 @@ int pc_reader_open_file(pc_reader **out, const char *path, const pc_limits *limi
         rc = PC_ERR_FORMAT;
         goto fail;
     }
+    /* A larger stdio buffer: libpcap freads every record header and body,
+     * and with the default 4 KiB most of those become read() calls. */
+    setvbuf(fp, NULL, _IOFBF, FILE_BUFFER_BYTES);
     s = pc_calloc(1, sizeof *s);
     if (!s) {
         copy_err(errbuf, errlen, "%s%s", "out of memory", "");
