@@ -864,6 +864,8 @@ def register(subparsers) -> None:
     m.add_argument("--format", choices=FORMATS, help=fmt_help)
     m.add_argument("--severity", action="append", default=[], metavar="CATEGORY=LEVEL",
                    help="override a category's severity (repeatable)")
+    m.add_argument("--skip-invalid", action="store_true",
+                   help="skip invalid values in --iocs files (counted, with a warning) instead of refusing them")
     m.set_defaults(func=_cmd_match)
 
 
@@ -991,7 +993,11 @@ def _match_block(iset: IndicatorSet, block: bytes, out) -> None:
 
 def _cmd_match(args) -> int:
     gc.disable()  # a short-lived process making no reference cycles worth collecting
-    iset = select(args.iocs, args.compiled, parse_severity_args(args.severity), fmt=args.format)
+    iset = select(args.iocs, args.compiled, parse_severity_args(args.severity), fmt=args.format,
+                  strict=not args.skip_invalid)
+    if iset.counts.get("invalid_skipped"):
+        print(f"pocketcheck: warning: skipped {iset.counts['invalid_skipped']} invalid value(s) in the "
+              "indicator files", file=sys.stderr)
     out = sys.stdout
     if args.items:  # a few items: answer in the order given
         for item in args.items:

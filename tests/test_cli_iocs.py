@@ -164,3 +164,18 @@ def test_format_override(env, tmp_path):
     f.write_text("evil.example\n")
     one_line_error(run(env, "iocs", "verify", "--format", "tinycheck", f), "list.txt", "invalid JSON")
     assert run(env, "iocs", "verify", "--format", "plain", f).returncode == 0
+
+
+def test_match_skip_invalid(env, files):
+    """match --skip-invalid uses the valid values of a partly broken list and warns on stderr."""
+    _, _, bad = files
+    p = run(env, "match", "--iocs", bad, "--skip-invalid", "www.fine.example")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "www.fine.example\tfine.example\tdomain\tbad\thigh\n"
+    assert "skipped 1 invalid value(s)" in p.stderr
+
+
+def test_iocs_without_action_prints_help(env):
+    """`pocketcheck iocs` alone shows its actions and exits 2."""
+    p = run(env, "iocs")
+    assert p.returncode == 2 and "import" in p.stdout and "compile" in p.stdout

@@ -150,7 +150,7 @@ def test_stix2_bundle(tmp_path):
     objs = [
         {"type": "malware", "id": "malware--1", "name": "EvilSpy", "is_family": False},
         {"type": "indicator", "id": "indicator--1", "pattern_type": "stix", "pattern": "[domain-name:value='c2.evil.example']"},
-        {"type": "indicator", "id": "indicator--2", "pattern_type": "stix", "pattern": "[ipv4-addr:value='203.0.113.9']"},
+        {"type": "indicator", "id": "indicator--2", "pattern_type": "stix", "pattern": "[ipv4-addr:value = '203.0.113.9']"},
         {"type": "indicator", "id": "indicator--3", "pattern_type": "stix", "pattern": "[ipv6-addr:value='2001:db8::7']"},
         {"type": "indicator", "id": "indicator--4", "pattern_type": "stix",
          "pattern": "[url:value='https://dl.evil.example/get?id=5&x=y']"},
