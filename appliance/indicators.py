@@ -960,6 +960,7 @@ def _cmd_compile(args) -> int:
 # Reading standard input in blocks of about this many bytes keeps the per-name
 # Python work to a split and one C call per block.
 _MATCH_BLOCK = 4 << 20
+_MAX_LINE = 64 << 10
 # IPv4 lines, found by one scan of "\n" + block + "\n" (sre jumps between newlines).
 _IPV4_LINE = re.compile(rb"\n([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})(?=\n)")
 
@@ -1004,19 +1005,25 @@ def _cmd_match(args) -> int:
             _match_block(iset, item.strip().encode("utf-8", "surrogateescape") + b"\n", out)
         return 0
     stdin = sys.stdin.buffer
-    rest = b""
+    rest, junk = b"", False
     while True:
         chunk = stdin.read(_MATCH_BLOCK)
         if not chunk:
             break
+        if junk:  # inside an over-long line: drop it up to its end
+            end = chunk.find(b"\n")
+            if end < 0:
+                continue
+            chunk, junk = chunk[end + 1:], False
         chunk = rest + chunk
         cut = chunk.rfind(b"\n")
         if cut < 0:
-            rest = chunk
+            # Memory stays bounded: a line this long cannot be a host name or address.
+            rest, junk = (b"", True) if len(chunk) > _MAX_LINE else (chunk, False)
             continue
         rest = chunk[cut + 1:]
         _match_block(iset, chunk[:cut + 1], out)
-    if rest:
+    if rest and not junk:
         _match_block(iset, rest, out)
     out.flush()
     return 0

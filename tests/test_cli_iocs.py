@@ -179,3 +179,11 @@ def test_iocs_without_action_prints_help(env):
     """`pocketcheck iocs` alone shows its actions and exits 2."""
     p = run(env, "iocs")
     assert p.returncode == 2 and "import" in p.stdout and "compile" in p.stdout
+
+
+def test_match_stdin_long_lines_and_no_final_newline(env):
+    """An over-long junk line is skipped without matching its tail; a last name without newline still matches."""
+    junk = "a" * (10 << 20) + ".1ca43.appspot.com"  # over two blocks: never a host name
+    p = run(env, "match", stdin=f"x.1ca43.appspot.com\n{junk}\n1ca43.appspot.com")
+    assert p.returncode == 0, p.stderr
+    assert [line.split("\t")[0] for line in p.stdout.splitlines()] == ["x.1ca43.appspot.com", "1ca43.appspot.com"]
