@@ -38,7 +38,7 @@ from collections.abc import Callable
 
 from . import config as config_mod
 from . import screens
-from .errors import ConfigError, PocketcheckError, UsbError
+from .errors import ConfigError, PocketcheckError, UpdateError, UsbError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class State(enum.Enum):
     ANALYSIS_FAILED = "analysis_failed"
     USB_FAILED = "usb_failed"
     CONFIG_FAILED = "config_failed"
+    UPDATE_FAILED = "update_failed"
 
 
 class Ev(enum.Enum):
@@ -140,14 +141,16 @@ TRANSITIONS: dict[tuple[State, Ev], tuple[State | None, str]] = {
     (S.USB_FAILED, E.PRESS): (S.IDLE, "finish_session"),
     (S.USB_FAILED, E.HOLD): (S.SHUTTING_DOWN, "shutdown"),
     (S.CONFIG_FAILED, E.USB_REMOVED): (S.IDLE, "clear_error"),
+    (S.UPDATE_FAILED, E.USB_REMOVED): (S.IDLE, "clear_error"),
 }
 # Every other error state: a press goes back to idle, a hold switches off.
-for _err in (S.HOTSPOT_FAILED, S.CAPTURE_FAILED, S.ANALYSIS_FAILED, S.CONFIG_FAILED):
+for _err in (S.HOTSPOT_FAILED, S.CAPTURE_FAILED, S.ANALYSIS_FAILED, S.CONFIG_FAILED, S.UPDATE_FAILED):
     TRANSITIONS[(_err, E.PRESS)] = (S.IDLE, "clear_error")
     TRANSITIONS[(_err, E.HOLD)] = (S.SHUTTING_DOWN, "shutdown")
 del _err
 
-ERROR_STATES = frozenset({S.HOTSPOT_FAILED, S.CAPTURE_FAILED, S.ANALYSIS_FAILED, S.USB_FAILED, S.CONFIG_FAILED})
+ERROR_STATES = frozenset({S.HOTSPOT_FAILED, S.CAPTURE_FAILED, S.ANALYSIS_FAILED, S.USB_FAILED, S.CONFIG_FAILED,
+                          S.UPDATE_FAILED})
 
 # What the user reads for each error (title, message): calm, and how to go on.
 ERROR_TEXT = {
@@ -155,6 +158,7 @@ ERROR_TEXT = {
     S.CAPTURE_FAILED: ("Capture stopped", "The recording stopped. What was recorded is kept on the box."),
     S.ANALYSIS_FAILED: ("Check failed", "The traffic could not be checked. It is kept on the box."),
     S.CONFIG_FAILED: ("Settings ignored", "The settings file on the stick has a mistake. Old settings kept."),
+    S.UPDATE_FAILED: screens.UPDATE_TEXT["signature"],  # the reason's own text is shown (screens.UPDATE_TEXT)
 }
 USB_TEXT = {
     "full": ("Stick is full", "No room on the stick. The report stays on the box: try another stick."),
@@ -888,6 +892,24 @@ class App:
 
     def _do_stick_in_idle(self, ev: Event) -> State:
         self.stick = ev.data.get("stick")
+        # A signed indicator update first: refused -> its reason on the screen, nothing changed.
+        if self.stick is not None:
+            from . import updates
+
+            try:
+                version = updates.from_stick(self.cfg, self.stick)
+            except UpdateError as exc:
+                log.warning("indicator update refused: %s", exc)
+                self.error = screens.UPDATE_TEXT.get(getattr(exc, "reason", ""), ERROR_TEXT[State.UPDATE_FAILED])
+                return State.UPDATE_FAILED
+            except OSError as exc:
+                log.warning("indicator update could not be installed: %s", exc)
+                self.error = screens.UPDATE_TEXT["unreadable"]
+                return State.UPDATE_FAILED
+            if version:
+                log.info("indicators updated to %s", version)
+                self._ioc_date = None
+                self._idle_cache = None
         try:
             text = self.stick.read_text(config_mod.STICK_NAME) if self.stick is not None else None
             if text is not None:
@@ -1016,7 +1038,12 @@ def analyse_with_report(capture: pathlib.Path, report_dir: pathlib.Path, session
         thresholds = dataclasses.replace(thresholds, min_duration_s=float(cfg.capture.minimum_minutes * 60))
         if key_dir is None:
             key_dir = pathlib.Path(cfg.data_dir) / "keys"
-    iocs = ind.load_default()
+    if cfg is not None:
+        from . import updates
+
+        iocs = updates.load_current(cfg)  # a signed update when one is installed
+    else:
+        iocs = ind.load_default()
     result, files = analysis.analyze_files([capture], iocs, thresholds)
     extra = []
     if session.interrupted:
@@ -1032,12 +1059,16 @@ def analyse_with_report(capture: pathlib.Path, report_dir: pathlib.Path, session
                    tuple(doc["session"]["warnings"]))
 
 
-def ioc_set_date() -> str:
-    """Returns the shipped indicator set's date ('' when unknown)."""
-    try:
-        from . import indicators as ind
+def ioc_set_date(cfg=None) -> str:
+    """Returns the date of the indicator set in use ('' when unknown).
 
-        info = ind.load_default()
+    Args:
+        cfg: the configuration (its data dir may hold a signed update); None: the shipped set.
+    """
+    try:
+        from . import updates
+
+        info = updates.load_current(cfg)
         for attr in ("date", "version", "generated"):
             v = getattr(info, attr, None)
             if v:
@@ -1098,10 +1129,12 @@ def _cmd_run(args) -> int:
     def live():
         from .analysis import Analyzer
 
-        return LiveStats(Analyzer())
+        from . import updates
+
+        return LiveStats(Analyzer(updates.load_current(app.cfg)))
 
     app = App(cfg, hardware, hotspot_factory, lambda c, r, s: analyse_with_report(c, r, s, cfg=app.cfg),
-              runner=ThreadRunner(), power_off=power_off, live_stats=live, ioc_date=ioc_set_date)
+              runner=ThreadRunner(), power_off=power_off, live_stats=live, ioc_date=lambda: ioc_set_date(app.cfg))
     app_ref.append(app)
     from . import usb
 

@@ -63,6 +63,12 @@ class UsbError(PocketcheckError, OSError):
     """A USB stick could not be used (full, read-only, pulled, unreadable)."""
 
 
+class UpdateError(PocketcheckError, ValueError):
+    """An indicator update was refused; ``reason`` says why (unsigned, signature, older, invalid, unreadable)."""
+
+    reason = "invalid"
+
+
 class ReportIntegrityError(PocketcheckError, ValueError):
     """A report folder does not match its manifest or signature."""
 

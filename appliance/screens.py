@@ -317,6 +317,18 @@ def render_error(draw, model: Model) -> None:
     _center(draw, 54, "Press to go back", font(9))
 
 
+# What the screen says when an indicator update on a stick is refused
+# (appliance.updates; the key is UpdateError.reason). Calm, and nothing changed.
+UPDATE_TEXT = {
+    "unsigned": ("Update refused", "The update on the stick is not signed. The box keeps its indicators."),
+    "signature": ("Update refused", "The update is not from a trusted source. The box keeps its indicators."),
+    "older": ("Update refused", "The update is older than the one in use. Nothing was changed."),
+    "invalid": ("Update refused", "The update file is damaged. The box keeps its indicators."),
+    "unreadable": ("Update refused", "The update could not be read. The box keeps its indicators."),
+    "config": ("Update refused", "The box's update keys are not set up right. Nothing was changed."),
+}
+
+
 RENDERERS = {
     "ready": render_ready,
     "starting": render_starting,

@@ -364,6 +364,8 @@ class MountedStick:
                     break
                 chunks.append(block)
                 left -= len(block)
+        except UsbError:
+            raise
         except OSError as exc:
             raise usb_error(_os_kind(exc), f"USB stick: cannot read {name}: {exc.strerror}") from exc
         finally:

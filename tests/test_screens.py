@@ -37,6 +37,8 @@ for _st, (_t, _m) in ERROR_TEXT.items():
     CASES[f"error-{_st.value}"] = ("error", Model(title=_t, message=_m))
 for _kind, (_t, _m) in USB_TEXT.items():
     CASES[f"error-usb-{_kind}"] = ("error", Model(title=_t, message=_m))
+for _reason, (_t, _m) in screens.UPDATE_TEXT.items():
+    CASES[f"error-update-{_reason}"] = ("error", Model(title=_t, message=_m))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
