@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "internal.h"
 #include "pkt_engine.h"
@@ -133,6 +134,7 @@ struct pc_ctx {
 
     pc_flow **buckets;
     uint32_t mask;
+    uint32_t seed;                  /* flow hash seed */
     uint32_t nflows;
     pc_lru lru[2];                  /* [0] TCP, [1] UDP */
     pc_flow *freelist;
@@ -172,9 +174,9 @@ static uint32_t mix32(uint32_t h)
     return h;
 }
 
-static uint32_t ep_hash(const uint8_t *a, uint16_t port, int ipver)
+static uint32_t ep_hash(const uint8_t *a, uint16_t port, int ipver, uint32_t seed)
 {
-    uint32_t h = rd32h(a) * 0x9e3779b1u;
+    uint32_t h = (rd32h(a) ^ seed) * 0x9e3779b1u;
     if (ipver == 6) {
         h = (h ^ rd32h(a + 4)) * 0x9e3779b1u;
         h = (h ^ rd32h(a + 8)) * 0x9e3779b1u;
@@ -183,11 +185,16 @@ static uint32_t ep_hash(const uint8_t *a, uint16_t port, int ipver)
     return mix32(h ^ port);
 }
 
-/* Symmetric in the two endpoints, so both directions land in one bucket. */
-static uint32_t flow_hash(int ipver, int proto, const uint8_t *a, uint16_t pa,
+/*
+ * Symmetric in the two endpoints, so both directions land in one bucket.
+ * The per-reader seed keeps crafted traffic from predicting collisions
+ * (long hash chains) without changing any result: only the bucket differs.
+ */
+static uint32_t flow_hash(const pc_ctx *cx, int ipver, int proto, const uint8_t *a, uint16_t pa,
                           const uint8_t *b, uint16_t pb)
 {
-    return mix32((ep_hash(a, pa, ipver) ^ ep_hash(b, pb, ipver)) + (uint32_t)(proto << 8 | ipver));
+    return mix32((ep_hash(a, pa, ipver, cx->seed) ^ ep_hash(b, pb, ipver, cx->seed)) +
+                 (uint32_t)(proto << 8 | ipver));
 }
 
 static int seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
@@ -794,7 +801,7 @@ static void tcp_packet(pc_ctx *cx, const pc_pkt *pk, int ipver, const uint8_t *s
     const uint8_t *data = p + hl;
     uint32_t dlen = (uint32_t)(n - hl);
 
-    uint32_t h = flow_hash(ipver, 6, src, sport, dst, dport);
+    uint32_t h = flow_hash(cx, ipver, 6, src, sport, dst, dport);
     int from_client = 1;
     pc_flow *f = flow_lookup(cx, ipver, 6, src, dst, sport, dport, h, &from_client);
     if (!f) {
@@ -907,7 +914,7 @@ static void udp_packet(pc_ctx *cx, const pc_pkt *pk, int ipver, const uint8_t *s
     if ((sport == 3544 || dport == 3544) && depth < MAX_TUNNEL && teredo(cx, pk, data, dlen, depth, cut))
         return;
 
-    uint32_t h = flow_hash(ipver, 17, src, sport, dst, dport);
+    uint32_t h = flow_hash(cx, ipver, 17, src, sport, dst, dport);
     int from_client = 1;
     pc_flow *f = flow_lookup(cx, ipver, 17, src, dst, sport, dport, h, &from_client);
     if (!f) {
@@ -1427,6 +1434,12 @@ int pc_engine_new(pc_reader **out, const pc_limits *limits, const pc_source_ops 
     if (!cx->buckets)
         goto fail;
     cx->mask = nb - 1;
+    {
+        /* Not a secret, just unpredictable from outside: address and clock. */
+        struct timespec tv;
+        clock_gettime(CLOCK_MONOTONIC, &tv);
+        cx->seed = mix32((uint32_t)(uintptr_t)r ^ (uint32_t)tv.tv_nsec ^ (uint32_t)tv.tv_sec * 0x9e3779b1u);
+    }
     cx->ops = ops;
     cx->src = src;
     cx->linktype = linktype;
