@@ -77,6 +77,7 @@ class Ev(enum.Enum):
     PHONE_JOINED = "phone_joined"  # a DHCP lease appeared
     PROCESS_EXITED = "process_exited"  # hostapd/dnsmasq/the capture died
     TIME_UP = "time_up"  # the capture reached its maximum duration
+    STORAGE_FULL = "storage_full"  # the box's storage is nearly full: the capture must stop
     CAPTURE_DONE = "capture_done"  # capture stopped, pcap complete
     CAPTURE_FAILED = "capture_failed"
     ANALYSIS_DONE = "analysis_done"
@@ -116,6 +117,7 @@ TRANSITIONS: dict[tuple[State, Ev], tuple[State | None, str]] = {
     (S.CAPTURING, E.PHONE_JOINED): (S.CAPTURING, "phone_joined"),
     (S.CAPTURING, E.PRESS): (S.ANALYSING, "stop_capture"),
     (S.CAPTURING, E.TIME_UP): (S.ANALYSING, "stop_capture"),
+    (S.CAPTURING, E.STORAGE_FULL): (S.ANALYSING, "stop_capture_full"),
     (S.CAPTURING, E.PROCESS_EXITED): (S.ANALYSING, "stop_capture_early"),
     (S.CAPTURING, E.HOLD): (S.SHUTTING_DOWN, "shutdown"),
     (S.ANALYSING, E.CAPTURE_DONE): (S.ANALYSING, "analyse"),
@@ -188,6 +190,11 @@ LEDS_OF = {
     S.WRITING_REPORT: "writing",
     S.SHUTTING_DOWN: "shutdown",
 }
+# The capture stops while this much storage is still free (plus room for a
+# copy of the capture when reports include it), so that the analysis and the
+# report can still be written: a full SD card must not lose the session.
+MIN_FREE_BYTES = 16 * 1024 * 1024
+
 # While a verdict is known, the verdict and "insert USB" screens alternate.
 VERDICT_ALTERNATE_S = 4.0
 
@@ -287,6 +294,9 @@ class Session:
     alerts: int = 0
     exported_at: float | None = None
     exported_to: list = dataclasses.field(default_factory=list)
+    # hotspot programs that died and were restarted: {"program", "exit", "died", "restarted"}
+    gaps: list = dataclasses.field(default_factory=list)
+    storage_full: bool = False  # the capture was stopped because the box's storage was nearly full
 
     @property
     def capture(self) -> pathlib.Path:
@@ -498,6 +508,8 @@ class App:
         self._shown = None
         self._idle_cache = None
         self._ioc_date: str | None = None
+        self.supervisor = None  # system.Supervisor for the session's hotspot programs
+        self.min_free_bytes = MIN_FREE_BYTES
 
     # ------------------------------------------------------------ plumbing
     def post(self, kind: Ev, **data) -> None:
@@ -695,6 +707,7 @@ class App:
 
     def _do_start_session(self, ev: Event) -> None:
         self.session = self.store.new(self.clock.wall())
+        self.supervisor = None
         self.pulled = False
         self.step_no = 0
         ssid, passphrase = self.new_credentials()
@@ -760,11 +773,31 @@ class App:
             log.warning("stopping the hotspot: %s", exc)
 
     def _check_hotspot(self) -> str | None:
-        """Returns a message when the capture (or a hotspot program) has died."""
+        """Returns a message when the capture (or a hotspot program) has died.
+
+        A hotspot program (hostapd, dnsmasq...) that died is restarted first by
+        the session's supervisor and the gap is recorded in the session (and
+        so in the report); only one that cannot be restarted ends the session.
+        """
         hs = self.hotspot
         cap = getattr(hs, "capture", None)
         if cap is not None and hasattr(cap, "running") and not cap.running:
             return "the capture stopped"
+        daemons = getattr(hs, "_daemons", None)
+        if isinstance(daemons, list) and daemons:
+            from . import system
+            from .errors import CommandError
+
+            if self.supervisor is None:
+                self.supervisor = system.Supervisor(clock=self.clock.wall)
+            try:
+                gaps = self.supervisor.check(daemons)
+            except CommandError as exc:
+                log.warning("hotspot program could not be restarted: %s", exc)
+                return f"a hotspot program stopped: {exc}"
+            if gaps and self.session is not None:
+                self.session.gaps.extend(gaps)
+                self.store.save(self.session)
         problem = getattr(hs, "problem", None)
         if callable(problem):
             return problem()
@@ -800,12 +833,35 @@ class App:
         if dead:
             self.post(Ev.PROCESS_EXITED, message=dead)
             return
+        if self._storage_low():
+            self.post(Ev.STORAGE_FULL)
+            return
         n = len(self.hotspot.joined_phones())
         if n > self.session.phones:
             self.post(Ev.PHONE_JOINED, phones=n)
         if self.live is not None and now - self.last_live >= 5.0:
             self.last_live = now
             self.live.refresh()
+
+    def _storage_low(self) -> bool:
+        """True when the data folder's free space is under the reserve (plus the capture's size when copied)."""
+        try:
+            free = shutil.disk_usage(self.store.root).free
+        except OSError:
+            return False
+        need = self.min_free_bytes
+        if self.cfg.report.include_capture and self.session is not None:
+            try:
+                need += self.session.capture.stat().st_size
+            except OSError:
+                pass
+        return free < need
+
+    def _do_stop_capture_full(self, ev: Event) -> None:
+        log.warning("the box's storage is nearly full: stopping the capture")
+        self.session.storage_full = True
+        self.session.interrupted = True
+        self._do_stop_capture(ev)
 
     def _do_stop_capture_early(self, ev: Event) -> None:
         log.warning("capture ended early: %s", ev.data.get("message"))
@@ -1050,6 +1106,10 @@ def analyse_with_report(capture: pathlib.Path, report_dir: pathlib.Path, session
         extra.append("interrupted")
     if session.too_short:
         extra.append("short")
+    if getattr(session, "gaps", None):
+        extra.append("restarted")
+    if getattr(session, "storage_full", False):
+        extra.append("storage-full")
     doc = report.build(result, files, iocs, generated_at=generated_at, extra_warnings=extra)
     if report_dir.exists():
         shutil.rmtree(report_dir)

@@ -130,6 +130,10 @@ class Daemon:
         self.argv = args
         self.popen = popen
         self.log_path = log_path
+        # how it was started, so that a Supervisor can start it again the same way
+        self.env: Mapping[str, str] | None = None
+        self.cwd: str | os.PathLike | None = None
+        self.startup = 0.5
 
     @property
     def pid(self) -> int:
@@ -261,6 +265,7 @@ def spawn(
         if log_file:
             log_file.close()  # the child holds its own copy of the descriptor
     daemon = Daemon(args, popen, log_name)
+    daemon.env, daemon.cwd, daemon.startup = env, cwd, startup
     try:
         code = popen.wait(timeout=startup) if startup > 0 else popen.poll()
     except subprocess.TimeoutExpired:
@@ -282,6 +287,60 @@ def spawn(
                 )
             time.sleep(0.05)
     return daemon
+
+
+class Supervisor:
+    """Restarts daemons that died, and remembers each gap (what died, when, for how long).
+
+    The hotspot's programs (hostapd, dnsmasq, the simulation's helpers) can
+    crash mid-session; the capture keeps running meanwhile, so restarting the
+    program lets the session go on, and the gap goes into the report. A
+    program that keeps dying (more than ``max_restarts`` times) is left dead
+    and reported as a failure.
+
+    Args:
+        max_restarts: restarts allowed per program name in one session.
+        clock: wall-clock function (tests pass a fake one).
+    """
+
+    def __init__(self, max_restarts: int = 5, clock=time.time):
+        self.max_restarts = max_restarts
+        self.clock = clock
+        self.restarts: dict[str, int] = {}
+
+    @staticmethod
+    def name_of(daemon: Daemon) -> str:
+        """The program's name, under ``ip netns exec NS`` and ``python -m`` wrappers."""
+        argv = daemon.argv[4:] if daemon.argv[:3] == ["ip", "netns", "exec"] else daemon.argv
+        return argv[2] if len(argv) > 2 and argv[1] == "-m" else os.path.basename(argv[0])
+
+    def check(self, daemons: list[Daemon]) -> list[dict]:
+        """Restarts every dead daemon in the list (replaced in place).
+
+        Args:
+            daemons: the hotspot's running programs.
+        Returns:
+            One dict per restart: ``program``, ``exit`` (code or -signal),
+            ``died`` (wall time it was found dead), ``restarted`` (wall time).
+        Raises:
+            CommandError: a program could not be restarted, or died too often.
+        """
+        gaps = []
+        for i, d in enumerate(daemons):
+            code = d.poll()
+            if code is None:
+                continue
+            name = self.name_of(d)
+            died = self.clock()
+            n = self.restarts.get(name, 0) + 1
+            if n > self.max_restarts:
+                raise CommandError(f"{name} keeps stopping ({n - 1} restarts)", d.argv, code, d.stderr_tail())
+            self.restarts[name] = n
+            log.warning("%s exited (code %s); restarting it", name, code)
+            fresh = spawn(d.argv, startup=d.startup, log_path=d.log_path, env=d.env, cwd=d.cwd)
+            daemons[i] = fresh
+            gaps.append({"program": name, "exit": code, "died": died, "restarted": self.clock()})
+        return gaps
 
 
 def which(program: str) -> str | None:
