@@ -20,10 +20,6 @@ ACCEPTED: dict[str, dict] = {
         "reason": "tshark decrypts the QUIC Handshake packets with the TLS secrets embedded in this pcapng "
                   "(Decryption Secrets Block); the box never has those secrets",
     },
-    "mercury__emix.pcap": {
-        "missing": (("http.host", "www.example.com"),),
-        "reason": "these requests run inside a SOCKS proxy tunnel (port 1080), which the core does not unwrap",
-    },
     "mercury__quic_v2.pcap": {
         "missing": (("tls.sni", "localhost"), "ja3"),
         "extra": (("quic.sni", "localhost"),),
