@@ -40,6 +40,8 @@
 /* All TCP stream buffers and held out-of-order segments together. Without
  * it max_flows * 2 * max_stream_bytes would be the bound (gigabytes). */
 #define STREAM_BUDGET (16u << 20)
+/* All per-flow parser state together (QUIC CRYPTO reassembly): 8 MiB. */
+#define APP_BUDGET (8u << 20)
 /* All strings of queued events together. */
 #define QUEUE_STR_BUDGET (4u << 20)
 /* Out-of-order TCP data further ahead than this is treated as garbage. */
@@ -140,6 +142,7 @@ struct pc_ctx {
     pc_flow *freelist;
     uint64_t next_id;
     size_t stream_mem;
+    size_t app_mem;                 /* pc_budget_take() bytes, at most APP_BUDGET */
 
     pc_frag *frags, *frags_tail;
     size_t frag_mem;
@@ -310,6 +313,19 @@ void pc_count_malformed(pc_ctx *cx)
 {
     if (cx)
         cx->st.malformed++;
+}
+
+int pc_budget_take(pc_ctx *cx, size_t n)
+{
+    if (n > APP_BUDGET - cx->app_mem)
+        return -1;
+    cx->app_mem += n;
+    return 0;
+}
+
+void pc_budget_give(pc_ctx *cx, size_t n)
+{
+    cx->app_mem -= n < cx->app_mem ? n : cx->app_mem;
 }
 
 /* The engine of a reader, for parser unit tests. NULL for NULL. */

@@ -85,6 +85,16 @@ int pc_emit(pc_ctx *cx, const pc_meta *m, const pc_out *o);
 void pc_count_malformed(pc_ctx *cx);
 
 /*
+ * One reader-wide budget for parser state kept in flows (QUIC CRYPTO
+ * buffers), so that memory stays bounded however many flows are open:
+ * pc_budget_take() returns 0 when n more bytes fit (and counts them), -1
+ * when they do not (the parser then keeps what it has); pc_budget_give()
+ * returns bytes taken earlier.
+ */
+int pc_budget_take(pc_ctx *cx, size_t n);
+void pc_budget_give(pc_ctx *cx, size_t n);
+
+/*
  * For C unit tests of one parser: the engine of a feed reader, so a test can
  * call pc_dns_message() and friends directly and read the events back with
  * pc_reader_next().

@@ -43,6 +43,7 @@
 #define QUIC_MAX_CID 20
 
 struct pc_udp_app {
+    pc_ctx  *cx;           /* the reader whose budget pays for buf and have */
     int64_t  largest_pn;   /* largest client Initial packet number opened, -1 = none */
     uint32_t version;      /* version of the CRYPTO bytes held */
     uint32_t cap;          /* bytes allocated in buf (and cap/8 in have) */
@@ -308,6 +309,7 @@ int pc_quic_open_packet(uint32_t version, const uint8_t *pkt, size_t hdr_len, si
 /* Frees the CRYPTO buffer (the small struct stays, to remember "done"). */
 static void drop_stream(pc_udp_app *a)
 {
+    pc_budget_give(a->cx, (size_t)a->cap + a->cap / 8);
     pc_free(a->buf);
     pc_free(a->have);
     a->buf = NULL;
@@ -324,6 +326,9 @@ static int grow_stream(pc_udp_app *a, uint32_t end)
 
     if (ncap <= a->cap)
         return 0;
+    /* The reader-wide budget bounds a flood of flows with open hellos. */
+    if (pc_budget_take(a->cx, (size_t)(ncap - a->cap) * 9 / 8) < 0)
+        return -1;
     nb = pc_realloc(a->buf, ncap);
     if (nb == NULL)
         goto fail;
@@ -336,6 +341,7 @@ static int grow_stream(pc_udp_app *a, uint32_t end)
     a->cap = ncap;
     return 0;
 fail:
+    pc_budget_give(a->cx, (size_t)(ncap - a->cap) * 9 / 8);
     return -1;
 }
 
@@ -487,6 +493,7 @@ static void client_initial(pc_ctx *cx, const pc_meta *m, pc_udp_app **app, uint3
         a = pc_calloc(1, sizeof *a);
         if (a == NULL)
             goto fail;
+        a->cx = cx;
         a->largest_pn = -1;
         a->version = version;
         *app = a;

@@ -407,6 +407,49 @@ static void test_rfc_event(void)
     CHECK(g.malformed == 0);
 }
 
+/*
+ * The reader-wide budget bounds CRYPTO buffers over all flows: with the
+ * budget spent, a flow keeps no hello (and nothing breaks); given back, the
+ * same packet is reported again.
+ */
+static void test_budget(void)
+{
+    uint8_t pkt[1300];
+    size_t n = unhex(RFC9001_PACKET, pkt, sizeof pkt);
+    pc_reader *r = NULL;
+    pc_ctx *cx;
+    pc_udp_app *app = NULL;
+    pc_meta m = meta(1);
+    pc_event ev[8];
+    uint8_t sb[4096];
+    int k, quic = 0;
+    size_t big = 0;
+
+    if (pc_reader_open_feed(&r, NULL) != PC_OK || (cx = pc_reader_ctx(r)) == NULL) {
+        failed++;
+        pc_reader_free(r);
+        return;
+    }
+    /* Spend the whole budget (it is a few MiB; take in halving steps). */
+    for (size_t step = (size_t)1 << 30; step > 0; step /= 2)
+        if (pc_budget_take(cx, step) == 0)
+            big += step;
+    CHECK(big > 0 && pc_budget_take(cx, 1) < 0);
+    pc_quic_datagram(cx, &m, &app, pkt, n);
+    pc_quic_end(cx, &m, &app);
+    pc_budget_give(cx, big);
+    pc_quic_datagram(cx, &m, &app, pkt, n);
+    pc_quic_end(cx, &m, &app);
+    CHECK(app == NULL);
+    pc_reader_finish(r);
+    while ((k = pc_reader_next(r, ev, 8, sb, sizeof sb)) > 0)
+        for (int i = 0; i < k; i++)
+            quic += ev[i].kind == PC_EV_QUIC_SNI;
+    CHECK(quic == 1);
+    CHECK(pc_budget_take(cx, big) == 0);   /* every byte came back when the flow ended */
+    pc_reader_free(r);
+}
+
 /* A ClientHello split over three Initials, delivered last-first-middle, is reported once, whole. */
 static void test_out_of_order(void)
 {
@@ -893,6 +936,7 @@ int main(void)
     test_rfc_keys();
     test_rfc_open();
     test_rfc_event();
+    test_budget();
     test_out_of_order();
     test_frames_in_one_packet();
     test_overlap_first_wins();
