@@ -166,17 +166,6 @@ static uint32_t rd32h(const uint8_t *p)
     return v;
 }
 
-/* The 32-bit finaliser of MurmurHash3: cheap and mixes every input bit. */
-static uint32_t mix32(uint32_t h)
-{
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    h ^= h >> 16;
-    return h;
-}
-
 static uint32_t ep_hash(const uint8_t *a, uint16_t port, int ipver, uint32_t seed)
 {
     uint32_t h = (rd32h(a) ^ seed) * 0x9e3779b1u;
@@ -185,7 +174,7 @@ static uint32_t ep_hash(const uint8_t *a, uint16_t port, int ipver, uint32_t see
         h = (h ^ rd32h(a + 8)) * 0x9e3779b1u;
         h = (h ^ rd32h(a + 12)) * 0x9e3779b1u;
     }
-    return mix32(h ^ port);
+    return pc_mix32(h ^ port);
 }
 
 /*
@@ -196,7 +185,7 @@ static uint32_t ep_hash(const uint8_t *a, uint16_t port, int ipver, uint32_t see
 static uint32_t flow_hash(const pc_ctx *cx, int ipver, int proto, const uint8_t *a, uint16_t pa,
                           const uint8_t *b, uint16_t pb)
 {
-    return mix32((ep_hash(a, pa, ipver, cx->seed) ^ ep_hash(b, pb, ipver, cx->seed)) +
+    return pc_mix32((ep_hash(a, pa, ipver, cx->seed) ^ ep_hash(b, pb, ipver, cx->seed)) +
                  (uint32_t)(proto << 8 | ipver));
 }
 
@@ -1454,7 +1443,7 @@ int pc_engine_new(pc_reader **out, const pc_limits *limits, const pc_source_ops 
         /* Not a secret, just unpredictable from outside: address and clock. */
         struct timespec tv;
         clock_gettime(CLOCK_MONOTONIC, &tv);
-        cx->seed = mix32((uint32_t)(uintptr_t)r ^ (uint32_t)tv.tv_nsec ^ (uint32_t)tv.tv_sec * 0x9e3779b1u);
+        cx->seed = pc_mix32((uint32_t)(uintptr_t)r ^ (uint32_t)tv.tv_nsec ^ (uint32_t)tv.tv_sec * 0x9e3779b1u);
     }
     cx->ops = ops;
     cx->src = src;

@@ -33,6 +33,17 @@ static inline uint32_t pc_rd32le(const uint8_t *p)
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
+/* The 32-bit finaliser of MurmurHash3: cheap, and every input bit moves every output bit. */
+static inline uint32_t pc_mix32(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
+
 /* ---- where a payload came from ----------------------------------------- */
 /* Filled by the packet path for every payload it hands to a parser. */
 typedef struct pc_meta {

@@ -27,7 +27,7 @@ enum {
     S_DENT,     /* uint32[4 * domains]: string offset, length, ids offset, ids count */
     S_DSTR,     /* uint8[]: folded domain strings */
     S_DIDS,     /* uint32[] */
-    S_DBLOOM,   /* uint32[slots / 8]: a bit per fmix32(hash) & (4 * slots - 1), set for every domain */
+    S_DBLOOM,   /* uint32[slots / 8]: a bit per pc_mix32(hash) & (4 * slots - 1), set for every domain */
     S_KCLS,     /* uint8[256]: byte -> class of the keyword automaton */
     S_KTRANS,   /* uint32[states * classes]: the complete transition function */
     S_KOUT,     /* uint32[states]: keyword entry + 1 ending here, 0 = none */
@@ -157,19 +157,9 @@ static void vec_free(vec *v)
     v->n = v->cap = 0;
 }
 
-/* FNV-1a over the name from its last byte to its first; fmix32 picks the slot. */
+/* FNV-1a over the name from its last byte to its first; pc_mix32 picks the slot. */
 #define H_INIT  2166136261u
 #define H_STEP(h, c) (((h) ^ (c)) * 16777619u)
-
-static inline uint32_t fmix32(uint32_t h)
-{
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    h ^= h >> 16;
-    return h;
-}
 
 static inline uint32_t u32at(const uint8_t *base, size_t i)
 {
@@ -475,7 +465,7 @@ static int build_domains(pc_matcher *m, void **owned, uint64_t *sz, uint32_t *pa
         uint32_t len = rec[i].len, h = H_INIT, slot;
         for (uint32_t j = len; j-- > 0;)
             h = H_STEP(h, s[j]);
-        slot = fmix32(h);
+        slot = pc_mix32(h);
         bloom[(slot >> 5) & (nslots / 8 - 1)] |= 1u << (slot & 31);
         slot &= nslots - 1;
         for (;;) {
@@ -873,7 +863,7 @@ static inline void dom_probe(const domtab *d, const uint8_t *name, size_t from, 
     uint32_t len = (uint32_t)(to - from), f, slot;
     if (!d->n || len < d->dmin || len > d->dmax)
         return;
-    f = fmix32(h);
+    f = pc_mix32(h);
     if (!((u32at(d->bloom, (f >> 5) & d->bmask) >> (f & 31)) & 1))
         return;
     for (slot = f & d->mask;; slot = (slot + 1) & d->mask) {
