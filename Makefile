@@ -76,7 +76,7 @@ test: venv native-check ctest ctest-san fuzz-smoke arm  ## run every test (C, sa
 
 bench: venv  ## benchmarks, side by side with the reference tools
 	$(PY) native/build_native.py
-	$(PYTEST) -q tests/bench --benchmark-only --benchmark-columns=min,mean,ops -p no:cacheprovider -o addopts='--strict-markers'
+	$(PYTEST) -q -s tests/bench --benchmark-columns=min,mean,ops -p no:cacheprovider -o addopts="--strict-markers"
 
 demo: venv  ## the whole appliance flow, simulated: two phones, two reports
 	$(PY) native/build_native.py

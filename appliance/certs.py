@@ -8,6 +8,7 @@ an exception: it came from hostile traffic.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -82,3 +83,9 @@ def parse(der: bytes) -> CertInfo:
         )
     except Exception as exc:  # noqa: BLE001 - hostile input: report, never raise
         return CertInfo(sha1=sha1, sha256=sha256, error=f"unparsable certificate: {exc}")
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_cached(der: bytes) -> CertInfo:
+    """:func:`parse` with a bounded cache: servers send the same chain on every connection."""
+    return parse(der)

@@ -19,7 +19,7 @@ COMMAND_MODULES = ("extract", "indicators", "analysis", "report", "app")
 # Sub-commands that must start fast (`match` streams a million names through
 # the matcher): only their own module is imported, not every command's
 # dependencies (jinja2, PIL, cryptography... cost more than the matching).
-FAST_COMMANDS = {"match": "indicators", "iocs": "indicators"}
+FAST_COMMANDS = {"match": "indicators", "iocs": "indicators", "extract": "extract"}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

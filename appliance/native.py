@@ -287,6 +287,42 @@ class Reader:
             return []
         return self._conv.events(self._evbuf[0:n * _EVENT.size], self._buf, self.source)
 
+    FORMATS = {"jsonl": lib.PC_FMT_JSONL, "tsv": lib.PC_FMT_TSV}
+    OUTBUF = 1 << 22
+
+    def formatted(self, fmt: str, flows: bool, file_field: str, fallback):
+        """Yields text chunks of extract lines, formatted by the C core (no Python object per event).
+
+        Args:
+            fmt: ``"jsonl"`` or ``"tsv"``.
+            flows: also write flow events.
+            file_field: the ``file`` field, already escaped for ``fmt``.
+            fallback: called with an :class:`Event` the core leaves to Python
+                (certificates, non-ASCII strings); returns its line with the newline.
+        """
+        code, fbytes = self.FORMATS[fmt], file_field.encode("utf-8", "backslashreplace")
+        out = bytearray(self.OUTBUF)
+        cout, done = ffi.from_buffer(out), ffi.new("size_t *")
+        while True:
+            n = check(lib.pc_reader_next(self._h, self._ev, self.BATCH, self._cbuf, self.STRBUF), self.source)
+            if not n:
+                if self.status != "running":
+                    return
+                continue
+            i, chunks = 0, []
+            while i < n:
+                size = check(lib.pc_format_events(self._ev + i, n - i, self._cbuf, code, int(flows),
+                                                  fbytes, len(fbytes), cout, self.OUTBUF, done))
+                chunks.append(out[:size].decode("utf-8"))
+                i += done[0]
+                if i < n and done[0] == 0:
+                    # The core stopped at an event Python must format (or a line longer than the buffer).
+                    ev = self._conv.events(self._evbuf[i * _EVENT.size:(i + 1) * _EVENT.size], self._buf,
+                                           self.source)[0]
+                    chunks.append(fallback(ev))
+                    i += 1
+            yield "".join(chunks)
+
     def batches(self):
         """Yields lists of events until the input is over (files, finished feeds)."""
         while True:

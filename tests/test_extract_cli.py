@@ -70,3 +70,24 @@ def test_certificates_have_fingerprints_and_names():
     certs = [json.loads(x) for x in r.stdout.splitlines() if '"tls.cert"' in x]
     assert certs and all(len(c["sha1"]) == 40 and len(c["sha256"]) == 64 for c in certs)
     assert any("yandex" in " ".join(c["san"]) for c in certs)
+
+
+def test_core_formatting_equals_python_formatting():
+    """The lines the C core formats are byte for byte those Python formats, on every shared capture and both formats."""
+    import io
+
+    from appliance import extract
+    from appliance.errors import PocketcheckError
+
+    compared = 0
+    for path in sorted(PCAPS.glob("*.pcap*")):
+        for fmt in ("jsonl", "tsv"):
+            fast, slow = io.StringIO(), io.StringIO()
+            try:
+                extract.extract_file(str(path), fast, fmt, True, fast=True)
+            except PocketcheckError:
+                continue
+            extract.extract_file(str(path), slow, fmt, True, fast=False)
+            assert fast.getvalue() == slow.getvalue(), f"{path.name} {fmt}"
+            compared += fast.getvalue().count("\n")
+    assert compared > 10000

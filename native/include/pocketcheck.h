@@ -218,6 +218,23 @@ void pc_reader_stop(pc_reader *r);
 /* Frees the reader and everything it owns. NULL is allowed. */
 void pc_reader_free(pc_reader *r);
 
+/* ---- extract output ------------------------------------------------------ */
+#define PC_FMT_JSONL 1
+#define PC_FMT_TSV   2
+
+/*
+ * Writes the `pocketcheck extract` lines of events ev[0..n) (one batch of
+ * pc_reader_next(), with its strbuf) into out (outcap bytes), exactly as
+ * appliance/extract.py would. file is the file field already escaped for
+ * fmt (JSON: quoted). Flow events are skipped unless flows is 1.
+ * Stops before an event the caller must format itself (a certificate, a
+ * string with bytes outside printable ASCII) or one that does not fit.
+ * *done is the number of events handled (written or skipped). Returns the
+ * number of bytes written, or PC_ERR_ARG.
+ */
+int pc_format_events(const pc_event *ev, size_t n, const uint8_t *strbuf, int fmt, int flows,
+                     const char *file, size_t file_len, char *out, size_t outcap, size_t *done);
+
 #ifdef __cplusplus
 }
 #endif
