@@ -1168,6 +1168,10 @@ def register(subparsers) -> None:
 def _cmd_run(args) -> int:
     from . import hw
 
+    # Captures, reports and keys are for the service's user alone (the systemd
+    # unit sets UMask=0077 too; this covers a run started by hand).
+    os.umask(0o077)
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = config_mod.load(args.config)
     app_ref: list[App] = []
