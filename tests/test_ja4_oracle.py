@@ -4,12 +4,15 @@ tshark 4.0 has no JA4 field, so ja4plus (FoxIO's method in Python, over
 scapy packets) is the oracle here; JA3 is checked against tshark in
 test_oracle.
 """
+import json
+import subprocess
+import sys
+
 import pytest
-from scapy.utils import PcapReader
 
 from conftest import PCAPS
 
-ja4plus = pytest.importorskip("ja4plus")
+pytest.importorskip("ja4plus")
 
 # Captures with ClientHellos that ja4plus reads quickly; TLS over TCP (split, SLL) and QUIC v1.
 FILES = ["ja4__tls-handshake.pcapng", "mercury__top_100_fingerprints.pcap", "arkime__tls-split-client-hello.pcap",
@@ -17,13 +20,25 @@ FILES = ["ja4__tls-handshake.pcapng", "mercury__top_100_fingerprints.pcap", "ark
          "mercury__quic_reordered_frames.pcap"]
 
 
+# ja4plus dissects with scapy, whose global layer configuration other tests change (loading the TLS
+# layers alters what it sees): run it in a fresh interpreter.
+_ORACLE = """
+import json, sys
+import ja4plus
+from scapy.utils import PcapReader
+proc = ja4plus.Processor(thread_safe=False)
+found = set()
+with PcapReader(sys.argv[1]) as reader:
+    for pkt in reader:
+        found.update(r.fingerprint for r in proc.process_packet(pkt) if r.type == "ja4")
+print(json.dumps(sorted(found)))
+"""
+
+
 def _ja4plus(path) -> set[str]:
-    proc = ja4plus.Processor(thread_safe=False)
-    found = set()
-    with PcapReader(str(path)) as reader:
-        for pkt in reader:
-            found.update(r.fingerprint for r in proc.process_packet(pkt) if r.type == "ja4")
-    return found
+    out = subprocess.run([sys.executable, "-c", _ORACLE, str(path)], capture_output=True, text=True, timeout=300,
+                         check=True)
+    return set(json.loads(out.stdout))
 
 
 @pytest.mark.parametrize("fname", FILES)
