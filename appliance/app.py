@@ -1191,9 +1191,8 @@ def _cmd_run(args) -> int:
         system.run(["systemctl", "poweroff"], timeout=30)
 
     def live():
-        from .analysis import Analyzer
-
         from . import updates
+        from .analysis import Analyzer
 
         return LiveStats(Analyzer(updates.load_current(app.cfg)))
 

@@ -164,7 +164,7 @@ def test_supervisor_restarts_a_killed_program_and_records_the_gap(tmp_path):
 
 def test_session_goes_on_when_a_hotspot_program_dies(tmp_path):
     """Mid-capture, a hotspot program dies: it is restarted, the capture goes on, the gap is saved in the session."""
-    a, hardware, clock, _ = make_app(tmp_path)
+    a, hardware, _clock, _ = make_app(tmp_path)
     try:
         a.post(Ev.PRESS)
         a.pump()
@@ -250,7 +250,7 @@ def small_disk(tmp_path):
     mnt = tmp_path / "sd"
     mnt.mkdir()
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", str(mnt)], capture_output=True,
-                       text=True)
+                       text=True, check=False)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     yield mnt
@@ -270,8 +270,7 @@ class _GrowingCapture:
     def grow(self, times=1):
         """Appends the same records again (what the next minutes of traffic add)."""
         with open(self.path, "ab") as fh:
-            for _ in range(times):
-                fh.write(self.body)
+            fh.writelines(self.body for _ in range(times))
 
     def stop(self):
         self.running = False

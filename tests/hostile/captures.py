@@ -9,8 +9,23 @@ import struct
 
 import traffic
 
-from .frames import (BOX_IP, PCAP_HEADER, PHONE_IP, down_tcp, dns_message, dns_query, eth, ipv4, pcap_bytes, qname,
-                     record, tls_record, udp, up_tcp, up_udp)
+from .frames import (
+    BOX_IP,
+    PCAP_HEADER,
+    PHONE_IP,
+    dns_message,
+    dns_query,
+    down_tcp,
+    eth,
+    ipv4,
+    pcap_bytes,
+    qname,
+    record,
+    tls_record,
+    udp,
+    up_tcp,
+    up_udp,
+)
 
 T0 = 1_800_000_000.0
 QUIC_SERVER = "198.51.100.9"
@@ -61,7 +76,7 @@ def dns_hostile_names():
     A 63-byte label is legal and must come out whole; a zero-length label
     ends the name where it stands (RFC 1035: the root label).
     """
-    hdr = lambda qid: struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)  # noqa: E731
+    hdr = lambda qid: struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
     self_loop = hdr(7) + b"\xc0\x0c" + struct.pack("!HH", 1, 1)
     two_loop = hdr(8) + b"\x03abc\xc0\x0c" + struct.pack("!HH", 1, 1)
     forward = hdr(9) + b"\xc0\x20" + struct.pack("!HH", 1, 1) + b"\x00" * 30

@@ -25,9 +25,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from appliance import app as appmod  # noqa: E402
-from appliance import config, hw, report, usb  # noqa: E402
-from appliance.app import Ev  # noqa: E402
+from appliance import app as appmod
+from appliance import config, hw, report, usb
+from appliance.app import Ev
 
 T0 = 1_800_000_000.0
 

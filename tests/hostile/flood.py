@@ -23,9 +23,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from hostile.frames import dns_query, tls_record, up_tcp  # noqa: E402
-
-from appliance.native import Reader  # noqa: E402
+from appliance.native import Reader
+from hostile.frames import dns_query, tls_record, up_tcp
 
 DRAIN_EVERY = 512
 
@@ -121,12 +120,10 @@ def main(argv) -> int:
         if analyzer is not None:
             analyzer.feed(batch)
 
-    n = 0
     for ts, fr in evil_prefix(evil) if evil else ():  # the unfinished evil hello first, then the flood
         r.feed(1, ts, fr)
-    for ts, fr in flood_frames(kind, count):
+    for n, (ts, fr) in enumerate(flood_frames(kind, count), 1):
         r.feed(1, ts, fr)
-        n += 1
         if n % DRAIN_EVERY == 0:
             while True:
                 b = r.next_batch()

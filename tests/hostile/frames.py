@@ -112,7 +112,7 @@ def record(ts: float, frame: bytes, caplen: int | None = None, wirelen: int | No
     sec = int(ts)
     cl = len(frame) if caplen is None else caplen
     wl = max(cl, len(frame)) if wirelen is None else wirelen
-    return struct.pack("<IIII", sec, int(round((ts - sec) * 1e6)), cl, wl) + frame
+    return struct.pack("<IIII", sec, round((ts - sec) * 1e6), cl, wl) + frame
 
 
 def pcap_bytes(frames, t0: float = 1_800_000_000.0, step: float = 0.01) -> bytes:
