@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import random
 import struct
+import zlib
 
 import traffic
 
@@ -29,8 +30,8 @@ def _answer(query: bytes, ip: str) -> bytes:
 
 
 def _server_ip(name: str) -> str:
-    h = abs(hash(name)) % 65000
-    return f"198.19.{h // 250}.{h % 250 + 1}"
+    h = zlib.crc32(name.encode()) % 64000
+    return f"198.19.{h // 254}.{h % 254 + 1}"
 
 
 class Phone:
