@@ -12,6 +12,7 @@
 # has one (UPDATE_LOCK=1 rebuilds with the current versions and rewrites it).
 #
 # Needs root (chroot, device nodes, file ownership in the image).
+# RESUME_FROM=NN continues a failed build from stage NN on its root tree.
 set -euo pipefail
 
 TARGET=${1:-${TARGET:-}}
@@ -40,7 +41,8 @@ SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%ct)}
 export SOURCE_DATE_EPOCH
 
 mkdir -p "$OUT"
-rm -rf "$ROOT" "$OUT/genimage-tmp" "$OUT/sdcard.img" "$OUT"/*.vfat "$OUT"/*.ext4
+[ -n "${RESUME_FROM:-}" ] || rm -rf "$ROOT"
+rm -rf "$OUT/genimage-tmp" "$OUT/sdcard.img" "$OUT"/*.vfat "$OUT"/*.ext4
 start=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - start ))s] $*"; }
 
@@ -59,25 +61,44 @@ else
   stamp "no lock applied: the current versions will be used and written to $LOCK"
 fi
 
-stamp "mmdebstrap $SUITE $ARCH -> $ROOT"
-# firmware-brcm80211 comes from bookworm-backports: only its version has the
-# Zero 2 W's nvram file (see stages/10-boot/packages.zero2w). Backports are
-# pinned low by Debian, so nothing else comes from there unless asked.
-mmdebstrap --variant=minbase --architectures="$ARCH" \
-  --components="main non-free-firmware" \
-  --aptopt='Acquire::Retries "3"' \
-  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-  --dpkgopt='path-include=/usr/share/locale/locale.alias' \
-  --setup-hook="mkdir -p \"\$1/etc/apt/preferences.d\" && cp '$PREFS' \"\$1/etc/apt/preferences.d/pocketcheck-lock.pref\"" \
-  --customize-hook="bash '$HERE/run-stages.sh' \"\$1\" '$TARGET' '$REPO'" \
-  --customize-hook="chroot \"\$1\" dpkg-query -W -f '\${Package}\t\${Version}\t\${Architecture}\n' | LC_ALL=C sort > '$OUT/installed.debs'" \
-  --customize-hook="rm -f \"\$1/etc/apt/preferences.d/pocketcheck-lock.pref\"" \
-  "$SUITE" "$ROOT" \
-  "deb $MIRROR $SUITE main non-free-firmware" \
-  "deb $MIRROR $SUITE-updates main non-free-firmware" \
-  "deb $SECURITY $SUITE-security main non-free-firmware" \
-  "deb $MIRROR $SUITE-backports main non-free-firmware"
+if [ -n "${RESUME_FROM:-}" ]; then
+  # Development aid: a build that failed in stage NN can go on from there on
+  # the root tree it left (the first stages take most of the time under
+  # qemu-user). A release image is always built from scratch.
+  [ -x "$ROOT/bin/sh" ] || { echo "image build: no root tree in $ROOT to resume" >&2; exit 2; }
+  stamp "resuming $ROOT from stage $RESUME_FROM"
+  for m in proc sys dev; do mountpoint -q "$ROOT/$m" || mount --rbind "/$m" "$ROOT/$m"; done
+  trap 'for m in dev sys proc; do umount -R "$ROOT/$m" 2>/dev/null || true; done' EXIT
+  START_STAGE=$RESUME_FROM bash "$HERE/run-stages.sh" "$ROOT" "$TARGET" "$REPO"
+  chroot "$ROOT" dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\n' | LC_ALL=C sort > "$OUT/installed.debs"
+  rm -f "$ROOT/etc/apt/preferences.d/pocketcheck-lock.pref"
+  for m in dev sys proc; do umount -R "$ROOT/$m"; done
+  trap - EXIT
+else
+  stamp "mmdebstrap $SUITE $ARCH -> $ROOT"
+  # firmware-brcm80211 comes from bookworm-backports: only its version has the
+  # Zero 2 W's nvram file (see stages/10-boot/packages.zero2w). Backports are
+  # pinned low by Debian, so nothing else comes from there unless asked.
+  mmdebstrap --variant=minbase --architectures="$ARCH" \
+    --components="main non-free-firmware" \
+    --aptopt='Acquire::Retries "3"' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+    --setup-hook="mkdir -p \"\$1/etc/apt/preferences.d\" && cp '$PREFS' \"\$1/etc/apt/preferences.d/pocketcheck-lock.pref\"" \
+    --customize-hook="bash '$HERE/run-stages.sh' \"\$1\" '$TARGET' '$REPO'" \
+    --customize-hook="chroot \"\$1\" dpkg-query -W -f '\${Package}\t\${Version}\t\${Architecture}\n' | LC_ALL=C sort > '$OUT/installed.debs'" \
+    --customize-hook="rm -f \"\$1/etc/apt/preferences.d/pocketcheck-lock.pref\"" \
+    "$SUITE" "$ROOT" \
+    "deb $MIRROR $SUITE main non-free-firmware" \
+    "deb $MIRROR $SUITE-updates main non-free-firmware" \
+    "deb $SECURITY $SUITE-security main non-free-firmware" \
+    "deb $MIRROR $SUITE-backports main non-free-firmware"
+fi
+# The build host's resolver must not end up on the box (the app gives
+# dnsmasq the uplink's own resolv.conf when there is an uplink).
+rm -f "$ROOT/etc/resolv.conf"
+echo "# pocketcheck: no system resolver; dnsmasq uses the uplink's (appliance/hotspot.py)" > "$ROOT/etc/resolv.conf"
 stamp "root filesystem done ($(du -sm "$ROOT" | cut -f1) MB)"
 
 # The lock: exact versions of every installed package.
@@ -102,7 +123,7 @@ fi
 
 # genimage: boot (FAT, the firmware's files), root (ext4, read-only at run
 # time), data (ext4, grown to fill the card on first boot).
-root_mb=$(du -sm --exclude=./boot/firmware "$ROOT" | cut -f1)
+root_mb=$(du -sm "$ROOT" | cut -f1)
 ROOT_SIZE=$(( (root_mb * 13 / 10 + 64 + 63) / 64 * 64 ))M
 sed -e "s|@ROOT_SIZE@|$ROOT_SIZE|" "$HERE/genimage/sdcard.cfg.in" > "$OUT/genimage.cfg"
 stamp "genimage (root partition $ROOT_SIZE)"

@@ -32,6 +32,11 @@ in_target apt-get update -q
 
 for stage in "$HERE"/stages/[0-9][0-9]-*/; do
   name=$(basename "$stage")
+  # START_STAGE=NN (build.sh RESUME_FROM): the earlier stages are already done
+  if [ -n "${START_STAGE:-}" ] && [ "$((10#${name:0:2}))" -lt "$((10#$START_STAGE))" ]; then
+    echo "=== stage $name skipped (resuming from $START_STAGE)"
+    continue
+  fi
   t0=$(date +%s)
   echo "=== stage $name"
   if [ -d "$stage/files" ]; then

@@ -1,10 +1,8 @@
-# Boot settings that depend on the configuration, then the initramfs and the
-# firmware's files (config.txt, cmdline.txt) generated once with them.
+# Boot settings that depend on the configuration, then the firmware's files
+# (config.txt, cmdline.txt) written again with them.
 
 # I2C: the OLED is driven through /dev/i2c-1.
 grep -qx i2c-dev "$ROOTFS/etc/modules" || echo i2c-dev >> "$ROOTFS/etc/modules"
-# overlayroot needs the overlay module in the initramfs.
-grep -qx overlay "$ROOTFS/etc/initramfs-tools/modules" || echo overlay >> "$ROOTFS/etc/initramfs-tools/modules"
 
 # The Wi-Fi regulatory country, from the box's configuration, for the kernel
 # from the first moment (hostapd will not transmit until it is set; the
@@ -14,11 +12,16 @@ country=$(sed -n 's/^country:[[:space:]]*\([A-Za-z][A-Za-z]\).*/\1/p' "$REPO/app
 echo "cfg80211.ieee80211_regdom=$country" > "$ROOTFS/etc/default/raspi-extra-cmdline"
 
 mkdir -p "$ROOTFS/boot/firmware" "$ROOTFS/var/lib/pocketcheck"
-in_target update-initramfs -u -k all
-# raspi-firmware's hook writes config.txt/cmdline.txt when the initramfs is updated
+# The initramfs was made when the kernel was installed (overlayroot's hook adds
+# the overlay module to it); only raspi-firmware's hook runs again, to copy
+# the kernel, initramfs and device trees and rewrite config.txt/cmdline.txt.
+# (Rebuilding the initramfs under qemu-user takes about ten minutes.)
+in_target env DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware
 for f in config.txt cmdline.txt bootcode.bin start.elf fixup.dat; do
   [ -e "$ROOTFS/boot/firmware/$f" ] || { echo "10-boot: /boot/firmware/$f missing" >&2; exit 1; }
 done
+ls "$ROOTFS"/boot/firmware/initrd.img-* "$ROOTFS"/boot/firmware/vmlinuz-* > /dev/null
 . "$REPO/image/targets/$TARGET.env"
 [ -e "$ROOTFS/boot/firmware/$DTB" ] || { echo "10-boot: device tree $DTB missing" >&2; exit 1; }
+grep -q "cfg80211.ieee80211_regdom=$country" "$ROOTFS/boot/firmware/cmdline.txt"
 cat "$ROOTFS/boot/firmware/cmdline.txt"
