@@ -210,3 +210,29 @@ def test_record_with_zero_length_frames_between_good_ones(tmp_path):
     events, st, _, stats = _read(path)
     assert _names(events) == ["a.example.com", "b.example.com"] and st == "eof"
     assert stats["packets"] == 5
+
+
+def test_hostile_strings_keep_both_output_formats_intact(tmp_path):
+    """Quotes, backslashes, control bytes and invalid UTF-8 in names: JSON lines parse, TSV rows keep 12 columns,
+    and the C formatter writes exactly what the Python one does."""
+    import io
+
+    from appliance import extract
+
+    data, n_dns, _ = captures.hostile_strings()
+    path = tmp_path / "strings.pcap"
+    path.write_bytes(data)
+    for fmt in ("jsonl", "tsv"):
+        fast, slow = io.StringIO(), io.StringIO()
+        assert extract.extract_file(str(path), fast, fmt, True, fast=True) is None
+        extract.extract_file(str(path), slow, fmt, True, fast=False)
+        assert fast.getvalue() == slow.getvalue(), fmt
+        lines = fast.getvalue().splitlines()
+        assert not any((ch < " " and ch != "\t") or ch == "\x7f" for line in lines for ch in line)
+        if fmt == "jsonl":
+            recs = [json.loads(line) for line in lines]
+            named = [r for r in recs if r["kind"] != "flow"]
+            assert [r["kind"] for r in named] == ["dns.query"] * n_dns + ["http.host"]
+            assert all(r["name"].endswith(".example.com") for r in named[:n_dns])
+        else:
+            assert all(line.count("\t") == 11 for line in lines), [ln for ln in lines if ln.count("\t") != 11]

@@ -234,3 +234,25 @@ CASES = {
     "pcapng-cut-block": pcapng_cut_block,
     "pcapng-absurd-block": pcapng_absurd_block,
 }
+
+
+def hostile_strings():
+    """Names full of what breaks output formats: quotes, backslashes, control bytes, invalid UTF-8, tabs.
+
+    DNS labels may hold any byte; a ClientHello's SNI and an HTTP Host or
+    User-Agent are whatever the sender wrote. Returns (pcap, number of named
+    events expected, status); the names themselves are checked by comparing the
+    two output paths and by parsing every line.
+    """
+    labels = [b'quo"te', b"back\\slash", b"nl\nx", b"tab\tx", b"nul\x00x", b"bad\xffutf8", b"cut\xc3", b"\xe2\x80\xae",
+              b"esc\x1b[31m", b"del\x7f"]
+    frames = []
+    for i, lab in enumerate(labels):
+        wire = bytes([len(lab)]) + lab + b"\x07example\x03com\x00"
+        frames.append(up_udp(40400 + i, 53, dns_message(100 + i, wire)))
+    # HTTP request with hostile Host, path and User-Agent
+    req = (b"GET /p\"a\\th\x01?q=\xff HTTP/1.1\r\nHost: ho\"st\\\x7f.example\xff\r\n"
+           b"User-Agent: ua\t\"x\"\\\x1b\xc3\r\n\r\n")
+    frames += _tcp_conn(50020, [(0, req)], len(req))[:3] + [up_tcp(50020, 80, 1001, 5001, "PA", req)]
+    frames[-4:-1] = [f.replace(b"\x01\xbb", b"\x00\x50", 1) for f in frames[-4:-1]]
+    return pcap_bytes(frames), len(labels), "eof"
