@@ -236,3 +236,26 @@ def test_hostile_strings_keep_both_output_formats_intact(tmp_path):
             assert all(r["name"].endswith(".example.com") for r in named[:n_dns])
         else:
             assert all(line.count("\t") == 11 for line in lines), [ln for ln in lines if ln.count("\t") != 11]
+
+
+def test_markup_in_names_never_reaches_the_report_as_markup(tmp_path):
+    """An SNI and DNS names carrying HTML are escaped in report.html (the red verdict still comes from the name)."""
+    from hostile.frames import dns_message, down_tcp, tls_record, up_tcp
+
+    labels = [b"<script>alert(1)</script>", b"<img\x20src=x\x20onerror=alert(2)>"]
+    frames = [up_udp(40000 + i, 53, dns_message(i + 1, bytes([len(lab)]) + lab + b"\x07example\x03com\x00"))
+              for i, lab in enumerate(labels)]
+    evil = "<b>x</b>.protocol-a946.thetruthspy.com"
+    rec = tls_record(traffic.client_hello(evil))
+    frames += [up_tcp(50001, 443, 1000, 0, "S"), down_tcp(443, 50001, 5000, 1001, "SA"),
+               up_tcp(50001, 443, 1001, 5001, "A"), up_tcp(50001, 443, 1001, 5001, "PA", rec)]
+    path = tmp_path / "markup.pcap"
+    path.write_bytes(pcap_bytes(frames))
+    out = tmp_path / "rep"
+    r = subprocess.run(CLI + ["analyze", str(path), "--out", str(out), "--key-dir", str(tmp_path / "keys"), "--json"],
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["verdict"] == "red"
+    html = (out / "report.html").read_text()
+    assert "<script>alert" not in html and "<img src=x" not in html and "<b>x</b>" not in html
+    assert "&lt;b&gt;x&lt;/b&gt;.protocol-a946.thetruthspy.com" in html
