@@ -370,7 +370,11 @@ def safe_yaml(path: str, text: str):
     Raises:
         IocFormatError: invalid YAML, an alias, too deep or too many nodes.
     """
-    loader = _LimitedSafeLoader(text)
+    try:
+        # the reader checks the characters when it is made: a control byte fails here already
+        loader = _LimitedSafeLoader(text)
+    except yaml.YAMLError as exc:
+        raise IocFormatError(f"{path}: invalid YAML ({' '.join(str(exc).split())})") from None
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
@@ -378,7 +382,7 @@ def safe_yaml(path: str, text: str):
         where = f"line {mark.line + 1}: " if mark else ""
         raise IocFormatError(f"{path}: {where}invalid YAML ({exc.problem or exc.context})") from None
     except yaml.YAMLError as exc:
-        raise IocFormatError(f"{path}: {exc}") from None
+        raise IocFormatError(f"{path}: {' '.join(str(exc).split())}") from None
     except RecursionError:
         raise IocFormatError(f"{path}: YAML nested too deeply") from None
     finally:

@@ -392,3 +392,49 @@ def test_release_tool_signs_and_verifies(tmp_path):
     f.write_bytes(f.read_bytes() + b" ")
     r = run("verify", "--pub", pub, f)
     assert r.returncode == 1 and "refused" in r.stderr
+
+
+# ------------------------------------------------------------- mutated indicator files
+def _samples(iocs_upstream):
+    up = iocs_upstream / "stalkerware-indicators"
+    doc = json.loads(indicators.DEFAULT_FILE.read_text("utf-8"))
+    doc["indicators"] = doc["indicators"][:25]
+    head = lambda p, n: b"\n".join(p.read_bytes().splitlines()[:n]) + b"\n"  # noqa: E731
+    return {
+        "echap-yaml": head(up / "ioc.yaml", 80),
+        "misp-csv": head(up / "generated" / "network.csv", 40),
+        "plain": head(up / "generated" / "hosts", 40),
+        "tinycheck": (up / "generated" / "indicators-for-tinycheck.json").read_bytes()[:6000],
+        "pocketcheck": json.dumps(doc).encode(),
+    }
+
+
+@pytest.mark.parametrize("fmt", ["echap-yaml", "misp-csv", "plain", "tinycheck", "pocketcheck"])
+def test_mutated_indicator_files_fail_only_with_a_clear_error(tmp_path, iocs_upstream, fmt):
+    """Random byte flips, cuts and insertions in indicator files: the loader gives a set or one IocFormatError line."""
+    import random
+
+    base = _samples(iocs_upstream)[fmt]
+    rng = random.Random(fmt)
+    path = tmp_path / f"mutated.{fmt}"
+    outcomes = {"ok": 0, "refused": 0}
+    for _ in range(120):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 6)):
+            op, pos = rng.random(), rng.randrange(len(data))
+            if op < 0.5:
+                data[pos] = rng.randrange(256)
+            elif op < 0.7:
+                del data[pos:pos + rng.randint(1, 40)]
+            elif op < 0.9:
+                data[pos:pos] = rng.choice([b"\x00", b"\xff\xfe", b"{", b"[", b"- ", b"*a", b"&a ", b"\n  ", b'"'])
+            else:
+                data = data[:pos]
+        path.write_bytes(bytes(data))
+        try:
+            indicators.load([path], fmt=fmt, strict=rng.random() < 0.5)
+            outcomes["ok"] += 1
+        except IocFormatError as exc:
+            assert "\n" not in str(exc) and str(exc)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0
