@@ -399,7 +399,7 @@ def _samples(iocs_upstream):
     up = iocs_upstream / "stalkerware-indicators"
     doc = json.loads(indicators.DEFAULT_FILE.read_text("utf-8"))
     doc["indicators"] = doc["indicators"][:25]
-    head = lambda p, n: b"\n".join(p.read_bytes().splitlines()[:n]) + b"\n"  # noqa: E731
+    head = lambda p, n: b"\n".join(p.read_bytes().splitlines()[:n]) + b"\n"
     return {
         "echap-yaml": head(up / "ioc.yaml", 80),
         "misp-csv": head(up / "generated" / "network.csv", 40),
