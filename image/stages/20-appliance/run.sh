@@ -23,7 +23,10 @@ in_target sh -c '/opt/pocketcheck/bin/python -m pip install --no-deps --no-index
 ln -sf /opt/pocketcheck/bin/pocketcheck "$ROOTFS/usr/bin/pocketcheck"
 
 in_target apt-get purge -y -q "${build[@]}"
-in_target apt-get autoremove -y -q --purge
+# RecommendsImportant=false: otherwise packages that merely recommend a
+# compiler keep the whole toolchain in the image.
+in_target apt-get autoremove -y -q --purge -o APT::AutoRemove::RecommendsImportant=false \
+  -o APT::AutoRemove::SuggestsImportant=false
 rm -rf "$ROOTFS$src" "$ROOTFS/tmp/wheels" "$ROOTFS/root/.cache"
 
 # The system configuration (a stick's pocketcheck.yaml can override parts).
