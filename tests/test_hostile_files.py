@@ -438,3 +438,17 @@ def test_mutated_indicator_files_fail_only_with_a_clear_error(tmp_path, iocs_ups
             assert "\n" not in str(exc) and str(exc)
             outcomes["refused"] += 1
     assert outcomes["refused"] > 0
+
+
+def test_sticks_are_mounted_so_nothing_on_them_can_run():
+    """Sticks are mounted nodev,nosuid,noexec by the kernel driver; the image has no exfat-fuse, which drops noexec.
+
+    (Checked here by hand: ``mount.exfat-fuse -o noexec`` mounts without
+    noexec and a script on it runs, so a box must never mount sticks through
+    FUSE. The image installs exfatprogs and uses the kernel's exfat driver.)
+    """
+    assert {"nodev", "nosuid", "noexec"} <= set(usb.MOUNT_OPTIONS.split(","))
+    root = pathlib.Path(__file__).resolve().parent.parent / "image" / "stages"
+    packages = " ".join(p.read_text() for p in root.glob("*/packages*"))
+    assert "exfatprogs" in packages
+    assert "exfat-fuse" not in packages and "fuse-exfat" not in packages
