@@ -162,6 +162,7 @@ ERROR_TEXT = {
     S.CONFIG_FAILED: ("Settings ignored", "The settings file on the stick has a mistake. Old settings kept."),
     S.UPDATE_FAILED: screens.UPDATE_TEXT["signature"],  # the reason's own text is shown (screens.UPDATE_TEXT)
 }
+SETTINGS_UNUSABLE = "The settings file on the stick cannot be used. Old settings kept."
 USB_TEXT = {
     "full": ("Stick is full", "No room on the stick. The report stays on the box: try another stick."),
     "readonly": ("Stick is locked", "It cannot be written. The report stays on the box: try another."),
@@ -975,7 +976,13 @@ class App:
             log.warning("%s", exc)
             self.error = (ERROR_TEXT[State.CONFIG_FAILED][0], _short_config_message(exc))
             return State.CONFIG_FAILED
-        except (UsbError, OSError) as exc:
+        except UsbError as exc:
+            log.warning("reading the stick's settings: %s", exc)
+            if getattr(exc, "kind", "") == "unreadable":
+                # a link, FIFO, device node, huge or non-UTF-8 file where the settings should be
+                self.error = (ERROR_TEXT[State.CONFIG_FAILED][0], SETTINGS_UNUSABLE)
+                return State.CONFIG_FAILED
+        except OSError as exc:
             log.warning("reading the stick's settings: %s", exc)
         if self.store.pending():
             self._start_export()

@@ -452,3 +452,30 @@ def test_sticks_are_mounted_so_nothing_on_them_can_run():
     packages = " ".join(p.read_text() for p in root.glob("*/packages*"))
     assert "exfatprogs" in packages
     assert "exfat-fuse" not in packages and "fuse-exfat" not in packages
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "huge", "not-utf8"])
+def test_unusable_settings_file_is_said_on_the_screen(tmp_path, kind):
+    """A settings file that is a link, a FIFO, too big or not UTF-8: 'Settings ignored' on the OLED, settings kept."""
+    from appliance.app import SETTINGS_UNUSABLE
+
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    target = stick / "pocketcheck.yaml"
+    if kind == "symlink":
+        (tmp_path / "elsewhere.yaml").write_text("discreet: true\n")
+        target.symlink_to(tmp_path / "elsewhere.yaml")
+    elif kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "huge":
+        target.write_text("discreet: true\n" + "#" * (usb.MAX_TEXT + 10))
+    else:
+        target.write_bytes(b"discreet: true\n# \xff\xfe\n")
+    a, _hw, _clock, _frames = make_app(tmp_path)
+    a.post(Ev.USB_INSERTED, stick=usb.MountedStick(stick))
+    a.pump()
+    assert a.state is State.CONFIG_FAILED and a.model().message == SETTINGS_UNUSABLE
+    assert a.cfg.discreet is False
+    a.post(Ev.USB_REMOVED)
+    a.pump()
+    assert a.state is State.IDLE

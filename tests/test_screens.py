@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageChops
 
 from appliance import screens
-from appliance.app import ERROR_TEXT, USB_TEXT
+from appliance.app import ERROR_TEXT, SETTINGS_UNUSABLE, USB_TEXT, State
 from appliance.screens import Model
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "oled"
@@ -39,6 +39,7 @@ for _kind, (_t, _m) in USB_TEXT.items():
     CASES[f"error-usb-{_kind}"] = ("error", Model(title=_t, message=_m))
 for _reason, (_t, _m) in screens.UPDATE_TEXT.items():
     CASES[f"error-update-{_reason}"] = ("error", Model(title=_t, message=_m))
+CASES["error-settings-unusable"] = ("error", Model(title=ERROR_TEXT[State.CONFIG_FAILED][0], message=SETTINGS_UNUSABLE))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
