@@ -256,3 +256,23 @@ def hostile_strings():
     frames += _tcp_conn(50020, [(0, req)], len(req))[:3] + [up_tcp(50020, 80, 1001, 5001, "PA", req)]
     frames[-4:-1] = [f.replace(b"\x01\xbb", b"\x00\x50", 1) for f in frames[-4:-1]]
     return pcap_bytes(frames), len(labels), "eof"
+
+
+def unknown_linktype():
+    """A pcap of a link type the core does not decode (USER0): nothing is reported, nothing breaks."""
+    frames, _ = _good_dns(3)
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 147)
+    return header + pcap_bytes(frames)[len(PCAP_HEADER):], [], "eof"
+
+
+def big_endian_nanoseconds():
+    """A big-endian, nanosecond-resolution pcap (as some capture tools write): read like any other."""
+    frames, names = _good_dns(3, "be")
+    out = [struct.pack(">IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1)]
+    for i, fr in enumerate(frames):
+        out.append(struct.pack(">IIII", int(T0) + i, 123456789, len(fr), len(fr)) + fr)
+    return b"".join(out), names, "eof"
+
+
+CASES["unknown-linktype"] = unknown_linktype
+CASES["big-endian-nanoseconds"] = big_endian_nanoseconds
