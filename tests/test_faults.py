@@ -316,3 +316,46 @@ def test_full_sd_card_stops_the_capture_cleanly_and_the_analysis_runs(tmp_path, 
         assert cat["warnings"]["storage-full"]
     finally:
         hardware.close()
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(not _netns_ok(), reason="needs root, dnsmasq, nft and busybox")
+def test_live_capture_onto_a_full_card_keeps_running_and_stays_readable(tmp_path):
+    """The real live capture writing onto a 1 MiB card that fills up: no crash or hang, events still flow, the
+    pcap reads to the damage (the box's watchdog normally stops it before; this is the case it came too late)."""
+    from appliance import hotspot, netsim
+    from appliance.analysis import Analyzer
+
+    mnt = tmp_path / "sd"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True,
+                       check=False)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    sim = netsim.SimulatedHotspot(offline=False)
+    analyzer = Analyzer()
+    try:
+        sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
+        cap = sim.start_capture(mnt / "capture.pcap", analyzer.feed)
+        phone = sim.run_phone("stalkerware", rounds=6, interval=0.2)
+        # fill the card with padding from the box side while the phone talks
+        filler = mnt / "other"
+        with open(filler, "wb") as fh:
+            try:
+                while True:
+                    fh.write(b"\0" * 65536)
+                    fh.flush()
+            except OSError:
+                pass
+        phone.wait(timeout=180)
+        t = time.monotonic()
+        stats = cap.stop()
+        assert time.monotonic() - t < 20
+        assert isinstance(stats, dict)
+        with Reader.open_file(str(mnt / "capture.pcap")) as rd:
+            list(rd)
+            assert rd.status in ("eof", "truncated")
+        assert analyzer.result().verdict == "red"  # the live events were analysed all the same
+    finally:
+        sim.cleanup()
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
