@@ -269,5 +269,7 @@ def test_boots_in_qemu_to_the_self_test_and_powers_off(built, pieces, tmp_path):
     assert hw and all(ln.startswith(("ok  ", "FAIL")) for ln in hw), out
     assert "signing key: report-signing.key" in out, out
     assert re.search(r"root filesystem: overlay", out), out
+    assert re.search(r"^failed units: *$", out, re.MULTILINE), f"units failed at boot:\n{out}"
+    assert re.search(r"^data partition: \S+ ext4 +(\d+(\.\d+)?G)", out), "the data partition did not grow"
     assert "firstboot: done" in text
     assert re.search(r"reboot: (Power down|System halted)", text), "no clean power-off:\n" + text[-2000:]
