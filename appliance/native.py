@@ -288,7 +288,7 @@ class Reader:
         return self._conv.events(self._evbuf[0:n * _EVENT.size], self._buf, self.source)
 
     FORMATS = {"jsonl": lib.PC_FMT_JSONL, "tsv": lib.PC_FMT_TSV}
-    OUTBUF = 1 << 22
+    OUTBUF = 1 << 20
 
     def formatted(self, fmt: str, flows: bool, file_field: str, fallback):
         """Yields text chunks of extract lines, formatted by the C core (no Python object per event).
