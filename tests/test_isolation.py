@@ -119,8 +119,6 @@ LISTENER = ("import socket,sys\n"
 
 @pytest.mark.netns
 @needs_netns
-@pytest.mark.xfail(reason="nftables forward chain accepts any destination on the uplink (G2's template); "
-                          "I6 fixes it once G2 has finished", strict=True)
 def test_home_lan_behind_the_uplink_is_unreachable():
     """Hosts on the uplink's private networks cannot be reached from the phone; the internet still can."""
     sim = _sim(offline=False)
