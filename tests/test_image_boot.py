@@ -200,6 +200,7 @@ def _boot_files(img, parts, dest: pathlib.Path, env) -> tuple[pathlib.Path, path
 
 
 PM_NODE = "/soc/watchdog@7e100000"
+BT_UART = "/soc/serial@7e201000"
 
 
 def _qemu_dtb_fix(dtb: pathlib.Path) -> None:
@@ -212,6 +213,12 @@ def _qemu_dtb_fix(dtb: pathlib.Path) -> None:
     power-off still work and the power-domain driver is simply not created.
     The image itself is not changed: this is the extracted copy QEMU loads.
     """
+    # The Pi 3's PL011 (the console QEMU's first serial port is wired to) is
+    # given to Bluetooth in the device tree: once hci_uart binds it, console
+    # output stops. No Bluetooth in QEMU anyway: drop that child node.
+    nodes = subprocess.run(["fdtget", "-l", str(dtb), BT_UART], capture_output=True, text=True, check=False)
+    if "bluetooth" in nodes.stdout.split():
+        _run(["fdtput", "-r", str(dtb), f"{BT_UART}/bluetooth"])
     reg = _run(["fdtget", "-t", "x", str(dtb), PM_NODE, "reg"]).split()
     if len(reg) == 4:
         _run(["fdtput", "-t", "x", str(dtb), PM_NODE, "reg", *reg[:2]])
