@@ -339,14 +339,14 @@ def test_live_capture_onto_a_full_card_keeps_running_and_stays_readable(tmp_path
         cap = sim.start_capture(mnt / "capture.pcap", analyzer.feed)
         phone = sim.run_phone("stalkerware", rounds=6, interval=0.2)
         # fill the card with padding from the box side while the phone talks
-        filler = mnt / "other"
-        with open(filler, "wb") as fh:
-            try:
-                while True:
-                    fh.write(b"\0" * 65536)
-                    fh.flush()
-            except OSError:
+        fd = os.open(mnt / "other", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 65536):  # unbuffered: ENOSPC comes out here, not at close
                 pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
         phone.wait(timeout=180)
         t = time.monotonic()
         stats = cap.stop()
