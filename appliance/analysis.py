@@ -351,7 +351,6 @@ class Analyzer:
         self._flow_name: dict[int, str] = {}     # flow id -> SNI/Host name
         self._last_q: dict[int, tuple] = {}      # DNS flow id -> (name, time) of its last query
         self._heur_alerts = 0
-        self._cert_cache: dict[bytes, certs.CertInfo] = {}   # servers send the same chain again and again
         self._flow_http: dict[int, list] = {}    # flow id -> [(method, frame, ts, name)]
         self._contacts: dict[tuple, list] = {}   # (device key, server ip) -> [(ts, flow_id)]
         self._flow_meta: dict[tuple, dict] = {}  # (device key, server ip) -> facts for ip-without-dns
@@ -424,11 +423,7 @@ class Analyzer:
                 elif ev.rrtype == 5 and data:
                     names.append((_norm(data), "ioc.dns-answer", ev))
             elif kind == "tls.cert" and ev.der:
-                info = self._cert_cache.get(ev.der)
-                if info is None:
-                    if len(self._cert_cache) > 4096:
-                        self._cert_cache.clear()
-                    info = self._cert_cache[ev.der] = certs.parse(ev.der)
+                info = certs.parse_cached(ev.der)   # servers send the same chain again and again
                 server = self._flow_name.get(ev.flow_id, "") or (info.san[0] if info.san else "")
                 fps.append((info.sha1, info, ev, server))
                 fps.append((info.sha256, info, ev, server))
@@ -650,7 +645,7 @@ class Analyzer:
         meta["last"] = max(meta["last"], ev.last or ev.ts)
         if name and len(meta["names"]) < 8:
             meta["names"].add(name)
-        if len(meta["flows"]) < self.t.max_evidence:
+        if ev.flow_id and len(meta["flows"]) < self.t.max_evidence:   # 0 = the event has no flow
             meta["flows"].append(ev.flow_id)
 
     def _late_alerts(self) -> list[Alert]:
