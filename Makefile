@@ -61,8 +61,8 @@ $(B)/fuzz/%: native/fuzz/%.c $(CORE_SRC)
 	clang $(CFLAGS_STRICT) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -g -O1 $(CORE_INC) $< $(CORE_SRC) $(CORE_LIBS) -o $@
 
 FUZZ_SECONDS ?= 600
-fuzz: $(patsubst native/fuzz/%.c,$(B)/fuzz/%,$(FUZZERS))  ## run every libFuzzer harness (FUZZ_SECONDS each)
-	@bash tools/fuzz.sh $(FUZZ_SECONDS) $^
+fuzz: $(patsubst native/fuzz/%.c,$(B)/fuzz/%,$(FUZZERS))  ## run every libFuzzer harness (FUZZ_SECONDS each, or FUZZ_RUNS executions each)
+	@FUZZ_RUNS=$(FUZZ_RUNS) bash tools/fuzz.sh $(FUZZ_SECONDS) $^
 
 fuzz-smoke: $(patsubst native/fuzz/%.c,$(B)/fuzz/%,$(FUZZERS))  ## a short run of each harness, as the tests do
 	@bash tools/fuzz.sh 20 $^
@@ -84,7 +84,7 @@ demo: venv  ## the whole appliance flow, simulated: two phones, two reports
 
 TARGET ?= zerow
 image: .venv/done  ## build the SD card: make image TARGET=zerow|zero2w (root; ~30-60 min)
-	bash image/build.sh $(TARGET)
+	WIFI_FIRMWARE_DIR=$(WIFI_FIRMWARE_DIR) bash image/build.sh $(TARGET)
 
 image-test: .venv/done  ## check a built image and boot it in QEMU: make image-test TARGET=zerow|zero2w
 	$(PYTEST) -q tests/test_image_static.py

@@ -43,6 +43,9 @@ from .errors import ConfigError, PocketcheckError, UpdateError, UsbError
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
+# systemd's watchdog (WatchdogSec=30s in the image's unit) is pinged from the
+# loop at most this often: a loop stuck for 30 s gets the service restarted.
+WATCHDOG_PING_SECONDS = 5.0
 
 
 class State(enum.Enum):
@@ -585,8 +588,16 @@ class App:
         self.pump()
 
     def run_forever(self) -> None:
-        """The service loop: events as they come, a tick every TICK_SECONDS, until shutdown."""
+        """The service loop: events as they come, a tick every TICK_SECONDS, until shutdown.
+
+        Under systemd (Type=notify) it says READY=1 when it starts turning and
+        pings the watchdog from the loop itself, so the pings stop when the loop does.
+        """
+        from .system import sd_notify
+
         next_tick = self.clock.monotonic()
+        sd_notify("READY=1")
+        last_ping = self.clock.monotonic()
         while self.running:
             wait = max(0.0, next_tick - self.clock.monotonic())
             try:
@@ -595,6 +606,10 @@ class App:
                 ev = Event(Ev.TICK)
                 next_tick = self.clock.monotonic() + TICK_SECONDS
             self.dispatch(ev)
+            if self.clock.monotonic() - last_ping >= WATCHDOG_PING_SECONDS:
+                last_ping = self.clock.monotonic()
+                sd_notify("WATCHDOG=1")
+        sd_notify("STOPPING=1")
 
     # --------------------------------------------------------------- start
     def start(self) -> None:

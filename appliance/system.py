@@ -343,6 +343,35 @@ class Supervisor:
         return gaps
 
 
+def sd_notify(message: str) -> bool:
+    """Sends one message to systemd's notify socket (``READY=1``, ``WATCHDOG=1``...).
+
+    A no-op outside systemd (no ``NOTIFY_SOCKET``), and never an exception: a
+    box must not stop because systemd's socket went away.
+
+    Args:
+        message: the notify-protocol message.
+
+    Returns:
+        True when the message was sent.
+    """
+    import socket
+
+    path = os.environ.get("NOTIFY_SOCKET", "")
+    if not path:
+        return False
+    if path.startswith("@"):  # the abstract socket namespace
+        path = "\0" + path[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            s.connect(path)
+            s.sendall(message.encode())
+    except OSError as exc:
+        log.warning("systemd notify %r failed: %s", message, exc)
+        return False
+    return True
+
+
 def which(program: str) -> str | None:
     """Returns the full path of a program on PATH (or /usr/sbin, /sbin), or None.
 
@@ -358,4 +387,4 @@ def which(program: str) -> str | None:
     return shutil.which(program, path=path)
 
 
-__all__ = ["CommandError", "Daemon", "run", "spawn", "which"]
+__all__ = ["CommandError", "Daemon", "run", "sd_notify", "spawn", "which"]

@@ -1,5 +1,6 @@
 """The service loop, restart recovery with the real analysis, live counters, selftest."""
 import json
+import socket
 import threading
 import time
 
@@ -119,6 +120,108 @@ def test_run_forever_with_threads_and_real_time(tmp_path):
     assert not loop.is_alive() and a.state is State.SHUTTING_DOWN
     assert FakeHotspot.instances[-1].stopped
     hardware.close()
+
+
+def _real_time_app(tmp_path):
+    """An App on the real clock and fake pins, started, ready for run_forever in a thread."""
+    cfg = _cfg(tmp_path)
+    holder = {}
+    hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n), hold_time=0.2)
+    a = appmod.App(cfg, hardware, lambda c: FakeHotspot(c), lambda *x: None, runner=appmod.ThreadRunner(),
+                   power_off=lambda: None, new_credentials=lambda: ("x", "abcdefghjkmn"))
+    holder["app"] = a
+    a.start()
+    return a, hardware
+
+
+def _notify_socket(tmp_path, monkeypatch):
+    """A real datagram socket standing in for systemd's NOTIFY_SOCKET."""
+    sock_path = tmp_path / "notify"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    srv.bind(str(sock_path))
+    srv.settimeout(5)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
+    return srv
+
+
+def test_service_loop_tells_systemd_ready_and_pings_the_watchdog(tmp_path, monkeypatch):
+    """run_forever: READY=1 once, WATCHDOG=1 while the loop turns, STOPPING=1 at the end (real socket)."""
+    srv = _notify_socket(tmp_path, monkeypatch)
+    monkeypatch.setattr(appmod, "WATCHDOG_PING_SECONDS", 0.2)
+    a, hardware = _real_time_app(tmp_path)
+    loop = threading.Thread(target=a.run_forever, daemon=True)
+    loop.start()
+    try:
+        assert srv.recv(64) == b"READY=1"
+        assert srv.recv(64) == b"WATCHDOG=1"  # within a tick or two of 0.5 s
+        assert srv.recv(64) == b"WATCHDOG=1"
+    finally:
+        a.running = False
+        a.post(Ev.TICK)
+        loop.join(5)
+    assert not loop.is_alive()
+    rest = []
+    srv.settimeout(0.5)
+    try:
+        while True:
+            rest.append(srv.recv(64))
+    except TimeoutError:
+        pass
+    assert rest and rest[-1] == b"STOPPING=1" and b"READY=1" not in rest
+    hardware.close()
+
+
+def test_a_stuck_loop_stops_pinging_the_watchdog(tmp_path, monkeypatch):
+    """While one event handler hangs, no WATCHDOG=1 goes out (so systemd restarts the service)."""
+    srv = _notify_socket(tmp_path, monkeypatch)
+    monkeypatch.setattr(appmod, "WATCHDOG_PING_SECONDS", 0.1)
+    a, hardware = _real_time_app(tmp_path)
+    release = threading.Event()
+    real_dispatch = a.dispatch
+    calls = []
+
+    def dispatch(ev):
+        calls.append(ev)
+        if len(calls) == 3:
+            release.wait(10)  # the handler hangs
+        return real_dispatch(ev)
+
+    a.dispatch = dispatch
+    loop = threading.Thread(target=a.run_forever, daemon=True)
+    loop.start()
+    assert srv.recv(64) == b"READY=1"
+    deadline = time.monotonic() + 5
+    while len(calls) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(calls) == 3
+    srv.settimeout(0.2)
+    try:
+        while True:  # pings sent before the hang
+            srv.recv(64)
+    except TimeoutError:
+        pass
+    srv.settimeout(1.5)
+    with pytest.raises(TimeoutError):
+        srv.recv(64)  # 1.5 s of a hung handler: silence
+    release.set()
+    srv.settimeout(5)
+    assert srv.recv(64) == b"WATCHDOG=1"  # the loop turns again: pings again
+    a.running = False
+    a.post(Ev.TICK)
+    loop.join(5)
+    hardware.close()
+
+
+def test_sd_notify_outside_systemd_and_with_a_dead_socket(tmp_path, monkeypatch):
+    """No NOTIFY_SOCKET: nothing sent; a socket that is gone: False and a log line, never an exception."""
+    from appliance.system import sd_notify
+
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert sd_notify("WATCHDOG=1") is False
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "gone"))
+    assert sd_notify("WATCHDOG=1") is False
+    srv = _notify_socket(tmp_path, monkeypatch)
+    assert sd_notify("READY=1") is True and srv.recv(64) == b"READY=1"
 
 
 def test_selftest_fake_hardware(tmp_path, capsys):

@@ -7,20 +7,18 @@ compared with the committed ones. Building and booting the image is
 tests/test_image_boot.py (marked slow).
 """
 import configparser
-import importlib.machinery
-import importlib.util
+import hashlib
 import os
 import pathlib
 import re
 import shutil
-import socket
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from appliance import app, config, hotspot
+from appliance import config, hotspot
 from appliance.errors import ConfigError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -144,15 +142,20 @@ def test_i2c_read_only_root_and_country():
 
 # ------------------------------------------------------------------- units
 def _unit_root(tmp_path: pathlib.Path) -> pathlib.Path:
-    """A scratch root with the stages' files, the host's systemd units and stand-ins for sshd."""
+    """A scratch root with the stages' files, the host's systemd units and stand-ins for sshd and pocketcheck.
+
+    (pocketcheck's entry point is made by stage 20's pip install.)
+    """
     root = tmp_path / "root"
     for files in STAGES.glob("*/files"):
         shutil.copytree(files, root, dirs_exist_ok=True, symlinks=True)
     shutil.copytree("/lib/systemd/system", root / "usr/lib/systemd/system", dirs_exist_ok=True, symlinks=True)
     (root / "usr/sbin").mkdir(parents=True, exist_ok=True)
-    stub = root / "usr/sbin/sshd"
-    stub.write_text("#!/bin/sh\n")
-    stub.chmod(0o755)
+    for prog in ("usr/sbin/sshd", "opt/pocketcheck/bin/pocketcheck"):
+        stub = root / prog
+        stub.parent.mkdir(parents=True, exist_ok=True)
+        stub.write_text("#!/bin/sh\n")
+        stub.chmod(0o755)
     return root
 
 
@@ -189,47 +192,11 @@ def test_service_unit_restarts_and_uses_the_watchdog():
     svc = unit["Service"]
     assert svc["Type"] == "notify" and svc["Restart"] == "on-failure"
     assert svc["WatchdogSec"] == "30s" and svc["NotifyAccess"] == "main"
-    assert svc["ExecStart"].split()[0] == "/usr/lib/pocketcheck/run-with-watchdog"
+    # the app itself says READY=1 and pings the watchdog (tests/test_app_run.py)
+    assert svc["ExecStart"].split()[:2] == ["/opt/pocketcheck/bin/pocketcheck", "run"]
     assert unit["Install"]["WantedBy"] == "multi-user.target"
     assert "pocketcheck.service" in (STAGES / "40-services/run.sh").read_text()
     assert "mask ssh.service" in (STAGES / "40-services/run.sh").read_text()  # SSH off by default
-
-
-def _load_wrapper():
-    path = STAGES / "40-services/files/usr/lib/pocketcheck/run-with-watchdog"
-    loader = importlib.machinery.SourceFileLoader("run_with_watchdog", str(path))
-    spec = importlib.util.spec_from_loader("run_with_watchdog", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
-
-
-def test_watchdog_wrapper_notifies_from_the_event_loop(tmp_path, monkeypatch):
-    """The wrapper sends READY=1 after App.start and WATCHDOG=1 from App.dispatch, over a real socket."""
-    sock_path = tmp_path / "notify"
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    srv.bind(str(sock_path))
-    srv.settimeout(5)
-    monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
-    calls = []
-    monkeypatch.setattr(app.App, "start", lambda self: calls.append("start"))
-    monkeypatch.setattr(app.App, "dispatch", lambda self, ev: calls.append(ev))
-    wrapper = _load_wrapper()
-    monkeypatch.setattr(wrapper, "PING_EVERY", 0.0)
-    wrapper.install()
-    fake = object.__new__(app.App)
-    app.App.start(fake)
-    assert srv.recv(64) == b"READY=1"
-    app.App.dispatch(fake, "tick")
-    assert srv.recv(64) == b"WATCHDOG=1"
-    assert calls == ["start", "tick"]  # the real methods still run
-    srv.close()
-
-
-def test_watchdog_wrapper_is_silent_outside_systemd(monkeypatch):
-    """Without NOTIFY_SOCKET (pocketcheck run by hand) notify does nothing and raises nothing."""
-    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
-    _load_wrapper().notify("WATCHDOG=1")
 
 
 def test_usb_rule_matches_what_the_app_watches():
@@ -357,3 +324,25 @@ def test_wiring_table_matches_the_configuration():
         assert phys in rows
     assert f"0x{cfg['oled']['address']:02X}" in readme
     assert "## Building a box" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the script installs files owned by root, as the image build does")
+def test_zero_2_w_wifi_firmware_from_the_builder(tmp_path):
+    """add-wifi-firmware.sh takes the brcmfmac43436 files given, skips symlinks, and refuses a folder without them."""
+    script = IMAGE / "tools" / "add-wifi-firmware.sh"
+    src, root = tmp_path / "brcm", tmp_path / "root"
+    src.mkdir()
+    (src / "brcmfmac43436-sdio.bin").write_bytes(b"\x00firmware")
+    (src / "brcmfmac43436-sdio.txt").write_text("nvram\n")
+    (src / "brcmfmac43436s-sdio.bin").symlink_to("/etc/passwd")  # must not be followed
+    (src / "brcmfmac43430-sdio.bin").write_bytes(b"other")  # Debian has this one
+    r = subprocess.run(["bash", str(script), str(root), str(src)], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    dest = root / "usr/lib/firmware/brcm"
+    assert sorted(p.name for p in dest.iterdir()) == ["brcmfmac43436-sdio.bin", "brcmfmac43436-sdio.txt"]
+    assert (dest / "brcmfmac43436-sdio.bin").read_bytes() == b"\x00firmware"
+    assert hashlib.sha256(b"\x00firmware").hexdigest() in r.stdout and "skipped" in r.stderr
+    (src / "brcmfmac43436-sdio.bin").unlink()
+    r = subprocess.run(["bash", str(script), str(tmp_path / "r2"), str(src)], capture_output=True, text=True,
+                       check=False)
+    assert r.returncode == 1 and "no brcmfmac43436" in r.stderr and not (tmp_path / "r2").exists()

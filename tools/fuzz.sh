@@ -2,6 +2,7 @@
 # Runs libFuzzer harnesses for a fixed time each; used by `make fuzz` and `make fuzz-smoke`.
 #
 #   bash tools/fuzz.sh SECONDS build/fuzz/fuzz_X [build/fuzz/fuzz_Y ...]
+#   FUZZ_RUNS=10000000 bash tools/fuzz.sh 0 ...   # a campaign of exactly N executions
 #
 # For each harness fuzz_X:
 #   1. every file in native/fuzz/regressions/fuzz_X/ (crashers kept as
@@ -9,6 +10,8 @@
 #   2. it fuzzes for SECONDS (0 = regressions only) over the corpus
 #      build/fuzz-corpus/fuzz_X, first seeded from native/fuzz/corpus/fuzz_X/;
 #      crashes, leaks, timeouts and OOMs are written to build/fuzz-crashes/.
+#      With FUZZ_RUNS=N set, each harness instead runs exactly N inputs, however
+#      long that takes (SECONDS is then ignored).
 # Limits on every run: -malloc_limit_mb=512 (one allocation), -timeout=10 (seconds
 # per input), -rss_limit_mb=2048 (the whole process: under ASan the RSS of a
 # long campaign creeps past 512 MB from quarantine and allocator caches alone -
@@ -22,6 +25,8 @@ usage() { echo "usage: bash tools/fuzz.sh SECONDS harness-binary..." >&2; exit 2
 [ $# -ge 2 ] || usage
 secs=$1; shift
 [[ "$secs" =~ ^[0-9]+$ ]] || usage
+runs_wanted=${FUZZ_RUNS:-}
+[ -z "$runs_wanted" ] || [[ "$runs_wanted" =~ ^[1-9][0-9]*$ ]] || usage
 
 B=build
 crashes="$B/fuzz-crashes"
@@ -64,18 +69,25 @@ for bin in "$@"; do
 
   # 2. Fuzzing, from the checked-in seeds plus what earlier runs found.
   runs="-"
-  if [ "$secs" -gt 0 ] && [ "$status" = "ok" ]; then
+  if { [ "$secs" -gt 0 ] || [ -n "$runs_wanted" ]; } && [ "$status" = "ok" ]; then
     corpus="$B/fuzz-corpus/$name"
     mkdir -p "$corpus"
     if [ -d "native/fuzz/corpus/$name" ]; then
       cp -n "native/fuzz/corpus/$name"/* "$corpus"/ 2>/dev/null || true
     fi
-    echo "== $name: fuzzing ${secs}s (corpus $corpus, $(find "$corpus" -type f | wc -l) inputs)"
-    # libFuzzer stops by itself at -max_total_time; the outer timeout only
-    # catches a harness that hangs outside an input (it has -timeout inside).
-    timeout $((secs + 120)) "$bin" "${LIMITS[@]}" -max_total_time="$secs" -print_final_stats=1 \
+    if [ -n "$runs_wanted" ]; then
+      what="$runs_wanted executions"; stop=(-runs="$runs_wanted"); outer=()
+    else
+      # libFuzzer stops by itself at -max_total_time; the outer timeout only
+      # catches a harness that hangs outside an input (it has -timeout inside).
+      what="${secs}s"; stop=(-max_total_time="$secs"); outer=(timeout $((secs + 120)))
+    fi
+    echo "== $name: fuzzing $what (corpus $corpus, $(find "$corpus" -type f | wc -l) inputs)"
+    start=$(date +%s)
+    "${outer[@]}" "$bin" "${LIMITS[@]}" "${stop[@]}" -print_final_stats=1 \
         -artifact_prefix="$crashes/$name-" "$corpus" >>"$log" 2>&1
     rc=$?
+    took=$(( $(date +%s) - start ))
     done_line=$(grep -E '^Done [0-9]+ runs in' "$log" | tail -1)
     if [ -n "$done_line" ]; then
       runs=$(awk '{print $2}' <<<"$done_line")
@@ -87,7 +99,7 @@ for bin in "$@"; do
       failed=1
     fi
   fi
-  summary+=("$name: $status, $nreg regression input(s), $runs executions in ${secs}s")
+  summary+=("$name: $status, $nreg regression input(s), $runs executions in ${took:-0}s")
 done
 
 echo "== fuzz summary"
