@@ -124,3 +124,39 @@ def make_app(tmp_path, *, cfg_text="", hotspot_kw=None, analyse=None, hold_time=
     if start:
         a.start()
     return a, hardware, clock, frames
+
+
+def replay_app(tmp_path, kind, *, clock=None, cfg_text="", minutes=None):
+    """An App (not started) with the real analysis and report over a replayed phone capture.
+
+    Args:
+        kind: the ReplayHotspot traffic, "stalkerware" or "clean".
+        clock: the FakeClock to share (a new one by default).
+        cfg_text: extra configuration YAML.
+        minutes: how long the replayed traffic lasts (ReplayHotspot's default if None).
+
+    Returns:
+        (app, hardware).
+    """
+    cfg = config.combine([(config.parse_text(cfg_text + f"\ndata_dir: {tmp_path / 'data'}\n"), "test")])
+    clock = clock or appmod.FakeClock()
+    holder = {}
+    hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n))
+    replay = {} if minutes is None else {"minutes": minutes}
+    a = appmod.App(cfg, hardware, lambda c: appmod.ReplayHotspot(kind, clock.wall(), **replay),
+                   lambda cap, rep, s: appmod.analyse_with_report(cap, rep, s, cfg=cfg),
+                   clock=clock, new_credentials=lambda: ("Livebox-8C1E", "abcdefghjkmn"))
+    holder["app"] = a
+    return a, hardware
+
+
+def capture_for(a, seconds, *, stop=True):
+    """Drives a started App through a check: press, the phone joins, `seconds` of capture, press (verdict)."""
+    a.post(appmod.Ev.PRESS)
+    a.pump()
+    a.hotspot.joined = True
+    a.tick()
+    a.tick(seconds)
+    if stop:
+        a.post(appmod.Ev.PRESS)
+        a.pump()

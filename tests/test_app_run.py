@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from appfakes import FakeHotspot
+from appfakes import FakeHotspot, capture_for, replay_app
 from gpiozero import Device
 
 from appliance import app as appmod
@@ -28,35 +28,19 @@ def _cfg(tmp_path, extra=""):
     return config.combine([(layer, "test")])
 
 
-def _real_app(tmp_path, kind, clock):
-    """An App with the real analysis and report over a replayed phone capture."""
-    cfg = _cfg(tmp_path)
-    holder = {}
-    hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n))
-    a = appmod.App(cfg, hardware, lambda c: appmod.ReplayHotspot(kind, clock.wall()),
-                   lambda cap, rep, s: appmod.analyse_with_report(cap, rep, s, cfg=cfg),
-                   clock=clock, new_credentials=lambda: ("Livebox-8C1E", "abcdefghjkmn"))
-    holder["app"] = a
-    return a, hardware
-
-
 def test_restart_mid_capture_reports_interrupted(tmp_path):
     """A box that dies mid-capture analyses the pcap at the next start and the report says 'interrupted'."""
     clock = appmod.FakeClock()
-    a, hw1 = _real_app(tmp_path, "stalkerware", clock)
+    a, hw1 = replay_app(tmp_path, "stalkerware", clock=clock)
     a.start()
-    a.post(Ev.PRESS)
-    a.pump()
-    a.hotspot.joined = True
-    a.tick()
-    a.tick(400)
+    capture_for(a, 400, stop=False)
     assert a.state is State.CAPTURING
     sid = a.session.id
     hw1.close()  # power cut: no stop, no analysis; session.json says "capturing"
     Device.pin_factory.reset()
     saved = json.loads((tmp_path / "data/sessions" / sid / "session.json").read_text())
     assert saved["stage"] == "capturing"
-    b, hw2 = _real_app(tmp_path, "clean", clock)
+    b, hw2 = replay_app(tmp_path, "clean", clock=clock)
     b.start()
     assert b.state is State.VERDICT and b.session.id == sid
     assert b.session.verdict == "red" and b.session.interrupted
@@ -94,16 +78,23 @@ def test_live_stats_survive_a_broken_analyzer():
     assert live.broken
 
 
-def test_run_forever_with_threads_and_real_time(tmp_path):
-    """The service loop with the thread runner: button press starts, hold ends the loop."""
+def _real_time_app(tmp_path, power_off=lambda: None):
+    """An App on the real clock and fake pins, started, ready for run_forever in a thread."""
     cfg = _cfg(tmp_path)
     holder = {}
     hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n), hold_time=0.2)
-    powered_off = threading.Event()
     a = appmod.App(cfg, hardware, lambda c: FakeHotspot(c), lambda *x: None, runner=appmod.ThreadRunner(),
-                   power_off=powered_off.set, new_credentials=lambda: ("x", "abcdefghjkmn"))
+                   power_off=power_off, new_credentials=lambda: ("x", "abcdefghjkmn"))
     holder["app"] = a
     a.start()
+    return a, hardware
+
+
+def test_run_forever_with_threads_and_real_time(tmp_path):
+    """The service loop with the thread runner: button press starts, hold ends the loop."""
+    powered_off = threading.Event()
+    a, hardware = _real_time_app(tmp_path, power_off=powered_off.set)
+    cfg = a.cfg
     loop = threading.Thread(target=a.run_forever, daemon=True)
     loop.start()
     pin = Device.pin_factory.pin(cfg.pins.button)
@@ -120,18 +111,6 @@ def test_run_forever_with_threads_and_real_time(tmp_path):
     assert not loop.is_alive() and a.state is State.SHUTTING_DOWN
     assert FakeHotspot.instances[-1].stopped
     hardware.close()
-
-
-def _real_time_app(tmp_path):
-    """An App on the real clock and fake pins, started, ready for run_forever in a thread."""
-    cfg = _cfg(tmp_path)
-    holder = {}
-    hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n), hold_time=0.2)
-    a = appmod.App(cfg, hardware, lambda c: FakeHotspot(c), lambda *x: None, runner=appmod.ThreadRunner(),
-                   power_off=lambda: None, new_credentials=lambda: ("x", "abcdefghjkmn"))
-    holder["app"] = a
-    a.start()
-    return a, hardware
 
 
 def _notify_socket(tmp_path, monkeypatch):
@@ -276,22 +255,9 @@ def test_run_service_stops_on_sigterm(tmp_path):
 
 def test_capture_short_by_its_own_timestamps_is_flagged(tmp_path):
     """If the traffic itself spans less than the minimum, the verdict warns even though the box clock ran long."""
-    clock = appmod.FakeClock()
-    cfg = _cfg(tmp_path)
-    holder = {}
-    hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n))
-    a = appmod.App(cfg, hardware, lambda c: appmod.ReplayHotspot("clean", clock.wall(), minutes=1.0),
-                   lambda cap, rep, s: appmod.analyse_with_report(cap, rep, s, cfg=cfg), clock=clock,
-                   new_credentials=lambda: ("x", "abcdefghjkmn"))
-    holder["app"] = a
+    a, hardware = replay_app(tmp_path, "clean", minutes=1.0)
     a.start()
-    a.post(Ev.PRESS)
-    a.pump()
-    a.hotspot.joined = True
-    a.tick()
-    a.tick(600)
-    a.post(Ev.PRESS)
-    a.pump()
+    capture_for(a, 600)
     assert a.state is State.VERDICT and a.session.verdict == "green"
     assert a.session.too_short and a.model().too_short
     doc = json.loads((a.session.report_dir / "report.json").read_text())

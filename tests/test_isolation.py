@@ -13,10 +13,10 @@ import sys
 import time
 
 import pytest
-from appfakes import FakeHotspot
+from appfakes import FakeHotspot, capture_for, replay_app
 
 from appliance import app as appmod
-from appliance import config, hotspot, hw, netsim, report, system
+from appliance import hotspot, netsim, report, system
 from appliance.app import Ev, State
 
 SCAN = pathlib.Path(__file__).parent / "hostile" / "scan.py"
@@ -155,23 +155,9 @@ def test_home_lan_behind_the_uplink_is_unreachable():
 def _real_session(tmp_path, umask):
     old = os.umask(umask)
     try:
-        cfg = config.combine([(config.parse_text(f"data_dir: {tmp_path / 'data'}\ncapture:\n  minimum_minutes: 0\n"),
-                               "t")])
-        holder = {}
-        hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n))
-        clock = appmod.FakeClock()
-        a = appmod.App(cfg, hardware, lambda c: appmod.ReplayHotspot("stalkerware", clock.wall()),
-                       lambda c, r, s: appmod.analyse_with_report(c, r, s, cfg=cfg), clock=clock,
-                       new_credentials=lambda: ("Livebox-8C1E", "abcdefghjkmn"))
-        holder["app"] = a
+        a, hardware = replay_app(tmp_path, "stalkerware", cfg_text="capture:\n  minimum_minutes: 0\n")
         a.start()
-        a.post(Ev.PRESS)
-        a.pump()
-        a.hotspot.joined = True
-        a.tick()
-        a.tick(60)
-        a.post(Ev.PRESS)
-        a.pump()
+        capture_for(a, 60)
         assert a.state is State.VERDICT
         hardware.close()
         return a
