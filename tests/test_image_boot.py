@@ -280,6 +280,12 @@ def test_boots_in_qemu_to_the_self_test_and_powers_off(built, pieces, tmp_path):
     assert "signing key: report-signing.key" in out, out
     assert re.search(r"root filesystem: overlay", out), out
     assert re.search(r"^failed units: *$", out, re.MULTILINE), f"units failed at boot:\n{out}"
+    # The app's own sd_notify under the image's systemd: READY=1, then the
+    # watchdog (20 s) fed for 45 s without a restart.
+    notify = re.search(r"^notify check: (.*)$", out, re.MULTILINE)
+    assert notify, out
+    for want in ("ActiveState=active", "SubState=running", "NRestarts=0", "Result=success"):
+        assert want in notify.group(1), notify.group(0)
     assert re.search(r"^data partition: \S+ ext4 +(\d+(\.\d+)?G)", out), "the data partition did not grow"
     assert "firstboot: done" in text
     assert re.search(r"reboot: (Power down|System halted)", text), "no clean power-off:\n" + text[-2000:]
