@@ -815,7 +815,7 @@ class SimulatedHotspot(hotspot.Hotspot):
         # read the uplink's resolv file here.
         os.makedirs(self.run_dir, mode=0o711, exist_ok=True)
         os.chmod(self.run_dir, 0o711)
-        for required in ("dnsmasq", "nft", "busybox", "bridge"):
+        for required in ("hostapd", "dnsmasq", "nft", "busybox", "bridge"):
             if system.which(required) is None:
                 raise HotspotError(f"the simulation needs '{required}' (run `make deps`)")
         # A run killed by a signal leaves its namespaces (atexit never ran): remove them now.
@@ -878,6 +878,7 @@ class SimulatedHotspot(hotspot.Hotspot):
                 log_path=os.path.join(self.run_dir, "internet.err"), env=env,
                 startup=0.2, ready=lambda: os.path.exists(ready), ready_timeout=20))
         system.run(_ns(box, "nft", "-f", os.path.join(self.run_dir, "nftables.conf")), timeout=10)
+        self._start_hostapd()
         self._daemons.append(system.spawn(
             _ns(box, "dnsmasq", "--keep-in-foreground", "-C", os.path.join(self.run_dir, "dnsmasq.conf")),
             log_path=os.path.join(self.run_dir, "dnsmasq.log"), startup=0.3))
@@ -888,6 +889,31 @@ class SimulatedHotspot(hotspot.Hotspot):
                 log_path=os.path.join(self.run_dir, "offline.err"), env=env, startup=0.2,
                 ready=lambda: _log_has(os.path.join(self.run_dir, "offline.err"), "offline listeners on"),
                 ready_timeout=20))
+
+    def _start_hostapd(self) -> None:
+        """Runs the real hostapd with the session's hostapd.conf on a stand-in radio.
+
+        There is no Wi-Fi here, so hostapd gets its wired driver on a veth
+        (``radio0``, outside the phones' bridge) instead of nl80211 on wlan0,
+        and the regulatory lines, which need a radio, are left out. Everything
+        else (SSID, WPA2, isolation...) is the session's own file, and what
+        runs is the program the Pi runs, watched by the same supervisor.
+        """
+        with open(os.path.join(self.run_dir, "hostapd.conf"), encoding="utf-8") as fh:
+            text = fh.read()
+        text = re.sub(r"^interface=.*$", "interface=radio0", text, count=1, flags=re.MULTILINE)
+        text = re.sub(r"^driver=.*$", "driver=wired", text, count=1, flags=re.MULTILINE)
+        text = re.sub(r"^(country_code|ieee80211d)=.*\n", "", text, flags=re.MULTILINE)
+        conf = os.path.join(self.run_dir, "hostapd-sim.conf")
+        with open(conf, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        _ip("-n", self.box, "link", "add", "radio0", "type", "veth", "peer", "name", "radio1")
+        for dev in ("radio0", "radio1"):
+            _ip("-n", self.box, "link", "set", dev, "up")
+        log_path = os.path.join(self.run_dir, "hostapd.log")
+        self._daemons.append(system.spawn(
+            _ns(self.box, "hostapd", conf), log_path=log_path, startup=0.2,
+            ready=lambda: _log_has(log_path, "AP-ENABLED"), ready_timeout=20))
 
     def add_phone(self, kind: str = "clean") -> SimPhone:
         """Joins a new simulated phone to the hotspot (DHCP through the real dnsmasq).

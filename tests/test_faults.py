@@ -188,13 +188,15 @@ def test_session_goes_on_when_a_hotspot_program_dies(tmp_path):
 
 
 def _netns_ok():
-    return os.geteuid() == 0 and system.which("dnsmasq") and system.which("nft") and system.which("busybox")
+    return os.geteuid() == 0 and system.which("hostapd") and system.which("dnsmasq") and system.which("nft") and system.which("busybox")
 
 
 @pytest.mark.netns
-@pytest.mark.skipif(not _netns_ok(), reason="needs root, dnsmasq, nft and busybox")
-def test_real_dnsmasq_killed_mid_session(tmp_path):
-    """The simulation's real dnsmasq killed with SIGKILL: restarted, a second phone still gets a lease, report says so."""
+@pytest.mark.skipif(not _netns_ok(), reason="needs root, hostapd, dnsmasq, nft and busybox")
+@pytest.mark.parametrize("program", ["dnsmasq", "hostapd"])
+def test_real_hotspot_program_killed_mid_session(tmp_path, program):
+    """The simulation's real dnsmasq or hostapd killed with SIGKILL: restarted, a second phone still gets a lease,
+    the report says so."""
     from appliance import netsim
 
     cfg = config.combine([(config.parse_text(f"data_dir: {tmp_path / 'data'}\ncapture:\n  minimum_minutes: 0\n"),
@@ -218,18 +220,18 @@ def test_real_dnsmasq_killed_mid_session(tmp_path):
         phone = hs.run_phone("stalkerware", rounds=2, interval=0.5)
         a.tick()
         assert a.state is State.CAPTURING
-        dns = next(d for d in hs._daemons if system.Supervisor.name_of(d) == "dnsmasq")
-        old = dns.pid
+        victim = next(d for d in hs._daemons if system.Supervisor.name_of(d) == program)
+        old = victim.pid
         os.kill(old, signal.SIGKILL)
-        dns.popen.wait(5)
+        victim.popen.wait(5)
         a.tick(1)
         assert a.state is State.CAPTURING
-        new = next(d for d in hs._daemons if system.Supervisor.name_of(d) == "dnsmasq")
+        new = next(d for d in hs._daemons if system.Supervisor.name_of(d) == program)
         assert new.pid != old and new.running()
         second = hs.add_phone("clean")  # DHCP through the restarted dnsmasq
         assert second.ip
         a.tick(1)
-        assert a.session.phones == 2 and [g["program"] for g in a.session.gaps] == ["dnsmasq"]
+        assert a.session.phones == 2 and [g["program"] for g in a.session.gaps] == [program]
         phone.wait(timeout=120)
         a.post(Ev.PRESS)
         a.pump()
