@@ -64,7 +64,11 @@ def font(size: int, bold: bool = False, mono: bool = False) -> ImageFont.ImageFo
     try:
         return ImageFont.truetype(str(FONT_DIR / name), size)
     except OSError:
+        pass
+    try:
         return ImageFont.load_default(size)
+    except TypeError:  # Pillow before 10.1 (Debian bookworm's 9.4): one fixed-size bitmap font
+        return ImageFont.load_default()
 
 
 def clean(text: str, limit: int = 64) -> str:

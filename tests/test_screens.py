@@ -70,6 +70,33 @@ def test_screens_are_not_blank():
         assert 50 < lit < 128 * 64 - 200, name
 
 
+def test_screens_render_without_dejavu_on_an_old_pillow(monkeypatch):
+    """No DejaVu files and a Pillow before 10.1 (load_default takes no size: Debian bookworm's 9.4): every screen
+    still renders something, instead of the box failing at its first screen."""
+    from PIL import ImageFont
+
+    fixed = ImageFont.load_default()  # made before truetype is taken away below
+    calls = []
+
+    def old_load_default():
+        calls.append(1)
+        return fixed
+
+    def no_font_files(*a, **kw):
+        raise OSError("cannot open resource")
+
+    monkeypatch.setattr(ImageFont, "truetype", no_font_files)
+    monkeypatch.setattr(ImageFont, "load_default", old_load_default)
+    screens.font.cache_clear()
+    try:
+        for name, (screen, model) in CASES.items():
+            lit = sum(screens.render(screen, model).convert("L").histogram()[255:])
+            assert lit > 20, name
+        assert calls
+    finally:
+        screens.font.cache_clear()
+
+
 def _decode(img):
     found = zxingcpp.read_barcodes(img.convert("L"))
     return [b.text for b in found if b.format == zxingcpp.BarcodeFormat.QRCode]
