@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, ed448, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class CertInfo:
         """True when ``when`` (Unix seconds) is outside the validity period."""
         if not self.not_after:
             return False
-        t = _dt.datetime.fromtimestamp(when, _dt.timezone.utc)
+        t = _dt.datetime.fromtimestamp(when, _dt.UTC)
         return not (_dt.datetime.fromisoformat(self.not_before) <= t <= _dt.datetime.fromisoformat(self.not_after))
 
 
@@ -52,6 +52,18 @@ def _signed_by_own_key(cert: x509.Certificate) -> bool:
     except Exception:  # noqa: BLE001 - any verification failure means "not self-signed"
         return False
     return True
+
+
+def _utc(cert: x509.Certificate, name: str) -> _dt.datetime:
+    """A validity bound as an aware UTC datetime (``not_valid_before``/``not_valid_after``).
+
+    cryptography >= 42 has ``*_utc``; older ones (Debian bookworm's 38, the
+    SD image's) only give naive datetimes that are UTC.
+    """
+    value = getattr(cert, name + "_utc", None)
+    if value is None:
+        value = getattr(cert, name).replace(tzinfo=_dt.UTC)
+    return value
 
 
 def parse(der: bytes) -> CertInfo:
@@ -76,8 +88,8 @@ def parse(der: bytes) -> CertInfo:
             sha256=sha256,
             subject=cert.subject.rfc4514_string(),
             issuer=cert.issuer.rfc4514_string(),
-            not_before=cert.not_valid_before_utc.isoformat(),
-            not_after=cert.not_valid_after_utc.isoformat(),
+            not_before=_utc(cert, "not_valid_before").isoformat(),
+            not_after=_utc(cert, "not_valid_after").isoformat(),
             san=san,
             self_signed=cert.issuer == cert.subject and _signed_by_own_key(cert),
         )

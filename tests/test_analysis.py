@@ -272,6 +272,33 @@ def test_certificates(iset):
     ])
 
 
+def test_certificates_parse_the_same_with_an_older_cryptography(monkeypatch):
+    """cryptography < 42 (Debian bookworm's 38, in the SD image) has no not_valid_*_utc: the dates still come out,
+    the same as with a current one (they were an 'unparsable certificate' on the box)."""
+    from cryptography import x509
+
+    from appliance import certs
+
+    der = traffic.make_cert("old.example.net", "Some CA", "2019-01-01", "2020-01-01", seed=2)
+    now = certs.parse(der)
+    assert not now.error and now.not_after.startswith("2020-01-01")
+    real = x509.load_der_x509_certificate
+
+    class Bookworm:  # what cryptography 38's certificate offers for the dates
+        def __init__(self, cert):
+            self._cert = cert
+            self.not_valid_before = cert.not_valid_before_utc.replace(tzinfo=None)
+            self.not_valid_after = cert.not_valid_after_utc.replace(tzinfo=None)
+
+        def __getattr__(self, name):
+            if name.endswith("_utc"):
+                raise AttributeError(name)
+            return getattr(self._cert, name)
+
+    monkeypatch.setattr(x509, "load_der_x509_certificate", lambda d: Bookworm(real(d)))
+    assert certs.parse(der) == now
+
+
 def test_dyndns_and_rare_tld(iset):
     """A subdomain of a dynamic-DNS provider is moderate, a rare TLD low; the provider itself and .com are quiet."""
     provider = "duckdns.org" if "duckdns.org" in iset.dyndns_suffixes else min(iset.dyndns_suffixes)
