@@ -18,8 +18,10 @@ in_target apt-get install -y -q --no-install-recommends "${build[@]}"
 # for some; the boot self-test checks the result actually works).
 in_target python3 -m pip wheel --no-deps --no-build-isolation --no-index -w /tmp/wheels "$src"
 in_target python3 -m venv --system-site-packages /opt/pocketcheck
-# the glob must expand inside the chroot, not on the build host
-in_target sh -c '/opt/pocketcheck/bin/python -m pip install --no-deps --no-index /tmp/wheels/pocketcheck-*.whl'
+# the glob must expand inside the chroot, not on the build host;
+# --force-reinstall: a resumed build (RESUME_FROM) already has version 0.1.0
+# installed, and pip would otherwise keep the old code without a word.
+in_target sh -c '/opt/pocketcheck/bin/python -m pip install --force-reinstall --no-deps --no-index /tmp/wheels/pocketcheck-*.whl'
 ln -sf /opt/pocketcheck/bin/pocketcheck "$ROOTFS/usr/bin/pocketcheck"
 
 in_target apt-get purge -y -q "${build[@]}"
