@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from . import __version__
 from .analysis import LEVELS, RULES, iso
-from .errors import PocketcheckError, ReportIntegrityError
+from .errors import CommandError, PocketcheckError, ReportIntegrityError
 
 SCHEMA_VERSION = "1.0"
 LANGUAGES = ("en", "fr")
@@ -577,21 +577,34 @@ def write(out_dir: str | Path, doc: dict, files=(), lang: str = "en", key_dir=No
 
 
 # ---- encryption ------------------------------------------------------------------
-def _recipients(values):
-    import pyrage
+# age (https://age-encryption.org), through Debian's `age` program: the same
+# on the box (armel/arm64) and on an office computer, no compiled Python module.
+_AGE_RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")
+_AGE_TIMEOUT = 300.0
 
+
+def _age(args: list[str], data: bytes | None, what: str) -> bytes:
+    from . import system
+
+    if system.which("age") is None:
+        raise PocketcheckError(f"{what}: the 'age' program is not installed (Debian package age)")
+    try:
+        return system.run(["age", *args], input=data, text=False, timeout=_AGE_TIMEOUT).stdout
+    except CommandError as exc:
+        raise PocketcheckError(f"{what}: {exc}") from None
+
+
+def _recipients(values) -> list[str]:
     out = []
     for v in values:
-        try:
-            out.append(pyrage.x25519.Recipient.from_str(v.strip()))
-        except pyrage.RecipientError:
-            raise PocketcheckError(f"not an age public key (age1...): {v!r}") from None
+        v = str(v).strip()
+        if not _AGE_RECIPIENT.fullmatch(v):
+            raise PocketcheckError(f"not an age public key (age1...): {v!r}")
+        out.append(v)
     return out
 
 
-def _encrypt_folder(root: Path, recipients) -> bytes:
-    import pyrage
-
+def _encrypt_folder(root: Path, recipients: list[str]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for rel in _listing(root) + [MANIFEST, SIGNATURE]:
@@ -600,7 +613,8 @@ def _encrypt_folder(root: Path, recipients) -> bytes:
             info.uname = info.gname = ""
             with open(root / rel, "rb") as fh:
                 tar.addfile(info, fh)
-    return pyrage.encrypt(buf.getvalue(), recipients)
+    args = [a for r in recipients for a in ("-r", r)]
+    return _age(args, buf.getvalue(), "cannot encrypt the report")
 
 
 def decrypt_archive(path: str | Path, identity: str, into: str | Path) -> Path:
@@ -613,15 +627,14 @@ def decrypt_archive(path: str | Path, identity: str, into: str | Path) -> Path:
     Returns:
         The extracted report folder.
     Raises:
-        PocketcheckError: wrong key or damaged archive.
+        PocketcheckError: wrong key, damaged archive, or no ``age`` program.
     """
-    import pyrage
-
-    try:
-        ident = pyrage.x25519.Identity.from_str(identity.strip())
-        plain = pyrage.decrypt(Path(path).read_bytes(), [ident])
-    except (pyrage.IdentityError, pyrage.DecryptError) as exc:
-        raise PocketcheckError(f"{path}: cannot decrypt: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="pc-age-") as tmp:
+        key = Path(tmp) / "identity"
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(identity.strip() + "\n")
+        plain = _age(["-d", "-i", str(key), str(path)], None, f"{path}: cannot decrypt")
     with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
         tar.extractall(into, filter="data")
     return Path(into) / "report"

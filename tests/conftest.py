@@ -25,3 +25,21 @@ def iocs_upstream() -> pathlib.Path:
     if not IOCS_UPSTREAM.is_dir():
         pytest.fail(f"upstream indicators not found at {IOCS_UPSTREAM} (set POCKETCHECK_SHARED)")
     return IOCS_UPSTREAM
+
+
+@pytest.fixture
+def new_age_key():
+    """Makes age key pairs with Debian's age-keygen: call it for (identity "AGE-SECRET-KEY-1...", recipient "age1...")."""
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("age-keygen") is None:
+        pytest.fail("age-keygen missing (make deps installs the age package)")
+
+    def make():
+        out = subprocess.run(["age-keygen"], capture_output=True, text=True, check=True, timeout=30).stdout
+        identity = next(ln for ln in out.splitlines() if ln.startswith("AGE-SECRET-KEY-1"))
+        return identity, re.search(r"public key: (age1\w+)", out).group(1)
+
+    return make

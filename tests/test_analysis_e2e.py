@@ -296,22 +296,20 @@ def test_every_shared_capture_analyses_or_fails_cleanly(pcaps_dir, iset):
     assert seen > 50
 
 
-def test_cli_config_and_encryption(scenes, tmp_path):
+def test_cli_config_and_encryption(scenes, tmp_path, new_age_key):
     """--config changes the thresholds in use (shown in the report); a bad one is exit 2; --encrypt-to seals it."""
-    import pyrage
-
     cfg = tmp_path / "t.yaml"
     cfg.write_text("beacon_min_contacts: 100\n")
-    org = pyrage.x25519.Identity.generate()
+    org, org_public = new_age_key()
     out = tmp_path / "sealed"
     r = _cli("analyze", str(scenes["dir"] / "stalker.pcap"), "--config", str(cfg), "--json", "--out", str(out),
-             "--key-dir", str(tmp_path / "keys"), "--encrypt-to", str(org.to_public()))
+             "--key-dir", str(tmp_path / "keys"), "--encrypt-to", org_public)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["session"]["configuration"]["beacon_min_contacts"] == 100
     assert "heur.beaconing" not in {a["rule"] for a in doc["alerts"]}
     assert sorted(p.name for p in out.iterdir()) == ["MANIFEST.sha256", "MANIFEST.sha256.sig", "report.tar.age"]
-    inner = report.decrypt_archive(out / "report.tar.age", str(org), tmp_path / "plain")
+    inner = report.decrypt_archive(out / "report.tar.age", org, tmp_path / "plain")
     assert report.verify(inner).intact
     cfg.write_text("beacon_min_contacts: many\n")
     bad = _cli("analyze", str(scenes["dir"] / "stalker.pcap"), "--config", str(cfg))

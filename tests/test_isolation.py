@@ -249,7 +249,8 @@ def test_exported_reports_are_wiped_after_the_configured_time(tmp_path):
 
 
 def test_report_encrypted_to_an_organisation_key_decrypts_with_age_tooling(tmp_path):
-    """`analyze --encrypt-to` leaves only report.tar.age; pyrage with the organisation's identity opens it intact."""
+    """`analyze --encrypt-to` (the age program) leaves only report.tar.age; pyrage, an independent age
+    implementation, opens it intact with the organisation's identity, and so does age itself."""
     import io
     import tarfile
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import jsonschema
-import pyrage
 import pytest
 from test_analysis import PHONE, T0, Feed
 
@@ -199,18 +198,29 @@ def test_refuses_non_empty_folder(tmp_path, iset):
         report.write(tmp_path / "report", _doc(iset), [], key_dir=tmp_path / "keys")
 
 
-def test_encrypted_report(tmp_path, iset):
+def test_encryption_without_the_age_program_is_a_clear_error(tmp_path, iset, monkeypatch, new_age_key):
+    """No age program on the machine: one PocketcheckError naming it, and no half-written report folder."""
+    from appliance import system
+
+    _org, org_public = new_age_key()
+    monkeypatch.setattr(system, "which", lambda prog: None)
+    with pytest.raises(PocketcheckError, match="'age' program is not installed"):
+        report.write(tmp_path / "r", _doc(iset), [], key_dir=tmp_path / "keys", encrypt_to=[org_public])
+    assert not (tmp_path / "r").exists()
+
+
+def test_encrypted_report(tmp_path, iset, new_age_key):
     """With a recipient only an age archive is left; it verifies, and decrypts to a folder that verifies too."""
-    org = pyrage.x25519.Identity.generate()
-    out, _ = _written(tmp_path, iset, encrypt_to=[str(org.to_public())])
+    org, org_public = new_age_key()
+    out, _ = _written(tmp_path, iset, encrypt_to=[org_public])
     assert sorted(p.name for p in out.iterdir()) == ["MANIFEST.sha256", "MANIFEST.sha256.sig", "report.tar.age"]
     assert report.verify(out).intact
     assert b"report.json" not in (out / "report.tar.age").read_bytes()
-    inner = report.decrypt_archive(out / "report.tar.age", str(org), tmp_path / "dec")
+    inner = report.decrypt_archive(out / "report.tar.age", org, tmp_path / "dec")
     v = report.verify(inner)
     assert v.intact and v.files == 3 and v.fingerprint == report.verify(out).fingerprint
     with pytest.raises(PocketcheckError, match="cannot decrypt"):
-        report.decrypt_archive(out / "report.tar.age", str(pyrage.x25519.Identity.generate()), tmp_path / "dec2")
+        report.decrypt_archive(out / "report.tar.age", new_age_key()[0], tmp_path / "dec2")
     with pytest.raises(PocketcheckError, match="not an age public key"):
         report.write(tmp_path / "r2", _doc(iset), [], key_dir=tmp_path / "keys", encrypt_to=["age1nope"])
 
