@@ -74,6 +74,10 @@ if [ -n "${RESUME_FROM:-}" ]; then
   stamp "resuming $ROOT from stage $RESUME_FROM"
   for m in proc sys dev; do mountpoint -q "$ROOT/$m" || mount --rbind "/$m" "$ROOT/$m"; done
   trap 'for m in dev sys proc; do umount -R "$ROOT/$m" 2>/dev/null || true; done' EXIT
+  # The tree's own resolv.conf has no resolver (written below): apt in the
+  # resumed stages needs the host's until then.
+  rm -f "$ROOT/etc/resolv.conf"
+  cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
   START_STAGE=$RESUME_FROM bash "$HERE/run-stages.sh" "$ROOT" "$TARGET" "$REPO"
   chroot "$ROOT" dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\n' | LC_ALL=C sort > "$OUT/installed.debs"
   rm -f "$ROOT/etc/apt/preferences.d/pocketcheck-lock.pref"
