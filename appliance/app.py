@@ -1136,7 +1136,8 @@ def analyse_with_report(capture: pathlib.Path, report_dir: pathlib.Path, session
     if report_dir.exists():
         shutil.rmtree(report_dir)
     lang = cfg.language if cfg is not None and cfg.language in getattr(report, "LANGUAGES", ("en",)) else "en"
-    report.write(str(report_dir), doc, files, lang=lang, key_dir=key_dir)
+    report.write(str(report_dir), doc, files, lang=lang, key_dir=key_dir,
+                 encrypt_to=cfg.report.encrypt_to if cfg is not None else ())
     return Outcome(result.verdict, reason_for(result.verdict, result.alerts), len(result.alerts),
                    tuple(doc["session"]["warnings"]))
 

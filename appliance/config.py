@@ -30,11 +30,14 @@ SYSTEM_PATH = pathlib.Path("/etc/pocketcheck/pocketcheck.yaml")
 STICK_NAME = "pocketcheck.yaml"
 # A real configuration is about 1.5 KB; anything far bigger is not one.
 MAX_BYTES = 64 * 1024
-# Sections a USB stick may not override.
-STICK_FORBIDDEN = frozenset({"pins", "oled", "data_dir", "trusted_update_keys"})
+# Sections (and keys) a USB stick may not override. report.encrypt_to: a
+# stick must not be able to turn the organisation's encryption off.
+STICK_FORBIDDEN = frozenset({"pins", "oled", "data_dir", "trusted_update_keys", "report.encrypt_to"})
 # A stick may not add a key it signed itself: that would let a tampered stick
 # replace the indicators and blind the box.
 MAX_TRUSTED_KEYS = 16
+# An age X25519 public key: "age1" and 58 bech32 characters.
+AGE_RECIPIENT = r"age1[02-9ac-hj-np-z]{58}"
 # YAML nesting a configuration never needs more than (it has two levels).
 MAX_DEPTH = 8
 
@@ -72,6 +75,9 @@ class Report:
     html: bool
     include_capture: bool
     keep_exported_hours: int
+    # age public keys (age1...) of the organisation: when set, reports are
+    # written (and exported) only as an archive encrypted to them.
+    encrypt_to: tuple = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +173,10 @@ def _abs_path(v: str):
     return None if v.startswith("/") else "must be an absolute path"
 
 
+def _age_recipient(v: str):
+    return None if re.fullmatch(AGE_RECIPIENT, v) else "must be an age public key (age1...)"
+
+
 def _update_key(v: str):
     import base64
     import binascii
@@ -189,6 +199,7 @@ CHECKS = {
     "capture.duration_minutes": _range(1, 24 * 60),
     "capture.minimum_minutes": _range(0, 24 * 60),
     "report.keep_exported_hours": _range(0, 24 * 365),
+    "report.encrypt_to": _age_recipient,
     "pins.button": _range(0, 27),
     "pins.led_green": _range(0, 27),
     "pins.led_red": _range(0, 27),
@@ -418,7 +429,8 @@ def with_stick(base: Config, stick_root: str | os.PathLike | None = None, *, tex
         The new Config, or base unchanged when the stick has no file.
 
     Raises:
-        ConfigError: the stick's file is invalid or touches pins/oled/data_dir;
+        ConfigError: the stick's file is invalid or touches what a stick may
+            not (STICK_FORBIDDEN: pins, oled, data_dir, keys, encryption);
             the caller keeps `base`.
     """
     origin = f"USB stick {STICK_NAME}"
@@ -431,7 +443,8 @@ def with_stick(base: Config, stick_root: str | os.PathLike | None = None, *, tex
         layer = read_layer(path, origin)
     else:
         layer = parse_text(text, origin)
-    bad = sorted(STICK_FORBIDDEN & layer.keys())
+    present = set(layer) | {f"{k}.{sub}" for k, v in layer.items() if isinstance(v, dict) for sub in v}
+    bad = sorted(STICK_FORBIDDEN & present)
     if bad:
         raise ConfigError(f"{origin}: '{bad[0]}' cannot be set from a USB stick")
     layers = list(getattr(base, "_layers", ())) + [(layer, origin)]

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from . import __version__
 from .analysis import LEVELS, RULES, iso
+from .config import AGE_RECIPIENT
 from .errors import CommandError, PocketcheckError, ReportIntegrityError
 
 SCHEMA_VERSION = "1.0"
@@ -579,7 +580,7 @@ def write(out_dir: str | Path, doc: dict, files=(), lang: str = "en", key_dir=No
 # ---- encryption ------------------------------------------------------------------
 # age (https://age-encryption.org), through Debian's `age` program: the same
 # on the box (armel/arm64) and on an office computer, no compiled Python module.
-_AGE_RECIPIENT = re.compile(r"age1[02-9ac-hj-np-z]{58}")
+_AGE_RECIPIENT = re.compile(AGE_RECIPIENT)
 _AGE_TIMEOUT = 300.0
 
 

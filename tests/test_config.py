@@ -103,11 +103,25 @@ def test_stick_overrides_and_previous_config_stays(tmp_path):
 
 
 def test_stick_cannot_touch_hardware_or_storage():
-    """pins, oled and data_dir cannot come from a stick."""
+    """pins, oled, data_dir and the report encryption cannot come from a stick; other report keys can."""
     base = config.load(None)
-    for text in ("data_dir: /tmp/evil\n", "pins:\n  button: 5\n", "oled:\n  address: 0x3D\n"):
+    for text in ("data_dir: /tmp/evil\n", "pins:\n  button: 5\n", "oled:\n  address: 0x3D\n",
+                 "report:\n  encrypt_to: []\n"):
         with pytest.raises(ConfigError, match="cannot be set from a USB stick"):
             config.with_stick(base, text=text)
+    assert config.with_stick(base, text="report:\n  keep_exported_hours: 2\n").report.keep_exported_hours == 2
+
+
+def test_organisation_encryption_keys():
+    """report.encrypt_to takes age public keys only (a list), and says which entry is wrong."""
+    key = "age1" + "q" * 58
+    cfg = config.combine([(config.parse_text(f"report:\n  encrypt_to: [{key}]\n"), "t")])
+    assert cfg.report.encrypt_to == (key,) and config.load(None).report.encrypt_to == ()
+    for text, msg in ((f"report:\n  encrypt_to: {key}\n", "must be a list"),
+                      ("report:\n  encrypt_to: [age1nope]\n", "must be an age public key"),
+                      ("report:\n  encrypt_to: [AGE-SECRET-KEY-1ABC]\n", "must be an age public key")):
+        with pytest.raises(ConfigError, match=msg):
+            config.parse_text(text)
 
 
 def test_stick_without_file_keeps_base(tmp_path):

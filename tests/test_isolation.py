@@ -248,6 +248,48 @@ def test_exported_reports_are_wiped_after_the_configured_time(tmp_path):
         hardware.close()
 
 
+def test_box_with_an_organisation_key_exports_only_what_the_organisation_can_open(tmp_path, new_age_key):
+    """report.encrypt_to in the box's configuration: the stick gets report.tar.age (+ manifest, signature) and
+    nothing in the clear; age with the organisation's identity opens a signed, intact report with the verdict."""
+    import io
+    import tarfile
+
+    from appliance import usb
+
+    org, org_public = new_age_key()
+    a, hardware = replay_app(tmp_path, "stalkerware",
+                             cfg_text=f"capture:\n  minimum_minutes: 0\nreport:\n  encrypt_to: [{org_public}]\n")
+    try:
+        a.start()
+        capture_for(a, 60)
+        assert a.state is State.VERDICT and a.session.verdict == "red"
+        img = usb.make_image(tmp_path / "stick.img", 8192)
+        a.post(Ev.USB_INSERTED, stick=usb.MtoolsStick(img))
+        a.pump()
+        assert a.state is State.SAFE_TO_REMOVE, a.error
+        back = usb.MtoolsStick(img).read_back(a.session.id, tmp_path / "from-stick" / a.session.id)
+    finally:
+        hardware.close()
+    assert sorted(p.name for p in back.rglob("*") if p.is_file()) == [
+        "MANIFEST.sha256", "MANIFEST.sha256.sig", "report.tar.age"]
+    assert report.verify(back).intact
+    sealed = (back / "report.tar.age").read_bytes()
+    assert b"report.json" not in sealed and b"protocol-a946" not in sealed
+    idf = tmp_path / "org.key"
+    idf.write_text(org + "\n")
+    plain = subprocess.run(["age", "-d", "-i", str(idf), str(back / "report.tar.age")], capture_output=True,
+                           timeout=60, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+        tar.extractall(tmp_path / "opened", filter="data")
+    folder = next(p.parent for p in (tmp_path / "opened").rglob("report.json"))
+    assert report.verify(folder).intact
+    assert json.loads((folder / "report.json").read_text())["verdict"] == "red"
+    other, _ = new_age_key()
+    idf.write_text(other + "\n")
+    assert subprocess.run(["age", "-d", "-i", str(idf), str(back / "report.tar.age")], capture_output=True,
+                          timeout=60, check=False).returncode != 0
+
+
 def test_report_encrypted_to_an_organisation_key_decrypts_with_age_tooling(tmp_path):
     """`analyze --encrypt-to` (the age program) leaves only report.tar.age; pyrage, an independent age
     implementation, opens it intact with the organisation's identity, and so does age itself."""
