@@ -28,7 +28,7 @@ import socket
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import jinja2
 from cryptography.exceptions import InvalidSignature
@@ -636,8 +636,20 @@ def decrypt_archive(path: str | Path, identity: str, into: str | Path) -> Path:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(identity.strip() + "\n")
         plain = _age(["-d", "-i", str(key), str(path)], None, f"{path}: cannot decrypt")
-    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
-        tar.extractall(into, filter="data")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+            # A report archive holds plain files and folders under report/:
+            # anything else is refused before a byte is written.
+            for m in tar.getmembers():
+                parts = PurePosixPath(m.name).parts
+                if m.name.startswith("/") or ".." in parts or not (m.isfile() or m.isdir()):
+                    raise PocketcheckError(f"{path}: the archive holds an unsafe entry {m.name!r}")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(into, filter="data")
+            else:  # Python < 3.11.4 (Debian bookworm's 3.11.2): no filters; the checks above stand in
+                tar.extractall(into)
+    except tarfile.TarError as exc:
+        raise PocketcheckError(f"{path}: damaged archive: {exc}") from None
     return Path(into) / "report"
 
 

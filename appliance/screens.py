@@ -48,6 +48,30 @@ class Model:
     step: int = 0  # animation frame for busy screens (ticks)
 
 
+class _Latin1Font(ImageFont.ImageFont):
+    """PIL's fixed bitmap font, the last resort on Pillow < 10.1, knows Latin-1 only.
+
+    Other characters would raise UnicodeEncodeError while drawing: "…" becomes
+    "...", anything else "?".
+    """
+
+    def __init__(self, base: ImageFont.ImageFont):
+        self.__dict__.update(base.__dict__)
+
+    @staticmethod
+    def _latin1(text: str) -> str:
+        return text.replace("…", "...").encode("latin-1", "replace").decode("latin-1")
+
+    def getmask(self, text, *args, **kwargs):
+        return super().getmask(self._latin1(text), *args, **kwargs)
+
+    def getbbox(self, text, *args, **kwargs):
+        return super().getbbox(self._latin1(text), *args, **kwargs)
+
+    def getlength(self, text, *args, **kwargs):
+        return super().getlength(self._latin1(text), *args, **kwargs)
+
+
 @functools.lru_cache(maxsize=16)
 def font(size: int, bold: bool = False, mono: bool = False) -> ImageFont.ImageFont:
     """Returns a DejaVu font (Debian fonts-dejavu-core), or PIL's own as a fallback.
@@ -68,7 +92,8 @@ def font(size: int, bold: bool = False, mono: bool = False) -> ImageFont.ImageFo
     try:
         return ImageFont.load_default(size)
     except TypeError:  # Pillow before 10.1 (Debian bookworm's 9.4): one fixed-size bitmap font
-        return ImageFont.load_default()
+        fixed = ImageFont.load_default()
+        return _Latin1Font(fixed) if type(fixed) is ImageFont.ImageFont else fixed
 
 
 def clean(text: str, limit: int = 64) -> str:

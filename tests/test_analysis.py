@@ -287,8 +287,9 @@ def test_certificates_parse_the_same_with_an_older_cryptography(monkeypatch):
     class Bookworm:  # what cryptography 38's certificate offers for the dates
         def __init__(self, cert):
             self._cert = cert
-            self.not_valid_before = cert.not_valid_before_utc.replace(tzinfo=None)
-            self.not_valid_after = cert.not_valid_after_utc.replace(tzinfo=None)
+            for name in ("not_valid_before", "not_valid_after"):
+                utc = getattr(cert, name + "_utc", None)  # absent when this really is an old cryptography
+                setattr(self, name, utc.replace(tzinfo=None) if utc is not None else getattr(cert, name))
 
         def __getattr__(self, name):
             if name.endswith("_utc"):

@@ -449,6 +449,8 @@ def test_sticks_are_mounted_so_nothing_on_them_can_run():
     """
     assert {"nodev", "nosuid", "noexec"} <= set(usb.MOUNT_OPTIONS.split(","))
     root = pathlib.Path(__file__).resolve().parent.parent / "image" / "stages"
+    if not root.is_dir():
+        pytest.skip("image/stages is not beside these tests (run inside the image)")
     packages = " ".join(p.read_text() for p in root.glob("*/packages*"))
     assert "exfatprogs" in packages
     assert "exfat-fuse" not in packages and "fuse-exfat" not in packages

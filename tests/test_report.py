@@ -209,6 +209,38 @@ def test_encryption_without_the_age_program_is_a_clear_error(tmp_path, iset, mon
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("filters", [True, False], ids=["tar-filters", "python-3.11.2"])
+def test_decrypting_refuses_archives_that_escape(tmp_path, monkeypatch, new_age_key, filters):
+    """A sealed archive with '..', an absolute path or a link is refused, with or without tarfile's filters (Python
+    before 3.11.4, Debian bookworm's, has none); a plain one opens."""
+    import io
+    import subprocess
+    import tarfile
+
+    if not filters:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    org, org_public = new_age_key()
+
+    def sealed(name, kind=tarfile.REGTYPE):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.type, info.size = kind, (0 if kind != tarfile.REGTYPE else 2)
+            if kind == tarfile.SYMTYPE:
+                info.linkname = "/etc/passwd"
+            tar.addfile(info, io.BytesIO(b"hi") if kind == tarfile.REGTYPE else None)
+        out = tmp_path / f"{abs(hash((name, kind)))}.age"
+        subprocess.run(["age", "-r", org_public, "-o", str(out)], input=buf.getvalue(), check=True, timeout=30)
+        return out
+
+    for bad in (sealed("report/../../evil"), sealed("/tmp/evil"), sealed("report/link", tarfile.SYMTYPE)):
+        with pytest.raises(PocketcheckError, match="unsafe|escape|outside|absolute|link|path"):
+            report.decrypt_archive(bad, org, tmp_path / "dest")
+    assert not (tmp_path / "evil").exists()
+    ok = report.decrypt_archive(sealed("report/a.txt"), org, tmp_path / "fine")
+    assert (ok / "a.txt").read_bytes() == b"hi"
+
+
 def test_encrypted_report(tmp_path, iset, new_age_key):
     """With a recipient only an age archive is left; it verifies, and decrypts to a folder that verifies too."""
     org, org_public = new_age_key()

@@ -70,11 +70,14 @@ def test_screens_are_not_blank():
 
 
 def test_screens_render_without_dejavu_on_an_old_pillow(monkeypatch):
-    """No DejaVu files and a Pillow before 10.1 (load_default takes no size: Debian bookworm's 9.4): every screen
-    still renders something, instead of the box failing at its first screen."""
+    """No DejaVu files and a Pillow before 10.1 (load_default takes no size and gives a Latin-1 bitmap font: Debian
+    bookworm's 9.4): every screen still renders something ("…" included), instead of the box failing at its first
+    screen."""
     from PIL import ImageFont
 
-    fixed = ImageFont.load_default()  # made before truetype is taken away below
+    # the bitmap font an old Pillow falls back to (made before truetype is taken away below)
+    fixed = ImageFont.load_default_imagefont() if hasattr(ImageFont, "load_default_imagefont") else \
+        ImageFont.load_default()
     calls = []
 
     def old_load_default():

@@ -80,7 +80,10 @@ def test_spawn_and_stop(tmp_path):
 def test_spawn_kills_a_daemon_that_ignores_sigterm(tmp_path):
     """A daemon ignoring SIGTERM is killed after the bounded wait."""
     code = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
-    d = system.spawn([PY, "-c", code], startup=0.3, log_path=tmp_path / "d.log")
+    log_path = tmp_path / "d.log"
+    # ready: the handler is in place (a slow start, as under qemu-user, must not look like an early SIGTERM death)
+    d = system.spawn([PY, "-c", code], startup=0.3, log_path=log_path,
+                     ready=lambda: "up" in log_path.read_text(), ready_timeout=60)
     start = time.monotonic()
     rc = d.stop(timeout=0.5, kill_timeout=5)
     assert time.monotonic() - start < 5
