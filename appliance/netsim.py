@@ -840,13 +840,13 @@ class SimulatedHotspot(hotspot.Hotspot):
                 fh.write(f"nameserver {NET_IP}\n")
             os.chmod(os.path.join(self.run_dir, "uplink-resolv.conf"), 0o644)
         try:
-            self._build(s)
+            self._build(s, hostapd_conf)
         except BaseException:
             self.stop()
             raise
         self.ssid, self.passphrase = ssid, passphrase
 
-    def _build(self, s: hotspot.HotspotSettings) -> None:
+    def _build(self, s: hotspot.HotspotSettings, hostapd_conf: str) -> None:
         box = self.box
         self._add_ns(box)
         _ip("-n", box, "link", "add", "wlan0", "type", "bridge")
@@ -878,7 +878,7 @@ class SimulatedHotspot(hotspot.Hotspot):
                 log_path=os.path.join(self.run_dir, "internet.err"), env=env,
                 startup=0.2, ready=lambda: os.path.exists(ready), ready_timeout=20))
         system.run(_ns(box, "nft", "-f", os.path.join(self.run_dir, "nftables.conf")), timeout=10)
-        self._start_hostapd()
+        self._start_hostapd(hostapd_conf)
         self._daemons.append(system.spawn(
             _ns(box, "dnsmasq", "--keep-in-foreground", "-C", os.path.join(self.run_dir, "dnsmasq.conf")),
             log_path=os.path.join(self.run_dir, "dnsmasq.log"), startup=0.3))
@@ -890,8 +890,8 @@ class SimulatedHotspot(hotspot.Hotspot):
                 ready=lambda: _log_has(os.path.join(self.run_dir, "offline.err"), "offline listeners on"),
                 ready_timeout=20))
 
-    def _start_hostapd(self) -> None:
-        """Runs the real hostapd with the session's hostapd.conf on a stand-in radio.
+    def _start_hostapd(self, text: str) -> None:
+        """Runs the real hostapd with the session's hostapd.conf (`text`) on a stand-in radio.
 
         There is no Wi-Fi here, so hostapd gets its wired driver on a veth
         (``radio0``, outside the phones' bridge) instead of nl80211 on wlan0,
@@ -899,8 +899,6 @@ class SimulatedHotspot(hotspot.Hotspot):
         else (SSID, WPA2, isolation...) is the session's own file, and what
         runs is the program the Pi runs, watched by the same supervisor.
         """
-        with open(os.path.join(self.run_dir, "hostapd.conf"), encoding="utf-8") as fh:
-            text = fh.read()
         text = re.sub(r"^interface=.*$", "interface=radio0", text, count=1, flags=re.MULTILINE)
         text = re.sub(r"^driver=.*$", "driver=wired", text, count=1, flags=re.MULTILINE)
         text = re.sub(r"^(country_code|ieee80211d)=.*\n", "", text, flags=re.MULTILINE)
