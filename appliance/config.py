@@ -29,15 +29,7 @@ from importlib import resources
 import yaml
 
 from .errors import ConfigError
-from .hotspot.settings import (
-    PASSPHRASE_LEN,
-    HotspotSettings,
-    check_channel,
-    check_country,
-    check_iface,
-    check_passphrase,
-    check_ssid,
-)
+from .hotspot import HotspotSettings, settings
 
 SYSTEM_PATH = pathlib.Path("/etc/pocketcheck/pocketcheck.yaml")
 STICK_NAME = "pocketcheck.yaml"
@@ -171,22 +163,17 @@ def _update_key(v: str, what: str) -> None:
         raise ConfigError(f"{what} must be an Ed25519 public key in base64 (32 bytes)")
 
 
-def _abs_path(v: str, what: str) -> None:
-    if not v.startswith("/"):
-        raise ConfigError(f"{what} must be an absolute path")
-
-
 CHECKS = {
-    "country": check_country,
+    "country": settings.check_country,
     "language": _matches(r"[a-z]{2}", "must be a two-letter language code like en"),
     # Empty ssid or passphrase: a fresh one for every session.
-    "hotspot.ssid": _or_empty(check_ssid),
-    "hotspot.passphrase": _or_empty(lambda v, what: check_passphrase(v, PASSPHRASE_LEN, what)),
+    "hotspot.ssid": _or_empty(settings.check_ssid),
+    "hotspot.passphrase": _or_empty(lambda v, what: settings.check_passphrase(v, settings.PASSPHRASE_LEN, what)),
     # Against the widest band here: the country may come from another layer (see _check_whole).
-    "hotspot.channel": lambda v, what: check_channel(v, None, what),
-    "uplink.interface": _or_empty(check_iface),
-    "uplink.wifi_ssid": _or_empty(check_ssid),
-    "uplink.wifi_passphrase": _or_empty(lambda v, what: check_passphrase(v, what=what)),
+    "hotspot.channel": lambda v, what: settings.check_channel(v, None, what),
+    "uplink.interface": _or_empty(settings.check_iface),
+    "uplink.wifi_ssid": _or_empty(settings.check_ssid),
+    "uplink.wifi_passphrase": _or_empty(lambda v, what: settings.check_passphrase(v, what=what)),
     "capture.duration_minutes": _range(1, 24 * 60),
     "capture.minimum_minutes": _range(0, 24 * 60),
     "report.keep_exported_hours": _range(0, 24 * 365),
@@ -196,7 +183,7 @@ CHECKS = {
     "pins.led_red": _range(0, 27),
     "oled.i2c_port": _range(0, 10),
     "oled.address": _range(0x03, 0x77),
-    "data_dir": _abs_path,
+    "data_dir": _matches(r"(?s)/.*", "must be an absolute path"),
     "trusted_update_keys": _update_key,
 }
 
@@ -495,12 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         0, or 2 when the configuration is invalid or the key unknown (message on stderr).
     """
-    ap = argparse.ArgumentParser(prog="python -m appliance.config", description="Prints one checked setting.")
-    sub = ap.add_subparsers(dest="command", required=True)
-    get_p = sub.add_parser("get", help="print the value of KEY")
+    ap = argparse.ArgumentParser(prog="python -m appliance.config")
+    get_p = ap.add_subparsers(dest="command", required=True).add_parser("get", help="print the value of KEY")
     get_p.add_argument("key", metavar="KEY", help='a dotted key: "country", "hotspot.channel"')
-    get_p.add_argument("--config", default=str(SYSTEM_PATH),
-                       help="the system file layered over the defaults (default: %(default)s; absent: defaults)")
+    get_p.add_argument("--config", default=str(SYSTEM_PATH), help="the system file (default: %(default)s)")
     args = ap.parse_args(argv)
     try:
         print(get(load(args.config), args.key))

@@ -15,24 +15,10 @@ import pathlib
 import jinja2
 
 from ..errors import ConfigError
-from .settings import (
-    BOX_IP,
-    DHCP_END,
-    DHCP_START,
-    LEASE_TIME,
-    MAX_STATIONS,
-    OFFLINE_PORT,
-    OFFLINE_TCP_PORTS,
-    OFFLINE_UDP_PORTS,
-    PASSPHRASE_LEN,
-    SUBNET,
-    HotspotSettings,
-    check_channel,
-    check_country,
-    check_iface,
-    check_passphrase,
-    check_ssid,
-)
+
+# The network plan and the checks ("settings" is the renderers' parameter).
+from . import settings as net
+from .settings import HotspotSettings
 
 _TEMPLATES = pathlib.Path(__file__).resolve().parent / "templates"
 _env = jinja2.Environment(
@@ -60,15 +46,15 @@ def render_hostapd(settings: HotspotSettings, ssid: str, passphrase: str, *, cha
     Raises:
         ConfigError: a value would not make a valid or safe file.
     """
-    ch = check_channel(settings.channel if channel is None else channel, settings.country)
+    ch = net.check_channel(settings.channel if channel is None else channel, settings.country)
     return _env.get_template("hostapd.conf.j2").render(
         iface=settings.ap_iface,
         ctrl_dir=ctrl_dir or os.path.join(settings.run_dir, "hostapd"),
-        ssid=check_ssid(ssid),
-        country=check_country(settings.country),
+        ssid=net.check_ssid(ssid),
+        country=net.check_country(settings.country),
         channel=ch,
-        max_stations=MAX_STATIONS,
-        passphrase=check_passphrase(passphrase, PASSPHRASE_LEN),
+        max_stations=net.MAX_STATIONS,
+        passphrase=net.check_passphrase(passphrase, net.PASSPHRASE_LEN),
     )
 
 
@@ -90,17 +76,17 @@ def render_dnsmasq(settings: HotspotSettings, *, iface: str | None = None, lease
     """
     run = settings.run_dir
     return _env.get_template("dnsmasq.conf.j2").render(
-        iface=check_iface(iface or settings.ap_iface, "the hotspot interface"),
-        box_ip=BOX_IP,
+        iface=net.check_iface(iface or settings.ap_iface, "the hotspot interface"),
+        box_ip=net.BOX_IP,
         pid_file=pid_file,
         user=user,
         offline=settings.offline,
         upstream_servers=settings.upstream_servers,
         resolv_file=resolv_file or os.path.join(run, "uplink-resolv.conf"),
-        dhcp_start=DHCP_START,
-        dhcp_end=DHCP_END,
-        netmask=str(SUBNET.netmask),
-        lease_time=LEASE_TIME,
+        dhcp_start=net.DHCP_START,
+        dhcp_end=net.DHCP_END,
+        netmask=str(net.SUBNET.netmask),
+        lease_time=net.LEASE_TIME,
         lease_file=lease_file or os.path.join(run, "dnsmasq.leases"),
     )
 
@@ -119,13 +105,13 @@ def render_nftables(settings: HotspotSettings, *, ap: str | None = None, uplink:
     """
     up = "" if settings.offline else (uplink if uplink is not None else settings.uplink_iface)
     return _env.get_template("nftables.conf.j2").render(
-        ap=check_iface(ap or settings.ap_iface, "the hotspot interface"),
-        uplink=check_iface(up, "the uplink interface") if up else "",
+        ap=net.check_iface(ap or settings.ap_iface, "the hotspot interface"),
+        uplink=net.check_iface(up, "the uplink interface") if up else "",
         offline=settings.offline,
-        listen_port=OFFLINE_PORT,
-        tcp_ports=OFFLINE_TCP_PORTS,
-        udp_ports=OFFLINE_UDP_PORTS,
-        subnet=str(SUBNET),
+        listen_port=net.OFFLINE_PORT,
+        tcp_ports=net.OFFLINE_TCP_PORTS,
+        udp_ports=net.OFFLINE_UDP_PORTS,
+        subnet=str(net.SUBNET),
     )
 
 
