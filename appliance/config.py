@@ -14,17 +14,22 @@ stranger's stick must not be able to redirect the box's storage.
 """
 from __future__ import annotations
 
+import argparse
+import base64
+import binascii
 import copy
 import dataclasses
 import os
 import pathlib
 import re
+import sys
 import typing
 from importlib import resources
 
 import yaml
 
 from .errors import ConfigError
+from .hotspot import HotspotSettings, settings
 
 SYSTEM_PATH = pathlib.Path("/etc/pocketcheck/pocketcheck.yaml")
 STICK_NAME = "pocketcheck.yaml"
@@ -121,91 +126,64 @@ class Config:
 
 
 # ---------------------------------------------------------------- value checks
-_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
-
-
+# Each check takes (value, what) and raises ConfigError("<what> <problem>");
+# the hotspot's keys use the hotspot's own checks, so that a file is held to
+# exactly the rules the hotspot applies when it starts.
 def _range(lo: int, hi: int):
-    def check(v):
+    def check(v, what: str) -> None:
         if not lo <= v <= hi:
-            return f"must be between {lo} and {hi}"
-        return None
+            raise ConfigError(f"{what} must be between {lo} and {hi}")
 
     return check
 
 
-def _ssid(v: str):
-    n = len(v.encode("utf-8"))
-    if n > 32:
-        return "must be at most 32 bytes long (empty: a random name)"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in v):
-        return "must not contain control characters"
-    return None
+def _matches(pattern: str, problem: str):
+    def check(v, what: str) -> None:
+        if not re.fullmatch(pattern, v):
+            raise ConfigError(f"{what} {problem}")
+
+    return check
 
 
-def _passphrase(v: str):
-    # WPA2-PSK: 8..63 printable ASCII characters (IEEE 802.11i); empty = generate.
-    if v == "":
-        return None
-    if not 8 <= len(v) <= 63 or not _PRINTABLE.match(v):
-        return "must be empty or 8 to 63 printable ASCII characters"
-    return None
+def _or_empty(check):
+    """The same check, with "" allowed (the box then makes up or leaves out the value)."""
+    def check_or_empty(v, what: str) -> None:
+        if v != "":
+            check(v, what)
+
+    return check_or_empty
 
 
-def _uplink_passphrase(v: str):
-    return _passphrase(v)
-
-
-def _country(v: str):
-    return None if re.fullmatch(r"[A-Z]{2}", v) else "must be a two-letter country code like GB"
-
-
-def _language(v: str):
-    return None if re.fullmatch(r"[a-z]{2}", v) else "must be a two-letter language code like en"
-
-
-def _iface(v: str):
-    if v == "":
-        return None
-    return None if re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", v) else "must be a network interface name"
-
-
-def _abs_path(v: str):
-    return None if v.startswith("/") else "must be an absolute path"
-
-
-def _age_recipient(v: str):
-    return None if re.fullmatch(AGE_RECIPIENT, v) else "must be an age public key (age1...)"
-
-
-def _update_key(v: str):
-    import base64
-    import binascii
-
+def _update_key(v: str, what: str) -> None:
     try:
         raw = base64.b64decode(v, validate=True)
     except (binascii.Error, ValueError):
         raw = b""
-    return None if len(raw) == 32 else "must be an Ed25519 public key in base64 (32 bytes)"
+    if len(raw) != 32:
+        raise ConfigError(f"{what} must be an Ed25519 public key in base64 (32 bytes)")
 
 
 CHECKS = {
-    "country": _country,
-    "language": _language,
-    "hotspot.ssid": _ssid,
-    "hotspot.passphrase": _passphrase,
-    "hotspot.channel": _range(1, 13),
-    "uplink.interface": _iface,
-    "uplink.wifi_passphrase": _uplink_passphrase,
+    "country": settings.check_country,
+    "language": _matches(r"[a-z]{2}", "must be a two-letter language code like en"),
+    # Empty ssid or passphrase: a fresh one for every session.
+    "hotspot.ssid": _or_empty(settings.check_ssid),
+    "hotspot.passphrase": _or_empty(lambda v, what: settings.check_passphrase(v, settings.PASSPHRASE_LEN, what)),
+    # Against the widest band here: the country may come from another layer (see _check_whole).
+    "hotspot.channel": lambda v, what: settings.check_channel(v, None, what),
+    "uplink.interface": _or_empty(settings.check_iface),
+    "uplink.wifi_ssid": _or_empty(settings.check_ssid),
+    "uplink.wifi_passphrase": _or_empty(lambda v, what: settings.check_passphrase(v, what=what)),
     "capture.duration_minutes": _range(1, 24 * 60),
     "capture.minimum_minutes": _range(0, 24 * 60),
     "report.keep_exported_hours": _range(0, 24 * 365),
-    "report.encrypt_to": _age_recipient,
+    "report.encrypt_to": _matches(AGE_RECIPIENT, "must be an age public key (age1...)"),
     "pins.button": _range(0, 27),
     "pins.led_green": _range(0, 27),
     "pins.led_red": _range(0, 27),
     "oled.i2c_port": _range(0, 10),
     "oled.address": _range(0x03, 0x77),
-    "data_dir": _abs_path,
+    "data_dir": _matches(r"(?s)/.*", "must be an absolute path"),
     "trusted_update_keys": _update_key,
 }
 
@@ -267,20 +245,25 @@ def _check_layer(data, cls, where: str, origin: str) -> None:
                 raise ConfigError(f"{origin}: '{path}' must be a list of text values, not {_describe(value)}")
             if len(value) > MAX_TRUSTED_KEYS:
                 raise ConfigError(f"{origin}: '{path}' has more than {MAX_TRUSTED_KEYS} entries")
-            check = CHECKS.get(path)
             for item in value:
-                problem = check(item) if check else None
-                if problem:
-                    raise ConfigError(f"{origin}: '{path}' {problem} (got {_describe(item)})")
+                _check_value(path, item, origin)
             continue
         # bool is an int in Python; "discreet: 1" or "channel: true" are mistakes.
         ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
         if not ok:
             raise ConfigError(f"{origin}: '{path}' must be {_TYPE_NAMES[want]}, not {_describe(value)}")
-        check = CHECKS.get(path)
-        problem = check(value) if check else None
-        if problem:
-            raise ConfigError(f"{origin}: '{path}' {problem} (got {_describe(value)})")
+        _check_value(path, value, origin)
+
+
+def _check_value(path: str, value, origin: str) -> None:
+    """Runs the check of one key (or of one item of a list key); raises ConfigError naming the key."""
+    check = CHECKS.get(path)
+    if check is None:
+        return
+    try:
+        check(value, f"'{path}'")
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc} (got {_describe(value)})") from None
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -305,14 +288,24 @@ def _build(data: dict, cls):
     return cls(**kwargs)
 
 
-def _check_whole(data: dict, origin: str) -> None:
-    """Checks relations between keys after layering."""
-    cap = data["capture"]
-    if cap["minimum_minutes"] > cap["duration_minutes"]:
+def _check_whole(cfg: Config, origin: str) -> None:
+    """Checks relations between keys after layering.
+
+    The hotspot's settings are built here as the hotspot will build them,
+    so that a combination it would refuse (channel 13 with country US, a
+    Wi-Fi uplink without its passphrase...) is refused now, naming the key,
+    and not when a session starts.
+    """
+    cap = cfg.capture
+    if cap.minimum_minutes > cap.duration_minutes:
         raise ConfigError(f"{origin}: 'capture.minimum_minutes' is longer than 'capture.duration_minutes'")
-    pins = data["pins"]
-    if len({pins["button"], pins["led_green"], pins["led_red"]}) != 3:
+    pins = cfg.pins
+    if len({pins.button, pins.led_green, pins.led_red}) != 3:
         raise ConfigError(f"{origin}: 'pins' must be three different pins")
+    try:
+        HotspotSettings.from_config(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
 
 
 def parse_text(text: str | bytes, origin: str = "pocketcheck.yaml") -> dict:
@@ -391,8 +384,9 @@ def combine(layers: list[tuple[dict, str]]) -> Config:
     origin = "built-in pocketcheck.yaml"
     for layer, origin in layers:
         data = _merge(data, layer)
-    _check_whole(data, origin)
-    return _build(data, Config)
+    cfg = _build(data, Config)
+    _check_whole(cfg, origin)
+    return cfg
 
 
 def load(system_path: str | os.PathLike | None = SYSTEM_PATH) -> Config:
@@ -451,3 +445,55 @@ def with_stick(base: Config, stick_root: str | os.PathLike | None = None, *, tex
     cfg = combine(layers)
     object.__setattr__(cfg, "_layers", tuple(layers))
     return cfg
+
+
+# -------------------------------------------------------------- reading a key
+def get(cfg: Config, key: str) -> str:
+    """Returns one setting as text, for programs outside Python (the image build).
+
+    Args:
+        cfg: the validated configuration.
+        key: a dotted key ("country", "hotspot.channel").
+    Returns:
+        The value: true/false for switches, one line per entry for lists.
+    Raises:
+        ConfigError: there is no such key, or it names a whole section.
+    """
+    value = cfg
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(value) or part not in _fields(type(value)):
+            raise ConfigError(f"unknown key '{key}'")
+        value = getattr(value, part)
+    if dataclasses.is_dataclass(value):
+        raise ConfigError(f"'{key}' is a section, not a setting")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "\n".join(value)
+    return str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m appliance.config get KEY [--config FILE]``: prints one checked setting.
+
+    The image build reads the settings it needs this way, so that they pass
+    the same checks as on the box (a shell ``sed`` would take anything).
+
+    Returns:
+        0, or 2 when the configuration is invalid or the key unknown (message on stderr).
+    """
+    ap = argparse.ArgumentParser(prog="python -m appliance.config")
+    get_p = ap.add_subparsers(dest="command", required=True).add_parser("get", help="print the value of KEY")
+    get_p.add_argument("key", metavar="KEY", help='a dotted key: "country", "hotspot.channel"')
+    get_p.add_argument("--config", default=str(SYSTEM_PATH), help="the system file (default: %(default)s)")
+    args = ap.parse_args(argv)
+    try:
+        print(get(load(args.config), args.key))
+    except (ConfigError, OSError) as exc:
+        print(f"pocketcheck configuration: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,7 +15,10 @@ may move its traffic to mobile data, where the box cannot see it.
 
 Run in-process (``OfflineListeners(...).start()``, the Pi) or as a process
 (``python -m appliance.offline --host 10.23.0.1 --port 10443``, the
-simulation, inside the box's network namespace).
+simulation, inside the box's network namespace). It is part of the hotspot
+(:class:`appliance.hotspot.PiHotspot` starts it; the port and the redirected
+ports are in :mod:`appliance.hotspot.settings`) but needs nothing of it, and
+stays a module of its own because the simulation starts it by that name.
 """
 from __future__ import annotations
 

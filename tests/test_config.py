@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from appliance import config
 from appliance.errors import ConfigError
+from appliance.hotspot import HotspotSettings
 
 
 def test_defaults_are_complete_and_sane():
@@ -89,6 +90,45 @@ def test_relations_checked():
         config.combine([(config.parse_text("pins:\n  led_red: 17\n"), "s")])
 
 
+def test_us_stick_with_channel_13_is_refused_at_load():
+    """A stick with country US and channel 13 is a config error naming the channel, not a failed hotspot later."""
+    base = config.load(None)
+    with pytest.raises(ConfigError) as info:
+        config.with_stick(base, text="country: US\nhotspot:\n  channel: 13\n")
+    msg = str(info.value)
+    assert msg.startswith("USB stick pocketcheck.yaml: 'hotspot.channel'") and "US" in msg and "\n" not in msg
+    assert config.with_stick(base, text="country: US\nhotspot:\n  channel: 11\n").hotspot.channel == 11
+
+
+def test_channel_and_country_from_different_layers_are_checked_together(tmp_path):
+    """Channel 13 from the system file and US from a stick: the combination is refused, the base stays usable."""
+    system = tmp_path / "pocketcheck.yaml"
+    system.write_text("hotspot:\n  channel: 13\n")
+    base = config.load(system)
+    assert base.hotspot.channel == 13
+    with pytest.raises(ConfigError, match="^USB stick pocketcheck.yaml: 'hotspot.channel'"):
+        config.with_stick(base, text="country: CA\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        # The box's own passphrase goes into hostapd.conf, which takes 12 or more characters.
+        ("hotspot:\n  passphrase: abcdefghjk\n", "hotspot.passphrase"),
+        ("uplink:\n  interface: '..'\n", "uplink.interface"),
+        ("uplink:\n  interface: wlan0\n", "uplink.interface"),
+        ("uplink:\n  interface: wlan1\n  wifi_ssid: Home\n", "uplink.wifi_passphrase"),
+        ("uplink:\n  interface: wlan1\n  wifi_ssid: '%s'\n  wifi_passphrase: home-passphrase\n" % ("x" * 33),
+         "uplink.wifi_ssid"),
+    ],
+)
+def test_settings_the_hotspot_would_refuse_are_refused_at_load(text, key):
+    """Every value or combination the hotspot cannot start with is a ConfigError at load naming the key."""
+    with pytest.raises(ConfigError) as info:
+        config.combine([(config.parse_text(text, "test.yaml"), "test.yaml")])
+    assert str(info.value).startswith(f"test.yaml: '{key}'")
+
+
 def test_stick_overrides_and_previous_config_stays(tmp_path):
     """A stick file overrides; an invalid one raises and the caller's config is unchanged."""
     base = config.load(None)
@@ -133,6 +173,7 @@ def test_stick_without_file_keeps_base(tmp_path):
 # ---- any YAML at all: a Config or one ConfigError, never another exception ----
 
 _KEYS = st.sampled_from(["country", "language", "discreet", "hotspot", "ssid", "passphrase", "channel", "uplink",
+                         "interface", "wifi_ssid", "wifi_passphrase",
                          "capture", "duration_minutes", "minimum_minutes", "report", "pins", "button", "oled",
                          "address", "data_dir", "x", "1"])
 _SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 300), st.text(max_size=70), st.floats(allow_nan=False))
@@ -154,3 +195,20 @@ def test_any_mapping_gives_config_or_config_error(data):
         assert "\n" not in str(exc) and str(exc).startswith(("fuzz.yaml", "configuration"))
         return
     assert isinstance(cfg, config.Config)
+    # What loads, the hotspot accepts: no setting is refused only later, when the hotspot starts.
+    HotspotSettings.from_config(cfg)
+
+
+def test_get_prints_one_checked_setting(capsys, tmp_path):
+    """`python -m appliance.config get KEY` prints a value read through the loader; bad files and keys exit 2."""
+    default = config.resources.files("appliance").joinpath("data/pocketcheck.yaml")
+    assert config.main(["get", "country", "--config", str(default)]) == 0
+    assert capsys.readouterr().out == "GB\n"
+    assert config.get(config.load(None), "hotspot.channel") == "6" and config.get(config.load(None), "discreet") == "false"
+    bad = tmp_path / "pocketcheck.yaml"
+    bad.write_text("country: gb\n")
+    assert config.main(["get", "country", "--config", str(bad)]) == 2
+    assert "'country' must be a two-letter country code" in capsys.readouterr().err
+    for key in ("colour", "hotspot", "country.x"):
+        with pytest.raises(ConfigError):
+            config.get(config.load(None), key)

@@ -7,6 +7,7 @@ import pytest
 
 from appliance import config, hotspot
 from appliance.errors import ConfigError, HotspotError
+from appliance.hotspot import checks
 
 needs_hostapd = pytest.mark.skipif(shutil.which("hostapd") is None and not os.path.exists("/usr/sbin/hostapd"),
                                    reason="hostapd is not installed (make deps)")
@@ -69,7 +70,7 @@ def test_no_country_no_hotspot():
 def test_channels_follow_the_country():
     """Channel 13 is allowed in Europe but not in the US; 0 and 14 never."""
     assert offline(channel=13).channel == 13
-    with pytest.raises(ConfigError, match="channel 13"):
+    with pytest.raises(ConfigError, match="'hotspot.channel' must be between 1 and 11 in US"):
         hotspot.HotspotSettings(country="US", channel=13)
     for bad in (0, 14, True, "6"):
         with pytest.raises(ConfigError):
@@ -158,7 +159,7 @@ def test_real_hostapd_parses_our_file_and_stops_only_at_the_radio():
 def test_real_hostapd_rejects_what_it_cannot_parse(monkeypatch):
     """When a value hostapd refuses slips past our validator, hostapd's own parse error is reported."""
     text = hotspot.render_hostapd(online(), "Livebox-8C1E", "abcdefghjkmn")
-    monkeypatch.setitem(hotspot._HOSTAPD_KEYS, "rsn_pairwise", re.compile(r"\S+"))
+    monkeypatch.setitem(checks._HOSTAPD_KEYS, "rsn_pairwise", re.compile(r"\S+"))
     with pytest.raises(ConfigError, match="hostapd rejects"):
         hotspot.check_hostapd(text.replace("rsn_pairwise=CCMP", "rsn_pairwise=NOPE"))
 

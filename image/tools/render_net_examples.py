@@ -1,6 +1,6 @@
 """Writes the hostapd, dnsmasq and nftables files the box generates for a session.
 
-They come from the appliance's own renderers (appliance/hotspot.py) with the
+They come from the appliance's own renderers (appliance/hotspot/render.py) with the
 box's configuration and a fixed example network name and passphrase, so the
 image tests can lint exactly what the box will run:
 

@@ -7,8 +7,9 @@ grep -qx i2c-dev "$ROOTFS/etc/modules" || echo i2c-dev >> "$ROOTFS/etc/modules"
 # The Wi-Fi regulatory country, from the box's configuration, for the kernel
 # from the first moment (hostapd will not transmit until it is set; the
 # pocketcheck-regdom service sets it again from the configuration at boot).
-country=$(sed -n 's/^country:[[:space:]]*\([A-Za-z][A-Za-z]\).*/\1/p' "$REPO/appliance/data/pocketcheck.yaml")
-[ -n "$country" ] || { echo "10-boot: no country in appliance/data/pocketcheck.yaml" >&2; exit 1; }
+# Read through the app's own loader: the value passes the checks the box applies.
+country=$("$REPO/.venv/bin/python" -m appliance.config get country --config "$REPO/appliance/data/pocketcheck.yaml") \
+  || { echo "10-boot: no valid country in appliance/data/pocketcheck.yaml" >&2; exit 1; }
 echo "cfg80211.ieee80211_regdom=$country" > "$ROOTFS/etc/default/raspi-extra-cmdline"
 
 # The Zero 2 W's CYW43436 firmware is in no Debian package: taken from the
