@@ -1,6 +1,6 @@
 """The Wi-Fi hotspot the phone joins: configuration, checks, start and stop.
 
-Interface for the state machine (``appliance/app.py``)
+Interface for the state machine (``appliance/box/``)
 -----------------------------------------------------
 Two classes with the same methods; the application picks one at start-up
 (the Pi, or the simulation where there is no radio) and never touches
@@ -705,6 +705,12 @@ class Hotspot:
         self.passphrase: str | None = None
         self.capture: LiveCapture | None = None
         self._lease_file: str | None = None
+        self._daemons: list[system.Daemon] = []
+
+    @property
+    def daemons(self) -> list[system.Daemon]:
+        """The hotspot's programs; the box's supervisor replaces a dead one in this very list."""
+        return self._daemons
 
     @property
     def offline(self) -> bool:
