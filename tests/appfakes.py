@@ -51,7 +51,7 @@ class FakeHotspot:
         self.ssid = self.passphrase = None
         self.phones = []
         self.capture = None
-        self.daemons = []  # no programs: nothing for the box's supervisor to restart
+        self._daemons = []  # as on the real Hotspot; a test may put real programs here
         self.started = self.stopped = False
         FakeHotspot.instances.append(self)
 
@@ -70,6 +70,11 @@ class FakeHotspot:
     def joined_phones(self):
         """The phones the test made join."""
         return list(self.phones)
+
+    @property
+    def daemons(self):
+        """The programs the test started for this hotspot (none unless it says so)."""
+        return self._daemons
 
     def problem(self):
         """A fake radio never loses a program: always None."""
