@@ -40,7 +40,7 @@ class FakeCapture:
 
 
 class FakeHotspot:
-    """G2's Hotspot interface without a radio: phones join when the test says so."""
+    """The box's Hotspot seam (appliance.box.seams) without a radio: phones join when the test says so."""
 
     instances: ClassVar[list] = []
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:  # for the annotations only: the App never builds these itself
-    from ..system import Daemon
-    from .session import Outcome, Session
+from ..system import Daemon
+from .session import Outcome, Session
 
 
 class Capture(Protocol):

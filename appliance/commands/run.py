@@ -29,8 +29,7 @@ def register(subparsers) -> None:
     """
     p = subparsers.add_parser("run", help="run the box (the systemd service)",
                               description="Runs the appliance: button, screen, hotspot, capture, reports.")
-    p.add_argument("--config", default=str(config_mod.SYSTEM_PATH), help="system configuration file")
-    p.add_argument("--fake-hardware", action="store_true", help="MockFactory pins and a dummy display")
+    _add_box_options(p)
     p.set_defaults(func=_cmd_run)
     d = subparsers.add_parser("demo", help="simulate two checks end to end (no Pi needed)",
                               description="Runs two sessions on simulated hardware: a clean phone and a "
@@ -42,9 +41,14 @@ def register(subparsers) -> None:
     d.set_defaults(func=_cmd_demo)
     t = subparsers.add_parser("selftest", help="check that the box's parts are present and work",
                               description="Checks configuration, data folder, programs, display and pins.")
-    t.add_argument("--config", default=str(config_mod.SYSTEM_PATH), help="system configuration file")
-    t.add_argument("--fake-hardware", action="store_true", help="MockFactory pins and a dummy display")
+    _add_box_options(t)
     t.set_defaults(func=_cmd_selftest)
+
+
+def _add_box_options(p) -> None:
+    """The options run and selftest share: which configuration, and real or fake hardware."""
+    p.add_argument("--config", default=str(config_mod.SYSTEM_PATH), help="system configuration file")
+    p.add_argument("--fake-hardware", action="store_true", help="MockFactory pins and a dummy display")
 
 
 def _cmd_run(args) -> int:
