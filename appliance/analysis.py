@@ -17,15 +17,12 @@ heuristics, never the indicators.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as _dt
 import hashlib
 import ipaddress
 import itertools
-import json
 import statistics
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -824,53 +821,6 @@ def analyze_files(paths, indicators=None, thresholds: Thresholds | None = None):
             analyzer.warn("truncated")
         files.append(CaptureFile(p, sha256_file(p), p.stat().st_size, status, error, stats))
     return analyzer.result(), files
-
-
-# ---- the `analyze` command ----------------------------------------------------
-def register(subparsers) -> None:
-    """Adds ``pocketcheck analyze`` to the CLI.
-
-    Args:
-        subparsers: the CLI's sub-parser collection.
-    """
-    p = subparsers.add_parser(
-        "analyze", help="check captures for stalkerware traffic and write a report",
-        description="Analyses capture files as one session: prints the verdict and alerts, "
-                    "or writes a full report with --out.")
-    p.add_argument("files", nargs="+", metavar="FILE", help="pcap or pcapng files of one session")
-    p.add_argument("--iocs", action="append", default=[], metavar="FILE",
-                   help="indicator file to use besides the shipped set (repeatable)")
-    p.add_argument("--out", metavar="DIR", help="write the report folder here")
-    p.add_argument("--lang", choices=("en", "fr"), default="en", help="language of the text and HTML report")
-    p.add_argument("--json", action="store_true", help="print report.json on stdout")
-    p.add_argument("--config", metavar="FILE", help="YAML/JSON file overriding heuristics thresholds")
-    p.add_argument("--box-id", default=None, help="identifier of this box in the report")
-    p.add_argument("--key-dir", default=None, help="where the box's signing key lives (created if missing)")
-    p.add_argument("--encrypt-to", action="append", default=[], metavar="RECIPIENT",
-                   help="also write an age-encrypted archive of the report for this public key (age1...)")
-    # Fixed report time, for reproducible reports (tests, golden screenshots).
-    p.add_argument("--report-time", default=None, help=argparse.SUPPRESS)
-    p.set_defaults(func=_cmd_analyze)
-
-
-def _cmd_analyze(args) -> int:
-    from . import indicators as ind
-    from . import report
-
-    thresholds = Thresholds.from_file(args.config) if args.config else Thresholds()
-    iocs = ind.load(args.iocs, include_default=True) if args.iocs else ind.load_default()
-    result, files = analyze_files(args.files, iocs, thresholds)
-    doc = report.build(result, files, iocs, box_id=args.box_id, generated_at=args.report_time)
-    if args.out:
-        report.write(args.out, doc, files, lang=args.lang, key_dir=args.key_dir, encrypt_to=args.encrypt_to)
-    if args.json:
-        json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(report.text_summary(doc, args.lang))
-        if args.out:
-            sys.stdout.write(report.catalogue(args.lang)["cli"]["written"].format(dir=args.out) + "\n")
-    return 0
 
 
 __all__ = ["LEVELS", "RULES", "VERDICTS", "Alert", "Analyzer", "Device", "Result", "Thresholds", "analyze_files"]

@@ -1,7 +1,9 @@
 """The ``pocketcheck`` command.
 
-Each sub-command lives in the module that does the work; that module has a
+Each sub-command lives in a command module (``appliance/commands/``, or
+still the domain module for those not moved yet); that module has a
 ``register(subparsers)`` function that adds its parser and sets ``func``.
+This file only wires them.
 Errors are translated here, once: a PocketcheckError (or an OSError) becomes
 one line on stderr and exit code 2, never a traceback.
 """
@@ -15,7 +17,7 @@ from . import __version__
 from .errors import PocketcheckError
 
 # Modules that contribute sub-commands, in the order `--help` lists them.
-COMMAND_MODULES = ("extract", "indicators", "analysis", "report", "app")
+COMMAND_MODULES = ("extract", "indicators", "commands.analyze", "report", "commands.run")
 # Sub-commands that must start fast (`match` streams a million names through
 # the matcher): only their own module is imported, not every command's
 # dependencies (jinja2, PIL, cryptography... cost more than the matching).

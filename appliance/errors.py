@@ -60,7 +60,9 @@ class HotspotError(PocketcheckError, OSError):
 
 
 class UsbError(PocketcheckError, OSError):
-    """A USB stick could not be used (full, read-only, pulled, unreadable)."""
+    """A USB stick could not be used; ``kind`` says how (full, readonly, pulled, mismatch, unreadable; "" unknown)."""
+
+    kind = ""
 
 
 class UpdateError(PocketcheckError, ValueError):

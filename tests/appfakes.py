@@ -11,8 +11,8 @@ import pathlib
 import shutil
 from typing import ClassVar
 
-from appliance import app as appmod
-from appliance import config, hw
+from appliance import box, check, config, hw
+from appliance.app import ReplayHotspot
 from appliance.errors import HotspotError
 
 # A minimal valid pcap: global header only (Ethernet link type).
@@ -40,7 +40,7 @@ class FakeCapture:
 
 
 class FakeHotspot:
-    """G2's Hotspot interface without a radio: phones join when the test says so."""
+    """The box's Hotspot seam (appliance.box.seams) without a radio: phones join when the test says so."""
 
     instances: ClassVar[list] = []
 
@@ -51,6 +51,7 @@ class FakeHotspot:
         self.ssid = self.passphrase = None
         self.phones = []
         self.capture = None
+        self._daemons = []  # as on the real Hotspot; a test may put real programs here
         self.started = self.stopped = False
         FakeHotspot.instances.append(self)
 
@@ -69,6 +70,14 @@ class FakeHotspot:
     def joined_phones(self):
         """The phones the test made join."""
         return list(self.phones)
+
+    @property
+    def daemons(self):
+        """The programs the test started for this hotspot (none unless it says so)."""
+        return self._daemons
+
+    def problem(self):
+        """A fake radio never loses a program: always None."""
 
     def stop(self):
         """Idempotent stop."""
@@ -89,7 +98,7 @@ def fake_analyse(verdict="green", reason="No known stalkerware seen", fail=None)
         for p in sorted(report_dir.iterdir()):
             lines.append(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}")
         (report_dir / "MANIFEST.sha256").write_text("\n".join(lines) + "\n")
-        return appmod.Outcome(verdict, reason, 0 if verdict == "green" else 3)
+        return box.Outcome(verdict, reason, 0 if verdict == "green" else 3)
 
     return analyse
 
@@ -102,19 +111,19 @@ def make_app(tmp_path, *, cfg_text="", hotspot_kw=None, analyse=None, hold_time=
     """
     layer = config.parse_text(cfg_text + f"\ndata_dir: {tmp_path / 'data'}\n")
     cfg = config.combine([(layer, "test")])
-    clock = appmod.FakeClock()
+    clock = box.FakeClock()
     holder = {}
     hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n), hold_time=hold_time)
     frames = []
     hardware.frame_listeners.append(lambda screen, img: frames.append((screen, img.copy())))
     power = []
-    a = appmod.App(
+    a = box.App(
         cfg,
         hardware,
         lambda c: FakeHotspot(c, **(hotspot_kw or {})),
         analyse or fake_analyse(),
         clock=clock,
-        runner=appmod.SyncRunner(),
+        runner=box.SyncRunner(),
         power_off=lambda: power.append(clock.now),
         new_credentials=lambda: ("Livebox-8C1E", "abcdefghjkmn"),
         ioc_date=lambda: "2026-11-20",
@@ -139,12 +148,12 @@ def replay_app(tmp_path, kind, *, clock=None, cfg_text="", minutes=None):
         (app, hardware).
     """
     cfg = config.combine([(config.parse_text(cfg_text + f"\ndata_dir: {tmp_path / 'data'}\n"), "test")])
-    clock = clock or appmod.FakeClock()
+    clock = clock or box.FakeClock()
     holder = {}
     hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n))
     replay = {} if minutes is None else {"minutes": minutes}
-    a = appmod.App(cfg, hardware, lambda c: appmod.ReplayHotspot(kind, clock.wall(), **replay),
-                   lambda cap, rep, s: appmod.analyse_with_report(cap, rep, s, cfg=cfg),
+    a = box.App(cfg, hardware, lambda c: ReplayHotspot(kind, clock.wall(), **replay),
+                   lambda cap, rep, s: check.analyse_with_report(cap, rep, s, cfg=cfg),
                    clock=clock, new_credentials=lambda: ("Livebox-8C1E", "abcdefghjkmn"))
     holder["app"] = a
     return a, hardware
@@ -152,11 +161,11 @@ def replay_app(tmp_path, kind, *, clock=None, cfg_text="", minutes=None):
 
 def capture_for(a, seconds, *, stop=True):
     """Drives a started App through a check: press, the phone joins, `seconds` of capture, press (verdict)."""
-    a.post(appmod.Ev.PRESS)
+    a.post(box.Ev.PRESS)
     a.pump()
     a.hotspot.joined = True
     a.tick()
     a.tick(seconds)
     if stop:
-        a.post(appmod.Ev.PRESS)
+        a.post(box.Ev.PRESS)
         a.pump()

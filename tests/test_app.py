@@ -5,8 +5,8 @@ import pytest
 from appfakes import FakeHotspot, fake_analyse, make_app
 from gpiozero import Device
 
-from appliance import app as appmod
-from appliance.app import TRANSITIONS, Ev, State
+from appliance import box
+from appliance.box import TRANSITIONS, Ev, State
 from appliance.errors import PocketcheckError
 
 S = State
@@ -63,7 +63,7 @@ def test_every_illegal_event_is_ignored_without_crash(tmp_path):
                 continue
             a.state = state
             before = len(a.ignored)
-            assert a.dispatch(appmod.Event(ev)) is state
+            assert a.dispatch(box.Event(ev)) is state
             assert a.ignored[before:] == [(state, ev)]
 
 
@@ -97,7 +97,7 @@ def test_transition_table(tmp_path, state, event, expected):
 
 def test_every_error_state_has_a_way_back_and_a_message(tmp_path):
     """Each error state shows its title on the error screen and a press leads back to idle."""
-    for st in appmod.ERROR_STATES:
+    for st in box.ERROR_STATES:
         assert TRANSITIONS[(st, Ev.PRESS)][0] is S.IDLE
         assert (st, Ev.HOLD) in TRANSITIONS
 
@@ -282,7 +282,7 @@ class HeldRunner:
     def run_all(self):
         """Runs the stored jobs as the sync runner would."""
         while self.jobs:
-            appmod.SyncRunner().submit(*self.jobs.pop(0))
+            box.SyncRunner().submit(*self.jobs.pop(0))
 
 
 def test_hold_while_hotspot_starts_switches_off_once_up(tmp_path):
@@ -300,3 +300,24 @@ def test_hold_while_hotspot_starts_switches_off_once_up(tmp_path):
     a.pump()
     assert a.state is S.SHUTTING_DOWN and a.power_log
     assert FakeHotspot.instances[-1].stopped
+
+
+def test_every_action_in_the_table_exists():
+    """Each action the table names is a method of the App, and every state but switching off has a FAULT way out."""
+    for (state, ev), (_target, action) in TRANSITIONS.items():
+        assert callable(getattr(box.App, "_do_" + action, None)), (state, ev, action)
+    for st in State:
+        assert ((st, Ev.FAULT) in TRANSITIONS) is (st is not S.SHUTTING_DOWN)
+
+
+@pytest.mark.parametrize(("state", "event", "expected"), [
+    (S.CAPTURING, Ev.PRESS, S.CAPTURE_FAILED),
+    (S.ANALYSING, Ev.ANALYSIS_DONE, S.ANALYSIS_FAILED),
+])
+def test_an_action_that_raises_takes_the_fault_transition(tmp_path, state, event, expected):
+    """A bug in an action is logged; the table's FAULT transition of the state shows an error instead of a crash."""
+    a, _hw, _clock, frames = make_app(tmp_path)
+    a.state = state  # no session in hand: the action fails on it
+    assert a.dispatch(box.Event(event)) is expected
+    assert a.history[-1] == (state, event, expected)
+    assert frames[-1][0] == "error" and a.model().title == "Problem"

@@ -7,7 +7,7 @@ from appfakes import FakeHotspot, make_app
 from gpiozero import Device
 
 from appliance import leds
-from appliance.app import Ev, State
+from appliance.box import Ev, State
 
 
 @pytest.fixture(autouse=True)

@@ -8,10 +8,10 @@ import pytest
 from appfakes import FakeHotspot, capture_for, replay_app
 from gpiozero import Device
 
-from appliance import app as appmod
-from appliance import config, hw, report
+from appliance import box, config, hw, report
 from appliance.analysis import Analyzer
-from appliance.app import Ev, State
+from appliance.app import build_replay_capture
+from appliance.box import Ev, State, machine
 from appliance.native import Reader
 
 
@@ -30,7 +30,7 @@ def _cfg(tmp_path, extra=""):
 
 def test_restart_mid_capture_reports_interrupted(tmp_path):
     """A box that dies mid-capture analyses the pcap at the next start and the report says 'interrupted'."""
-    clock = appmod.FakeClock()
+    clock = box.FakeClock()
     a, hw1 = replay_app(tmp_path, "stalkerware", clock=clock)
     a.start()
     capture_for(a, 400, stop=False)
@@ -55,8 +55,8 @@ def test_live_stats_count_alerts_only_for_stalkerware(tmp_path):
     """Live counters fed batch by batch count alerts for a stalkerware capture and none for a clean one."""
     for kind, expect_alerts in (("clean", False), ("stalkerware", True)):
         pcap = tmp_path / f"{kind}.pcap"
-        contacted = appmod.build_replay_capture(kind, pcap, 1_800_000_000.0)
-        live = appmod.LiveStats(Analyzer())
+        contacted = build_replay_capture(kind, pcap, 1_800_000_000.0)
+        live = box.LiveStats(Analyzer())
         with Reader.open_file(str(pcap)) as reader:
             for batch in reader.batches():
                 live.feed(batch)
@@ -72,7 +72,7 @@ def test_live_stats_survive_a_broken_analyzer():
         def feed(self, events):
             raise RuntimeError("bug")
 
-    live = appmod.LiveStats(Broken())
+    live = box.LiveStats(Broken())
     live.feed([1])
     live.feed([2])
     assert live.broken
@@ -83,7 +83,7 @@ def _real_time_app(tmp_path, power_off=lambda: None):
     cfg = _cfg(tmp_path)
     holder = {}
     hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n), hold_time=0.2)
-    a = appmod.App(cfg, hardware, lambda c: FakeHotspot(c), lambda *x: None, runner=appmod.ThreadRunner(),
+    a = box.App(cfg, hardware, lambda c: FakeHotspot(c), lambda *x: None, runner=box.ThreadRunner(),
                    power_off=power_off, new_credentials=lambda: ("x", "abcdefghjkmn"))
     holder["app"] = a
     a.start()
@@ -126,7 +126,7 @@ def _notify_socket(tmp_path, monkeypatch):
 def test_service_loop_tells_systemd_ready_and_pings_the_watchdog(tmp_path, monkeypatch):
     """run_forever: READY=1 once, WATCHDOG=1 while the loop turns, STOPPING=1 at the end (real socket)."""
     srv = _notify_socket(tmp_path, monkeypatch)
-    monkeypatch.setattr(appmod, "WATCHDOG_PING_SECONDS", 0.2)
+    monkeypatch.setattr(machine, "WATCHDOG_PING_SECONDS", 0.2)
     a, hardware = _real_time_app(tmp_path)
     loop = threading.Thread(target=a.run_forever, daemon=True)
     loop.start()
@@ -153,7 +153,7 @@ def test_service_loop_tells_systemd_ready_and_pings_the_watchdog(tmp_path, monke
 def test_a_stuck_loop_stops_pinging_the_watchdog(tmp_path, monkeypatch):
     """While one event handler hangs, no WATCHDOG=1 goes out (so systemd restarts the service)."""
     srv = _notify_socket(tmp_path, monkeypatch)
-    monkeypatch.setattr(appmod, "WATCHDOG_PING_SECONDS", 0.1)
+    monkeypatch.setattr(machine, "WATCHDOG_PING_SECONDS", 0.1)
     a, hardware = _real_time_app(tmp_path)
     release = threading.Event()
     real_dispatch = a.dispatch

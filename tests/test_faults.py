@@ -16,8 +16,8 @@ import pytest
 from appfakes import FakeHotspot, make_app
 
 from appliance import app as appmod
-from appliance import config, hw, report, system, usb
-from appliance.app import Ev, State
+from appliance import box, check, config, hw, report, system, usb
+from appliance.box import Ev, State
 from appliance.errors import CommandError
 from appliance.native import Reader
 
@@ -68,8 +68,8 @@ def _restart(tmp_path):
                            "t")])
     holder = {}
     hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n))
-    a = appmod.App(cfg, hardware, lambda c: FakeHotspot(c), lambda c, r, s: appmod.analyse_with_report(c, r, s, cfg=cfg),
-                   clock=appmod.FakeClock(time.time()))
+    a = box.App(cfg, hardware, lambda c: FakeHotspot(c), lambda c, r, s: check.analyse_with_report(c, r, s, cfg=cfg),
+                   clock=box.FakeClock(time.time()))
     holder["app"] = a
     a.start()
     return a, hardware
@@ -208,8 +208,8 @@ def test_real_hotspot_program_killed_mid_session(tmp_path, program):
         hs = netsim.SimulatedHotspot(offline=False)
         sims.append(hs)
         return hs
-    a = appmod.App(cfg, hardware, factory, lambda c, r, s: appmod.analyse_with_report(c, r, s, cfg=cfg),
-                   clock=appmod.FakeClock(time.time()), new_credentials=lambda: ("Livebox-8C1E", "abcdefghjkmn"))
+    a = box.App(cfg, hardware, factory, lambda c, r, s: check.analyse_with_report(c, r, s, cfg=cfg),
+                   clock=box.FakeClock(time.time()), new_credentials=lambda: ("Livebox-8C1E", "abcdefghjkmn"))
     holder["app"] = a
     a.start()
     try:
@@ -293,8 +293,8 @@ def test_full_sd_card_stops_the_capture_cleanly_and_the_analysis_runs(tmp_path, 
             caps.append(self.capture)
             return self.capture
 
-    a = appmod.App(cfg, hardware, lambda c: Hs(c), lambda c, r, s: appmod.analyse_with_report(c, r, s, cfg=cfg),
-                   clock=appmod.FakeClock(time.time()), new_credentials=lambda: ("Livebox-8C1E", "abcdefghjkmn"))
+    a = box.App(cfg, hardware, lambda c: Hs(c), lambda c, r, s: check.analyse_with_report(c, r, s, cfg=cfg),
+                   clock=box.FakeClock(time.time()), new_credentials=lambda: ("Livebox-8C1E", "abcdefghjkmn"))
     a.min_free_bytes = 1024 * 1024
     holder["app"] = a
     a.start()

@@ -19,7 +19,7 @@ from appfakes import make_app
 from hostile import updates as upd
 
 from appliance import config, indicators, screens, updates, usb
-from appliance.app import Ev, State
+from appliance.box import Ev, State
 from appliance.errors import ConfigError, IocFormatError, UpdateError, UsbError
 
 MT_ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
@@ -459,7 +459,7 @@ def test_sticks_are_mounted_so_nothing_on_them_can_run():
 @pytest.mark.parametrize("kind", ["symlink", "fifo", "huge", "not-utf8"])
 def test_unusable_settings_file_is_said_on_the_screen(tmp_path, kind):
     """A settings file that is a link, a FIFO, too big or not UTF-8: 'Settings ignored' on the OLED, settings kept."""
-    from appliance.app import SETTINGS_UNUSABLE
+    from appliance.box import SETTINGS_UNUSABLE
 
     stick = tmp_path / "stick"
     stick.mkdir()

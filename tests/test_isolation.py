@@ -17,7 +17,7 @@ from appfakes import FakeHotspot, capture_for, replay_app
 
 from appliance import app as appmod
 from appliance import hotspot, netsim, report, system
-from appliance.app import Ev, State
+from appliance.box import Ev, State
 
 SCAN = pathlib.Path(__file__).parent / "hostile" / "scan.py"
 needs_netns = pytest.mark.skipif(

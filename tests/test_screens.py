@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageChops
 
 from appliance import screens
-from appliance.app import ERROR_TEXT, SETTINGS_UNUSABLE, USB_TEXT, State
+from appliance.box import ERROR_TEXT, SETTINGS_UNUSABLE, USB_TEXT, State
 from appliance.screens import Model
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "oled"

@@ -9,7 +9,7 @@ from appfakes import FakeHotspot, make_app
 from gpiozero import Device
 
 from appliance import usb
-from appliance.app import Ev, State
+from appliance.box import Ev, State
 from appliance.errors import UsbError
 
 pytestmark = pytest.mark.skipif(shutil.which("mcopy") is None, reason="mtools not installed")
@@ -308,14 +308,13 @@ def test_verify_copy_uses_the_report_signature(tmp_path):
     """A signed report whose manifest was rewritten (signature now wrong) is refused even if copied faithfully."""
     from appfakes import PCAP_HEADER, PCAP_RECORD
 
-    from appliance import app as appmod
-    from appliance import config
+    from appliance import box, check, config
 
     cap = tmp_path / "capture.pcap"
     cap.write_bytes(PCAP_HEADER + PCAP_RECORD)
     cfg = config.combine([(config.parse_text(f"data_dir: {tmp_path / 'data'}\n"), "t")])
-    s = appmod.Session(id="s", dir=str(tmp_path), started=0.0)
-    appmod.analyse_with_report(cap, tmp_path / "rep", s, cfg=cfg)
+    s = box.Session(id="s", dir=str(tmp_path), started=0.0)
+    check.analyse_with_report(cap, tmp_path / "rep", s, cfg=cfg)
     src = tmp_path / "rep"
     copy = tmp_path / "copy"
     shutil.copytree(src, copy)

@@ -26,8 +26,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from appliance import app as appmod
-from appliance import config, hw, report, usb
-from appliance.app import Ev
+from appliance import box, check, config, hw, report, usb
+from appliance.box import Ev
 
 T0 = 1_800_000_000.0
 
@@ -89,6 +89,7 @@ class TrickleHotspot:
         self.ssid = self.passphrase = None
         self.capture = None
         self.joined = True
+        self.daemons = []  # no programs: nothing for the box's supervisor to restart
 
     def start(self, ssid, passphrase):
         self.ssid, self.passphrase = ssid, passphrase
@@ -99,6 +100,9 @@ class TrickleHotspot:
 
     def joined_phones(self):
         return ["02:00:00:00:00:05"]
+
+    def problem(self):
+        return None
 
     def stop(self):
         pass
@@ -123,9 +127,9 @@ def main(argv) -> int:
             note(state_file, "report-half")
             time.sleep(3600)
         report.write = slow_write
-    a = appmod.App(cfg, hardware, lambda c: TrickleHotspot(state_file, mode == "capture"),
-                   lambda c, r, s: appmod.analyse_with_report(c, r, s, cfg=cfg),
-                   runner=appmod.ThreadRunner(), new_credentials=lambda: ("Livebox-8C1E", "abcdefghjkmn"))
+    a = box.App(cfg, hardware, lambda c: TrickleHotspot(state_file, mode == "capture"),
+                   lambda c, r, s: check.analyse_with_report(c, r, s, cfg=cfg),
+                   runner=box.ThreadRunner(), new_credentials=lambda: ("Livebox-8C1E", "abcdefghjkmn"))
     holder["app"] = a
     a.start()
     a.post(Ev.PRESS)
@@ -150,7 +154,7 @@ def main(argv) -> int:
                 note(state_file, f"export-half {rel}")
                 time.sleep(3600)
         while mode == "export":
-            if a.state is appmod.State.VERDICT:
+            if a.state is box.State.VERDICT:
                 a.post(Ev.USB_INSERTED, stick=usb.MountedStick(data_dir.parent / "stick", after_file=pause))
                 return
             time.sleep(0.1)

@@ -1,0 +1,147 @@
+"""The one pipeline: capture files -> analysis -> report document -> report folder.
+
+Both the box (after each session, :func:`analyse_with_report`) and the
+``pocketcheck analyze`` command (:mod:`appliance.commands.analyze`) go through
+:func:`run` and :func:`write`, so a report made on the box and one made from
+the same capture at a desk come from the same code. The indicator set in use
+is chosen here too (:func:`indicators_for`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+import shutil
+
+from . import analysis, report, updates
+from . import indicators as ind
+from .box.session import Outcome, Session
+from .box.view import reason_for
+from .errors import PocketcheckError
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Checked:
+    """One analysed session: the analysis result, the files read and the report document."""
+
+    result: analysis.Result
+    files: list[analysis.CaptureFile]
+    doc: dict
+
+
+def indicators_for(cfg=None):
+    """Returns the indicator set in use.
+
+    Args:
+        cfg: the configuration (its data dir may hold a signed update); None: the shipped set.
+
+    Returns:
+        An ``IndicatorSet``.
+    """
+    return updates.load_current(cfg) if cfg is not None else ind.load_default()
+
+
+def run(paths, iocs, thresholds: analysis.Thresholds | None = None, *, extra_warnings=(), box_id: str | None = None,
+        generated_at: str | None = None) -> Checked:
+    """Analyses capture files as one session and builds the report document.
+
+    Args:
+        paths: capture files (pcap or pcapng), analysed in order.
+        iocs: the IndicatorSet.
+        thresholds: heuristics thresholds (None: defaults).
+        extra_warnings: warnings the box knows of (interrupted, short, restarted, storage-full).
+        box_id: identifier of this box in the report.
+        generated_at: fixed report time (reproducible reports).
+
+    Returns:
+        The :class:`Checked` session.
+
+    Raises:
+        CaptureOpenError, CaptureFormatError: a file cannot be read as a capture.
+    """
+    result, files = analysis.analyze_files(paths, iocs, thresholds)
+    doc = report.build(result, files, iocs, box_id=box_id, generated_at=generated_at,
+                       extra_warnings=list(extra_warnings))
+    return Checked(result, files, doc)
+
+
+def write(checked: Checked, out: str | os.PathLike, *, lang: str = "en", key_dir=None, encrypt_to=()) -> pathlib.Path:
+    """Writes the report folder of a checked session (signed manifest, optional sealed copy).
+
+    Args:
+        checked: from :func:`run`.
+        out: the folder to create (it must not exist, or be empty).
+        lang: language of the HTML and text report.
+        key_dir: the box's signing key folder (None: the default).
+        encrypt_to: age recipients for a sealed copy of the report.
+
+    Returns:
+        The report folder.
+
+    Raises:
+        PocketcheckError, OSError: the folder cannot be written.
+    """
+    return report.write(out, checked.doc, checked.files, lang=lang, key_dir=key_dir, encrypt_to=encrypt_to)
+
+
+def analyse_with_report(capture: pathlib.Path, report_dir: pathlib.Path, session: Session, *, cfg=None,
+                        key_dir=None, generated_at=None) -> Outcome:
+    """The box's analysis of one session: the pipeline over its capture, the report in its folder.
+
+    Args:
+        capture: the pcap.
+        report_dir: where the report folder is written (replaced if present).
+        session: the session (interrupted, too short, restarted programs, full storage become report warnings).
+        cfg: the configuration (language, minimum duration, data dir for the key and the indicator update).
+        key_dir: the box's signing key folder (None: <data_dir>/keys).
+        generated_at: fixed report time (tests).
+
+    Returns:
+        The Outcome.
+
+    Raises:
+        PocketcheckError, OSError: the capture cannot be read or the report written.
+    """
+    thresholds = analysis.Thresholds()
+    if cfg is not None:
+        thresholds = dataclasses.replace(thresholds, min_duration_s=float(cfg.capture.minimum_minutes * 60))
+        if key_dir is None:
+            key_dir = pathlib.Path(cfg.data_dir) / "keys"
+    extra = []
+    if session.interrupted:
+        extra.append("interrupted")
+    if session.too_short:
+        extra.append("short")
+    if session.gaps:
+        extra.append("restarted")
+    if session.storage_full:
+        extra.append("storage-full")
+    iocs = indicators_for(cfg)  # a signed update when one is installed
+    checked = run([capture], iocs, thresholds, extra_warnings=extra, generated_at=generated_at)
+    if report_dir.exists():
+        shutil.rmtree(report_dir)
+    lang = cfg.language if cfg is not None and cfg.language in report.LANGUAGES else "en"
+    write(checked, report_dir, lang=lang, key_dir=key_dir, encrypt_to=cfg.report.encrypt_to if cfg is not None else ())
+    result = checked.result
+    return Outcome(result.verdict, reason_for(result.verdict, result.alerts), len(result.alerts),
+                   tuple(checked.doc["session"]["warnings"]))
+
+
+def ioc_set_date(cfg=None) -> str:
+    """Returns the date of the indicator set in use ('' when unknown).
+
+    Args:
+        cfg: the configuration (its data dir may hold a signed update); None: the shipped set.
+
+    Returns:
+        The first ten characters of the set's version label (its date), or ''.
+    """
+    try:
+        version = updates.load_current(cfg).version
+    except (PocketcheckError, OSError) as exc:
+        log.info("indicator set date unknown: %s", exc)
+        return ""
+    return str(version)[:10] if version else ""
