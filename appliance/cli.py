@@ -15,11 +15,11 @@ from . import __version__
 from .errors import PocketcheckError
 
 # Modules that contribute sub-commands, in the order `--help` lists them.
-COMMAND_MODULES = ("extract", "indicators", "analysis", "report", "app")
+COMMAND_MODULES = ("extract", "commands.iocs", "analysis", "commands.report", "app")
 # Sub-commands that must start fast (`match` streams a million names through
 # the matcher): only their own module is imported, not every command's
 # dependencies (jinja2, PIL, cryptography... cost more than the matching).
-FAST_COMMANDS = {"match": "indicators", "iocs": "indicators", "extract": "extract"}
+FAST_COMMANDS = {"match": "commands.iocs", "iocs": "commands.iocs", "extract": "extract"}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

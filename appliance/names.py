@@ -40,11 +40,12 @@ def check(name: str) -> str:
     Returns:
         The normalised name: ASCII, lower case, without a trailing dot.
     Raises:
-        ValueError: not a string, empty, an empty label, not encodable as
-            IDNA, or longer than 253 bytes (the message says which).
+        ValueError: empty, an empty label, not encodable as IDNA, or longer
+            than 253 bytes (the message says which).
+        TypeError: not a string.
     """
     if not isinstance(name, str):
-        raise ValueError(f"{name!r} is not a host name (not text)")
+        raise TypeError(f"{name!r} is not a host name (not text)")
     # White space is stripped again after the dot, so that the answer
     # normalises to itself ("evil.com ." is "evil.com").
     text = name.strip().removesuffix(".").rstrip()
@@ -60,7 +61,7 @@ def check(name: str) -> str:
                 raise ValueError(f"{name!r} is not a valid international domain name ({exc})") from None
     text = text.lower()
     if len(text) > MAX_NAME:
-        raise ValueError(f"{name!r} is longer than {MAX_NAME} bytes ({len(text)})")
+        raise ValueError(f"name longer than {MAX_NAME} bytes ({len(text)})")
     if not text:
         raise ValueError("empty host name")
     if text.startswith(".") or text.endswith(".") or ".." in text:
@@ -82,5 +83,5 @@ def normalize(name: str) -> str | None:
     """
     try:
         return check(name)
-    except ValueError:
+    except (ValueError, TypeError):
         return None
