@@ -136,7 +136,7 @@ class Thresholds:
         Raises:
             ConfigError: the file is unreadable, too big, not YAML/JSON, or invalid.
         """
-        import yaml
+        import yaml  # late: only a --config file needs the YAML reader
 
         path = Path(path)
         try:
@@ -285,6 +285,8 @@ class Analyzer:
 
     def __init__(self, indicators=None, thresholds: Thresholds | None = None):
         if indicators is None:
+            # Late: the shipped set is loaded only when the caller brings none
+            # (the box and the tests pass theirs), and the parameter takes the name.
             from . import indicators as _ind
             indicators = _ind.load_default()
         self.iocs = indicators

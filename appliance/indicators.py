@@ -688,7 +688,7 @@ def load_compiled(path, severities=None) -> IndicatorSet:
         CompiledFileError: damaged, from another version, or not a compiled set.
         OSError: the file cannot be opened.
     """
-    from .matcher import Matcher
+    from .matcher import Matcher  # the C core; imported here so the loaders work without it
 
     path = os.fspath(path)
     matcher = Matcher.load(path)
