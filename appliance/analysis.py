@@ -12,6 +12,11 @@ feeding it whole.
 Levels, verdicts and the rule ids are in :mod:`appliance.rules`; host names
 are normalised by :mod:`appliance.names` before anything looks at them.
 Allowlisted destinations skip the heuristics, never the indicators.
+
+Why this module is over 500 lines: the :class:`Analyzer` (about 450 of them)
+is one engine whose heuristics share its per-session state and bounds;
+split, every part would reach into the others' dictionaries. Its
+thresholds and the result types it fills sit beside it.
 """
 from __future__ import annotations
 

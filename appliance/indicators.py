@@ -22,8 +22,12 @@ Where things live:
   (``$POCKETCHECK_CACHE``, else ``$XDG_CACHE_HOME/pocketcheck``, else
   ``~/.cache/pocketcheck``) and memory-mapped afterwards; a read-only cache is
   fine (the set is then built in memory each time);
-* imported sets (``pocketcheck iocs import``): ``$POCKETCHECK_IOCS_DIR``, else
+* imported sets (``pocketcheck iocs import``, :mod:`appliance.commands.iocs`): ``$POCKETCHECK_IOCS_DIR``, else
   ``$XDG_DATA_HOME/pocketcheck/iocs``, else ``~/.local/share/pocketcheck/iocs``.
+
+Why this module is over 500 lines: :class:`IndicatorSet` and the building
+of one (:func:`assemble`, :func:`build`, :func:`load_compiled`) share the id
+layout described above; apart, that layout would be written twice.
 """
 from __future__ import annotations
 

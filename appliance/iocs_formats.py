@@ -12,6 +12,9 @@ and the reason: a bad file never half-loads. With ``strict=False`` invalid
 values are skipped instead, and counted in :attr:`Parsed.invalid` with the
 first few reasons kept for the warning, never silently.
 
+Why this module is over 500 lines: it is the reader table, one small reader
+per format below, kept together so that adding a format touches one file.
+
 Formats, detected from the content (``fmt`` overrides):
 
 ``echap-yaml``   Échap stalkerware-indicators ``ioc.yaml`` / ``watchware.yaml``

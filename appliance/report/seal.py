@@ -153,12 +153,9 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9._/+-][A-Za-z0-9._/+ -]*$")
 
 
 def file_sha256(path: Path) -> str:
-    """Returns the SHA-256 hex digest of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
+    """Returns the SHA-256 hex digest of a file (read in blocks, never whole)."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def listing(root: Path) -> list[str]:
