@@ -21,7 +21,11 @@ from ..iocs_formats import FORMATS, Parsed
 
 
 def register(subparsers) -> None:
-    """Adds the ``iocs`` and ``match`` sub-commands."""
+    """Adds ``pocketcheck iocs`` (import, stats, verify, compile) and ``pocketcheck match`` to the CLI.
+
+    Args:
+        subparsers: the CLI's sub-parser collection.
+    """
     p = subparsers.add_parser("iocs", help="import, check and compile indicator sets",
                               description="Manage indicator-of-compromise sets.")
     sub = p.add_subparsers(dest="iocs_command", metavar="ACTION")
