@@ -1,7 +1,8 @@
 """The ``pocketcheck`` command.
 
-Each sub-command lives in the module that does the work; that module has a
-``register(subparsers)`` function that adds its parser and sets ``func``.
+Each sub-command lives in a module of ``appliance/commands/``, apart from the
+domain modules that do the work; that module has a ``register(subparsers)``
+function that adds its parser and sets ``func``.
 Errors are translated here, once: a PocketcheckError (or an OSError) becomes
 one line on stderr and exit code 2, never a traceback.
 """
