@@ -9,16 +9,18 @@ heuristics keep small per-host aggregates and are evaluated in
 split into batches: feeding a capture in chunks gives the same result as
 feeding it whole.
 
-Levels: an indicator hit takes the indicator's severity; each heuristic has a
-fixed level (low or moderate). A device is red when it has a high alert,
-amber when it has a moderate one, green otherwise. Several low or moderate
-alerts never add up to a high one. Allowlisted destinations skip the
-heuristics, never the indicators.
+Levels, verdicts and the rule ids are in :mod:`appliance.rules`; host names
+are normalised by :mod:`appliance.names` before anything looks at them.
+Allowlisted destinations skip the heuristics, never the indicators.
+
+Why this module is over 500 lines: the :class:`Analyzer` (about 450 of them)
+is one engine whose heuristics share its per-session state and bounds;
+split, every part would reach into the others' dictionaries. Its
+thresholds and the result types it fills sit beside it.
 """
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import hashlib
 import ipaddress
 import itertools
@@ -28,43 +30,9 @@ from pathlib import Path
 
 from . import certs
 from .errors import ConfigError
+from .names import normalize
+from .rules import LEVEL_RANK, LEVELS, VERDICTS, iso, verdict_of
 
-LEVELS = ("low", "moderate", "high")
-_LEVEL_RANK = {name: i for i, name in enumerate(LEVELS)}
-VERDICTS = ("green", "amber", "red")
-
-# Rule ids are stable: reports, translations and tests refer to them.
-RULES = {
-    "ioc.dns-query": "A DNS query for a known stalkerware name",
-    "ioc.dns-answer": "A DNS answer pointing at a known stalkerware name or address",
-    "ioc.tls-sni": "A TLS connection to a known stalkerware name",
-    "ioc.quic-sni": "A QUIC connection to a known stalkerware name",
-    "ioc.http-host": "A web request to a known stalkerware name",
-    "ioc.server-ip": "A connection to a known stalkerware address",
-    "ioc.cert": "A server certificate known from stalkerware servers",
-    "heur.ip-without-dns": "A connection to an address no DNS answer gave",
-    "heur.tls-unusual-port": "TLS on an unusual port",
-    "heur.http-unusual-port": "Cleartext HTTP on a port that is not a web port",
-    "heur.http-upload": "A large upload over cleartext HTTP",
-    "heur.cert-self-signed": "A self-signed server certificate",
-    "heur.cert-expired": "An expired or not yet valid server certificate",
-    "heur.dyndns": "A name under a dynamic-DNS provider",
-    "heur.rare-tld": "A name under a rarely legitimate top-level domain",
-    "heur.encrypted-dns": "Encrypted DNS the box cannot see into",
-    "heur.beaconing": "Regular check-ins with the same host",
-}
-HEURISTIC_LEVEL = {
-    "heur.ip-without-dns": "low",
-    "heur.tls-unusual-port": "low",
-    "heur.http-unusual-port": "moderate",
-    "heur.http-upload": "moderate",
-    "heur.cert-self-signed": "moderate",
-    "heur.cert-expired": "moderate",
-    "heur.dyndns": "moderate",
-    "heur.rare-tld": "low",
-    "heur.encrypted-dns": "low",
-    "heur.beaconing": "moderate",
-}
 _NAME_RULE = {"dns.query": "ioc.dns-query", "tls.sni": "ioc.tls-sni", "quic.sni": "ioc.quic-sni",
               "http.host": "ioc.http-host"}
 
@@ -170,7 +138,7 @@ class Thresholds:
         Raises:
             ConfigError: the file is unreadable, too big, not YAML/JSON, or invalid.
         """
-        import yaml
+        import yaml  # late: only a --config file needs the YAML reader
 
         path = Path(path)
         try:
@@ -189,13 +157,6 @@ class Thresholds:
     def to_dict(self) -> dict:
         """Returns the thresholds as JSON-ready values (tuples become lists)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-
-def iso(ts: float | None) -> str | None:
-    """Formats Unix seconds as ISO 8601 UTC with milliseconds (None stays None)."""
-    if ts is None:
-        return None
-    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def is_local(ip: str) -> bool:
@@ -313,14 +274,6 @@ def _device_key_of_alert(a: Alert) -> str:
     return _device_key(a.device, a.device_ip)
 
 
-def _worst(levels) -> str:
-    ranks = [_LEVEL_RANK[lvl] for lvl in levels]
-    if not ranks:
-        return "green"
-    top = max(ranks)
-    return "red" if top == 2 else "amber" if top == 1 else "green"
-
-
 class Analyzer:
     """The detection engine; feed it events, ask it for a result whenever.
 
@@ -334,6 +287,8 @@ class Analyzer:
 
     def __init__(self, indicators=None, thresholds: Thresholds | None = None):
         if indicators is None:
+            # Late: the shipped set is loaded only when the caller brings none
+            # (the box and the tests pass theirs), and the parameter takes the name.
             from . import indicators as _ind
             indicators = _ind.load_default()
         self.iocs = indicators
@@ -707,13 +662,13 @@ class Analyzer:
                                       detail=dict(a.detail))
                   for a in self._alerts.values()]
         alerts += self._late_alerts()
-        alerts.sort(key=lambda a: (-_LEVEL_RANK[a.level], a.device, a.device_ip, a.first, a.rule, a.name, a.ip,
+        alerts.sort(key=lambda a: (-LEVEL_RANK[a.level], a.device, a.device_ip, a.first, a.rule, a.name, a.ip,
                                    a.indicator))
         devices = []
         for key, dev in self._devices.items():
             d = dataclasses.replace(dev, names=set(dev.names), ips=dict(dev.ips))
             mine = [a for a in alerts if _device_key_of_alert(a) == key]
-            d.verdict = _worst(a.level for a in mine)
+            d.verdict = verdict_of(a.level for a in mine)
             devices.append(d)
         devices.sort(key=lambda d: (-VERDICTS.index(d.verdict), d.mac, d.ip))
         verdict = max((d.verdict for d in devices), key=VERDICTS.index, default="green")
@@ -745,14 +700,15 @@ def _is_ip_literal(name: str) -> bool:
 
 
 def _norm(name: str) -> str:
-    return name.strip().rstrip(".").lower() if name else ""
+    """The name as the analysis keeps it: normalised, or "" when it cannot be a host name."""
+    return (normalize(name) or "") if name else ""
 
 
 def _pick(hits):
     """The hit that decides the level: the most severe, ties to the most specific (first)."""
     if not hits:
         return None
-    return max(enumerate(hits), key=lambda ih: (_LEVEL_RANK.get(ih[1].indicator.severity, 0), -ih[0]))[1]
+    return max(enumerate(hits), key=lambda ih: (LEVEL_RANK.get(ih[1].indicator.severity, 0), -ih[0]))[1]
 
 
 # ---- files -----------------------------------------------------------------
@@ -823,4 +779,4 @@ def analyze_files(paths, indicators=None, thresholds: Thresholds | None = None):
     return analyzer.result(), files
 
 
-__all__ = ["LEVELS", "RULES", "VERDICTS", "Alert", "Analyzer", "Device", "Result", "Thresholds", "analyze_files"]
+__all__ = ["Alert", "Analyzer", "Device", "Result", "Thresholds", "analyze_files"]

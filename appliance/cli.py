@@ -1,9 +1,8 @@
 """The ``pocketcheck`` command.
 
-Each sub-command lives in a command module (``appliance/commands/``, or
-still the domain module for those not moved yet); that module has a
-``register(subparsers)`` function that adds its parser and sets ``func``.
-This file only wires them.
+Each sub-command lives in a module of ``appliance/commands/``, apart from the
+domain modules that do the work; that module has a ``register(subparsers)``
+function that adds its parser and sets ``func``.
 Errors are translated here, once: a PocketcheckError (or an OSError) becomes
 one line on stderr and exit code 2, never a traceback.
 """
@@ -17,11 +16,11 @@ from . import __version__
 from .errors import PocketcheckError
 
 # Modules that contribute sub-commands, in the order `--help` lists them.
-COMMAND_MODULES = ("extract", "indicators", "commands.analyze", "report", "commands.run")
+COMMAND_MODULES = ("extract", "commands.iocs", "commands.analyze", "commands.report", "commands.run")
 # Sub-commands that must start fast (`match` streams a million names through
 # the matcher): only their own module is imported, not every command's
 # dependencies (jinja2, PIL, cryptography... cost more than the matching).
-FAST_COMMANDS = {"match": "indicators", "iocs": "indicators", "extract": "extract"}
+FAST_COMMANDS = {"match": "commands.iocs", "iocs": "commands.iocs", "extract": "extract"}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -15,45 +15,13 @@ from array import array
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
 
-import idna
-
 from . import errors
+from .names import normalize
 from .native import check, ffi, lib
 
-__all__ = ["Matcher", "normalize"]
+__all__ = ["Matcher"]
 
-_MAX_NAME = 253
 _HITS_START = 1 << 14
-
-
-def normalize(name: str) -> str | None:
-    """Normalises a host name the way the matcher compares names.
-
-    ASCII names are lower-cased and lose one trailing dot; other names are
-    converted to punycode (IDNA 2008 through the ``idna`` package with UTS-46
-    mapping, then Python's IDNA 2003 codec as a fallback).
-
-    Args:
-        name: a host name as seen in DNS, SNI or an HTTP Host header.
-    Returns:
-        The normalised name, or None when it cannot be a host name (empty,
-        an empty label, longer than 253 bytes, or not encodable).
-    """
-    if not isinstance(name, str):
-        return None
-    name = name.removesuffix(".")
-    if not name.isascii():
-        try:
-            name = idna.encode(name, uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError, ValueError):
-            try:
-                name = name.encode("idna").decode("ascii")
-            except UnicodeError:
-                return None
-    name = name.lower()
-    if not name or len(name) > _MAX_NAME or "" in name.split("."):
-        return None
-    return name
 
 
 def _pack(items: Sequence[bytes]) -> tuple[bytes, array]:
@@ -217,7 +185,7 @@ class Matcher:
         Args:
             buf: bytes-like; name i is ``buf[offsets[i]:offsets[i+1]]``. ASCII
                 case and one trailing dot are handled in C; non-ASCII names
-                must already be punycode (see :func:`normalize`).
+                must already be punycode (see :func:`appliance.names.normalize`).
             offsets: a uint32 buffer (e.g. ``array('I')``) of n+1 offsets.
         Returns:
             (index, indicator id) pairs, by index; per name the most specific

@@ -207,6 +207,26 @@ def test_indicator_beats_allowlist_heuristics_do_not(iset, c2):
     ])
 
 
+def test_names_are_normalised_once(iset, c2):
+    """Case, one trailing dot and white space do not hide a C2 name; the alert names it as the matcher spells it."""
+    f = Feed()
+    f.dns(f" API.{c2[0].upper()}.", T0)
+    r = run(iset, f.events)
+    assert alerts(r) == [("ioc.dns-query", "high", PHONE, f"api.{c2[0]}", "")]
+    assert r.devices[0].names == {f"api.{c2[0]}"}
+
+
+def test_what_cannot_be_a_host_name_is_no_name(iset, c2):
+    """A name with an empty label or over 253 bytes is no host name: no alert names it, the device keeps none."""
+    f = Feed()
+    f.dns(f"{c2[0]}..", T0)
+    f.dns(f"api..{c2[0]}", T0 + 1)
+    f.dns("a" * 250 + f".{c2[0]}", T0 + 2)
+    r = run(iset, f.events)
+    assert not [a for a in r.alerts if a.rule.startswith("ioc.")]
+    assert r.devices[0].names == set()
+
+
 # ---- heuristics: fire and quiet ----------------------------------------------------------
 def test_ip_without_dns(iset):
     """An address no DNS answer gave is low; answered, local, multicast, broadcast and box addresses are quiet."""

@@ -13,6 +13,7 @@ import yaml
 
 from appliance.errors import IocFormatError
 from appliance.iocs_formats import classify, detect, normalize_domain, parse_file
+from appliance.names import normalize
 
 ECHAP = "stalkerware-indicators"
 
@@ -271,7 +272,6 @@ def test_invalid_values(value, reason):
 
 def test_normalize_domain_agrees_with_matcher():
     """Indicator normalisation and the matcher's name normalisation spell IDNs the same way."""
-    from appliance.matcher import normalize
     for name in ("bücher.example", "ÉCHAP.Example.", "xn--bcher-kva.example", "Straße.de"):
         assert normalize_domain(name) == normalize(name)
 

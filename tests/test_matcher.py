@@ -8,7 +8,8 @@ import os
 import pytest
 
 from appliance import errors
-from appliance.matcher import Matcher, normalize
+from appliance.matcher import Matcher
+from appliance.names import normalize
 
 # Domains, keywords and the ids they carry; the expectations below are derived by hand from the rules.
 DOMAINS = [("evil.com", 1), ("a.evil.com", 2), ("firebaseio.com", 3), ("xn--bcher-kva.example", 4),

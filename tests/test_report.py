@@ -14,8 +14,9 @@ import pytest
 from test_analysis import PHONE, T0, Feed
 
 from appliance import indicators, report
-from appliance.analysis import RULES, Analyzer, CaptureFile, sha256_file
+from appliance.analysis import Analyzer, CaptureFile, sha256_file
 from appliance.errors import PocketcheckError
+from appliance.rules import RULES
 
 POCKETCHECK = [sys.executable, "-m", "appliance"]
 
@@ -179,7 +180,7 @@ def test_missing_extra_and_resigned_files_fail(tmp_path, iset):
 def test_verify_command_exit_codes(tmp_path, iset):
     """`pocketcheck verify` exits 0 intact, 1 tampered (one line why), 2 on a path that is not a folder."""
     out, _ = _written(tmp_path, iset)
-    env = dict(os.environ, PYTHONPATH=str(Path(report.__file__).parent.parent))
+    env = dict(os.environ, PYTHONPATH=str(Path(report.__file__).parent.parent.parent))
     ok = subprocess.run(POCKETCHECK + ["verify", str(out)], capture_output=True, text=True, env=env, check=False)
     assert ok.returncode == 0 and ok.stdout.startswith("intact") and "SHA256:" in ok.stdout
     (out / "report.json").write_text("{}")

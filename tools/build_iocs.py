@@ -220,7 +220,7 @@ def render(upstream: Path, out: Path) -> list:
     packaged = (attribution + "\n\n## Licence texts\n\n### CC BY 4.0\n\n```\n" + cc.strip() + "\n```\n\n"
                 "### Apache License 2.0\n\n```\n" + apache.strip() + "\n```\n")
     files = {
-        "appliance/data/iocs-default.json": indicators._dump_document(a.document),
+        "appliance/data/iocs-default.json": indicators.dump_document(a.document),
         "appliance/data/iocs-ATTRIBUTION.md": packaged,
         "iocs/ATTRIBUTION.md": attribution,
         "iocs/LICENSES/CC-BY-4.0.txt": cc,

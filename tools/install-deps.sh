@@ -11,7 +11,7 @@ PKGS=(
   busybox  # udhcpc: the simulated phones' DHCP client (tests/test_netsim.py)
   wpasupplicant  # the Wi-Fi uplink; its config is checked by wpa_supplicant itself (tests/test_hotspot.py)
   mtools exfatprogs exfat-fuse fuse3 dosfstools
-  age  # report encryption to an organisation key (appliance/report.py)
+  age  # report encryption to an organisation key (appliance/report/seal.py)
   chromium fonts-dejavu-core
   # the SD-card image (make image / image-test): root filesystem under qemu-user,
   # partitioned image without loop devices, boot test in QEMU, partition checks

@@ -1,0 +1,91 @@
+"""The vocabulary shared by the analysis and the report: levels, verdicts, rules.
+
+Both :mod:`appliance.analysis` (which finds alerts) and
+:mod:`appliance.report` (which writes them) import this module and neither
+imports the other, so there is no import cycle between them. It imports
+nothing of pocketcheck.
+
+Levels: an indicator hit takes the indicator's severity; each heuristic has
+a fixed level (``HEURISTIC_LEVEL``). A device is red when it has a high
+alert, amber when it has a moderate one, green otherwise (:func:`verdict_of`);
+several low or moderate alerts never add up to a high one.
+
+The rules' titles are user-facing text kept here as they were; the report
+shows the catalogues' titles (``appliance/locale/*.json``), which the tests
+keep in step with these ids.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+
+__all__ = ["HEURISTIC_LEVEL", "LEVELS", "LEVEL_RANK", "RULES", "VERDICTS", "iso", "verdict_of"]
+
+LEVELS = ("low", "moderate", "high")
+# A level's place in LEVELS: comparisons and sorts use it ("high" beats "low").
+LEVEL_RANK = {name: i for i, name in enumerate(LEVELS)}
+VERDICTS = ("green", "amber", "red")
+
+# Rule ids are stable: reports, translations and tests refer to them.
+RULES = {
+    "ioc.dns-query": "A DNS query for a known stalkerware name",
+    "ioc.dns-answer": "A DNS answer pointing at a known stalkerware name or address",
+    "ioc.tls-sni": "A TLS connection to a known stalkerware name",
+    "ioc.quic-sni": "A QUIC connection to a known stalkerware name",
+    "ioc.http-host": "A web request to a known stalkerware name",
+    "ioc.server-ip": "A connection to a known stalkerware address",
+    "ioc.cert": "A server certificate known from stalkerware servers",
+    "heur.ip-without-dns": "A connection to an address no DNS answer gave",
+    "heur.tls-unusual-port": "TLS on an unusual port",
+    "heur.http-unusual-port": "Cleartext HTTP on a port that is not a web port",
+    "heur.http-upload": "A large upload over cleartext HTTP",
+    "heur.cert-self-signed": "A self-signed server certificate",
+    "heur.cert-expired": "An expired or not yet valid server certificate",
+    "heur.dyndns": "A name under a dynamic-DNS provider",
+    "heur.rare-tld": "A name under a rarely legitimate top-level domain",
+    "heur.encrypted-dns": "Encrypted DNS the box cannot see into",
+    "heur.beaconing": "Regular check-ins with the same host",
+}
+# The fixed level of each heuristic (indicator rules take the indicator's severity).
+HEURISTIC_LEVEL = {
+    "heur.ip-without-dns": "low",
+    "heur.tls-unusual-port": "low",
+    "heur.http-unusual-port": "moderate",
+    "heur.http-upload": "moderate",
+    "heur.cert-self-signed": "moderate",
+    "heur.cert-expired": "moderate",
+    "heur.dyndns": "moderate",
+    "heur.rare-tld": "low",
+    "heur.encrypted-dns": "low",
+    "heur.beaconing": "moderate",
+}
+
+
+def verdict_of(levels) -> str:
+    """Returns the verdict of a set of alert levels.
+
+    Args:
+        levels: alert levels (any iterable of LEVELS values).
+    Returns:
+        "red" when one is high, "amber" when one is moderate, else "green".
+    Raises:
+        KeyError: a value that is not a level.
+    """
+    ranks = [LEVEL_RANK[lvl] for lvl in levels]
+    if not ranks:
+        return "green"
+    top = max(ranks)
+    return "red" if top == 2 else "amber" if top == 1 else "green"
+
+
+def iso(ts: float | None) -> str | None:
+    """Formats Unix seconds the way report.json writes times.
+
+    Args:
+        ts: Unix seconds, or None.
+    Returns:
+        ISO 8601 UTC with milliseconds and a ``Z`` (``2024-05-01T10:00:00.000Z``);
+        None stays None.
+    """
+    if ts is None:
+        return None
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
