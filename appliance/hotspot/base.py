@@ -70,6 +70,11 @@ class Hotspot:
         self._daemons: list[system.Daemon] = []
 
     @property
+    def daemons(self) -> list[system.Daemon]:
+        """The hotspot's programs; the box's supervisor replaces a dead one in this very list."""
+        return self._daemons
+
+    @property
     def offline(self) -> bool:
         """True when the phone has no internet and the offline listeners answer."""
         return self.settings.offline
