@@ -6,7 +6,7 @@ Two classes with the same methods; the application picks one at start-up
 (the Pi, or the simulation where there is no radio) and never touches
 hostapd, dnsmasq or nftables itself::
 
-    hs = PiHotspot(settings)                  # or netsim.SimulatedHotspot(settings)
+    hs = PiHotspot(settings)                  # or sim.hotspot.SimulatedHotspot(settings)
     ssid, passphrase = new_ssid(), new_passphrase()
     hs.start(ssid, passphrase)                # raises ConfigError, HotspotError, CommandError
     cap = hs.start_capture(path, sink)        # capture.LiveCapture; sink(list[Event]) per batch
@@ -691,11 +691,11 @@ def read_leases(path: str | os.PathLike) -> list[Phone]:
 
 # ------------------------------------------------------------------ hotspots
 # Our own Python helpers as a user would name them in an error message.
-_PROGRAM_NAMES = {"appliance.offline": "offline listener", "appliance.netsim": "simulated internet"}
+_PROGRAM_NAMES = {"appliance.offline": "offline listener", "appliance.sim": "simulated internet"}
 
 
 class Hotspot:
-    """What :class:`PiHotspot` and ``netsim.SimulatedHotspot`` share (see the module docstring)."""
+    """What :class:`PiHotspot` and ``sim.hotspot.SimulatedHotspot`` share (see the module docstring)."""
 
     settings: HotspotSettings
 

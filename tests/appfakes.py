@@ -14,6 +14,7 @@ from typing import ClassVar
 from appliance import app as appmod
 from appliance import config, hw
 from appliance.errors import HotspotError
+from appliance.sim.demo import ReplayHotspot
 
 # A minimal valid pcap: global header only (Ethernet link type).
 PCAP_HEADER = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000")
@@ -143,7 +144,7 @@ def replay_app(tmp_path, kind, *, clock=None, cfg_text="", minutes=None):
     holder = {}
     hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n))
     replay = {} if minutes is None else {"minutes": minutes}
-    a = appmod.App(cfg, hardware, lambda c: appmod.ReplayHotspot(kind, clock.wall(), **replay),
+    a = appmod.App(cfg, hardware, lambda c: ReplayHotspot(kind, clock.wall(), **replay),
                    lambda cap, rep, s: appmod.analyse_with_report(cap, rep, s, cfg=cfg),
                    clock=clock, new_credentials=lambda: ("Livebox-8C1E", "abcdefghjkmn"))
     holder["app"] = a

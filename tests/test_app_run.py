@@ -13,6 +13,7 @@ from appliance import config, hw, report
 from appliance.analysis import Analyzer
 from appliance.app import Ev, State
 from appliance.native import Reader
+from appliance.sim.demo import build_replay_capture
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +56,7 @@ def test_live_stats_count_alerts_only_for_stalkerware(tmp_path):
     """Live counters fed batch by batch count alerts for a stalkerware capture and none for a clean one."""
     for kind, expect_alerts in (("clean", False), ("stalkerware", True)):
         pcap = tmp_path / f"{kind}.pcap"
-        contacted = appmod.build_replay_capture(kind, pcap, 1_800_000_000.0)
+        contacted = build_replay_capture(kind, pcap, 1_800_000_000.0)
         live = appmod.LiveStats(Analyzer())
         with Reader.open_file(str(pcap)) as reader:
             for batch in reader.batches():
