@@ -163,7 +163,7 @@ class SimulatedHotspot(hotspot.Hotspot):
 
     def _build(self, s: hotspot.HotspotSettings, hostapd_conf: str) -> None:
         box = self.box
-        self._addnetns.in_ns(box)
+        self._add_ns(box)
         netns.ip("-n", box, "link", "add", "wlan0", "type", "bridge")
         netns.ip("-n", box, "addr", "add", f"{hotspot.BOX_IP}/{hotspot.SUBNET.prefixlen}", "dev", "wlan0")
         netns.ip("-n", box, "link", "set", "wlan0", "up")
@@ -177,7 +177,7 @@ class SimulatedHotspot(hotspot.Hotspot):
         env = netns.child_env()
         if not s.offline:
             net = self.net
-            self._addnetns.in_ns(net)
+            self._add_ns(net)
             netns.ip("link", "add", "uplink0", "netns", box, "type", "veth", "peer", "name", "eth0", "netns", net)
             netns.ip("-n", box, "addr", "add", f"{internet.BOX_UPLINK_IP}/24", "dev", "uplink0")
             netns.ip("-n", box, "link", "set", "uplink0", "up")
