@@ -28,7 +28,6 @@ import secrets
 import shutil
 import tempfile
 import weakref
-from pathlib import Path
 
 from .. import hotspot, system
 from ..errors import HotspotError
@@ -202,7 +201,7 @@ class SimulatedHotspot(hotspot.Hotspot):
                 netns.in_ns(box, netns.PYTHON, "-m", "appliance.offline", "--host", hotspot.BOX_IP,
                     "--port", str(hotspot.OFFLINE_PORT), "--log", self.offline_log),
                 log_path=os.path.join(self.run_dir, "offline.err"), env=env, startup=0.2,
-                ready=lambda: _log_has(os.path.join(self.run_dir, "offline.err"), "offline listeners on"),
+                ready=lambda: netns.log_has(os.path.join(self.run_dir, "offline.err"), "offline listeners on"),
                 ready_timeout=20))
 
     def _start_hostapd(self, text: str) -> None:
@@ -226,7 +225,7 @@ class SimulatedHotspot(hotspot.Hotspot):
         log_path = os.path.join(self.run_dir, "hostapd.log")
         self._daemons.append(system.spawn(
             netns.in_ns(self.box, "hostapd", conf), log_path=log_path, startup=0.2,
-            ready=lambda: _log_has(log_path, "AP-ENABLED"), ready_timeout=20))
+            ready=lambda: netns.log_has(log_path, "AP-ENABLED"), ready_timeout=20))
 
     def add_phone(self, kind: str = "clean") -> SimPhone:
         """Joins a new simulated phone to the hotspot (DHCP through the real dnsmasq).
@@ -266,17 +265,11 @@ class SimulatedHotspot(hotspot.Hotspot):
 
     def internet_seen(self) -> list[str]:
         """What reached the fake internet ("dns NAME", "tls SNI", "http HOST", "quic N" lines)."""
-        try:
-            return Path(self.internet_log).read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
+        return netns.read_log(self.internet_log)
 
     def offline_seen(self) -> list[str]:
         """What the offline listeners read ("tls IP N", "http IP N", "quic IP N" lines)."""
-        try:
-            return Path(self.offline_log).read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
+        return netns.read_log(self.offline_log)
 
     def stop(self) -> None:
         """Stops the capture, phones and daemons, deletes every namespace and its own run directory.
@@ -301,15 +294,6 @@ class SimulatedHotspot(hotspot.Hotspot):
     def cleanup(self) -> None:
         """Same as :meth:`stop` (kept for readability in tests and at exit)."""
         self.stop()
-
-
-
-def _log_has(path: str, needle: str) -> bool:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return needle in fh.read()
-    except FileNotFoundError:
-        return False
 
 
 __all__ = ["SimulatedHotspot"]

@@ -107,3 +107,21 @@ def cleanup_stale() -> list[str]:
             shutil.rmtree(d, ignore_errors=True)
             removed.append(str(d))
     return removed
+
+
+# ------------------------------------------------------------------ their logs
+def read_log(path: str | os.PathLike) -> list[str]:
+    """The lines a program run in a namespace has logged so far ([] before it wrote any)."""
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def log_has(path: str | os.PathLike, needle: str) -> bool:
+    """True once the log at ``path`` contains ``needle`` (a readiness line such as "AP-ENABLED")."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return needle in fh.read()
+    except FileNotFoundError:
+        return False

@@ -304,10 +304,7 @@ class SimPhone:
 
     def log(self) -> list[str]:
         """The phone's own record of what it did ("tls NAME ok" lines)."""
-        try:
-            return Path(self.log_path).read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
+        return netns.read_log(self.log_path)
 
     def stop(self) -> None:
         """Stops the traffic process; the namespace goes with the simulation."""
