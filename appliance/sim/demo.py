@@ -17,8 +17,6 @@ import shutil
 import sys
 import time
 
-from gpiozero import Device
-
 from .. import config as config_mod
 from .. import hw, screens, system, usb
 from ..analysis import Analyzer
@@ -229,7 +227,7 @@ def run_demo(out: pathlib.Path, mode: str = "auto", quiet: bool = False, stream=
     holder: dict = {}
     hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n))
     hardware.frame_listeners.append(on_frame)
-    button = Device.pin_factory.pin(cfg.pins.button)
+    button = hardware.button.pin  # a MockFactory pin: the demo presses it as a finger would
     kinds = ["clean", "stalkerware"]
     current: dict = {}
 
