@@ -12,8 +12,10 @@ from appliance import hotspot, system
 from appliance.errors import CommandError, HotspotError
 from appliance.sim import internet, packets
 from appliance.sim import netns as namespaces
+from appliance.sim.demo import build_replay_capture
 from appliance.sim.hotspot import SimulatedHotspot
 from appliance.sim.phone import CLEAN_NAMES, CLEAN_QUIC_NAMES, stalkerware_names
+from appliance.sim.scan import parse_ports
 
 IS_ROOT = os.geteuid() == 0
 netns = pytest.mark.netns
@@ -66,6 +68,28 @@ def test_dns_codec_agrees_with_tshark(tmp_path):
                           "-e", "dns.qry.name", "-e", "dns.a"], capture_output=True, text=True, timeout=60,
                          check=True).stdout.split()
     assert out == ["Api.Example.COM", answers[0]]
+
+
+def test_replay_capture_frames_carry_checksums_that_verify(tmp_path):
+    """Every IPv4 header, UDP and TCP segment of the demo's replay capture has a checksum a receiver accepts."""
+    from scapy.all import IP, TCP, UDP, rdpcap
+
+    build_replay_capture("stalkerware", tmp_path / "r.pcap", 1_800_000_000.0, minutes=2.0,
+                         names=["a.c2.example", "b.c2.example"])
+    frames = rdpcap(str(tmp_path / "r.pcap"))
+    assert len(frames) > 20
+    for frame in frames:
+        ip = frame[IP]
+        assert packets.checksum(bytes(ip)[:20]) == 0
+        seg = bytes(ip.payload)
+        pseudo = bytes(ip)[12:20] + bytes([0, ip.proto]) + len(seg).to_bytes(2, "big")
+        assert packets.checksum(pseudo + seg) == 0
+        assert frame.haslayer(UDP) or frame.haslayer(TCP)
+
+
+def test_port_lists_read_as_a_user_writes_them():
+    """A scan's port list takes single ports and inclusive ranges."""
+    assert parse_ports("53,5222-5224,8080") == [53, 5222, 5223, 5224, 8080]
 
 
 def test_stalkerware_names_come_from_the_indicator_set(iocs_upstream):
