@@ -12,8 +12,8 @@ import shutil
 from typing import ClassVar
 
 from appliance import box, check, config, hw
-from appliance.app import ReplayHotspot
 from appliance.errors import HotspotError
+from appliance.sim.demo import ReplayHotspot
 
 # A minimal valid pcap: global header only (Ethernet link type).
 PCAP_HEADER = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000")

@@ -10,8 +10,9 @@ import pytest
 from gpiozero import Device
 from PIL import Image
 
-from appliance import app as appmod
-from appliance import netsim, report
+from appliance import report
+from appliance.errors import PocketcheckError
+from appliance.sim import demo, netns
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +54,7 @@ def check_tree(out, results):
 
 def test_demo_replay_output_tree(tmp_path, capsys):
     """The replay demo (no namespaces) runs both sessions and leaves the documented tree."""
-    results = appmod.run_demo(tmp_path / "out", mode="replay", quiet=False)
+    results = demo.run_demo(tmp_path / "out", mode="replay", quiet=False)
     printed = capsys.readouterr().out
     assert "mode: REPLAY" in printed
     assert "█" in printed  # the block-character screen previews
@@ -72,9 +73,9 @@ def test_demo_command_line(tmp_path):
 
 def test_demo_netns_refused_clearly_when_impossible(tmp_path, monkeypatch):
     """Asking for the network simulation where it cannot run is one clear error."""
-    monkeypatch.setattr(appmod, "_netns_possible", lambda: "not root")
-    with pytest.raises(appmod.PocketcheckError, match="cannot run here: not root"):
-        appmod.run_demo(tmp_path / "x", mode="netns", quiet=True)
+    monkeypatch.setattr(demo, "_netns_possible", lambda: "not root")
+    with pytest.raises(PocketcheckError, match="cannot run here: not root"):
+        demo.run_demo(tmp_path / "x", mode="netns", quiet=True)
 
 
 @pytest.mark.slow
@@ -82,6 +83,6 @@ def test_demo_netns_refused_clearly_when_impossible(tmp_path, monkeypatch):
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("dnsmasq") is None, reason="needs root and dnsmasq")
 def test_demo_network_simulation(tmp_path):
     """With namespaces: real dnsmasq/nftables, simulated phones, live capture, the same two verdicts."""
-    results = appmod.run_demo(tmp_path / "out", mode="netns", quiet=True)
+    results = demo.run_demo(tmp_path / "out", mode="netns", quiet=True)
     check_tree(tmp_path / "out", results)
-    assert not [ns for ns in netsim.list_namespaces() if f"-{os.getpid()}-" in ns]
+    assert not [ns for ns in netns.list_namespaces() if f"-{os.getpid()}-" in ns]

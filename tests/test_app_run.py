@@ -10,9 +10,9 @@ from gpiozero import Device
 
 from appliance import box, config, hw, report
 from appliance.analysis import Analyzer
-from appliance.app import build_replay_capture
 from appliance.box import Ev, State, machine
 from appliance.native import Reader
+from appliance.sim.demo import build_replay_capture
 
 
 @pytest.fixture(autouse=True)

@@ -8,10 +8,12 @@ import time
 
 import pytest
 
-from appliance import hotspot, netsim
+from appliance import hotspot
 from appliance.analysis import Analyzer
 from appliance.capture import LiveCapture
 from appliance.errors import CaptureOpenError, FilterError
+from appliance.sim.hotspot import SimulatedHotspot
+from appliance.sim.phone import CLEAN_HTTP_NAMES, CLEAN_NAMES, CLEAN_QUIC_NAMES, stalkerware_names
 
 pytestmark = [
     pytest.mark.netns,
@@ -24,7 +26,7 @@ needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark
 @pytest.fixture(scope="module")
 def c2_names():
     """Three stalkerware C2 names from the shipped indicators (TLS, HTTP and QUIC in turn)."""
-    return netsim.stalkerware_names(3, seed=7)
+    return stalkerware_names(3, seed=7)
 
 
 class Sink:
@@ -72,7 +74,7 @@ def run_session(sim, tmp_path, phones, settle=1.0):
 @needs_tshark
 def test_two_phones_online_are_seen_live_and_judged(tmp_path, c2_names):
     """A clean and a stalkerware phone at once: DHCP, DNS, SNI, Host and QUIC SNI seen live; red and green."""
-    sim = netsim.SimulatedHotspot()
+    sim = SimulatedHotspot()
     try:
         sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
         sink, cap, (clean, stalker), stats, stop_s = run_session(
@@ -87,10 +89,10 @@ def test_two_phones_online_are_seen_live_and_judged(tmp_path, c2_names):
     # What the core saw, per phone, against what each phone did.
     dhcp = {(e.mac, e.name) for e in sink.events if e.kind == "dhcp"}
     assert {(clean.mac, clean.hostname), (stalker.mac, stalker.hostname)} == dhcp
-    assert set(netsim.CLEAN_NAMES) <= sink.names("dns.query", clean.ip)
-    assert set(netsim.CLEAN_NAMES) <= sink.names("tls.sni", clean.ip)
-    assert set(netsim.CLEAN_QUIC_NAMES) <= sink.names("quic.sni", clean.ip)
-    assert set(netsim.CLEAN_HTTP_NAMES) <= sink.names("http.host", clean.ip)
+    assert set(CLEAN_NAMES) <= sink.names("dns.query", clean.ip)
+    assert set(CLEAN_NAMES) <= sink.names("tls.sni", clean.ip)
+    assert set(CLEAN_QUIC_NAMES) <= sink.names("quic.sni", clean.ip)
+    assert set(CLEAN_HTTP_NAMES) <= sink.names("http.host", clean.ip)
     tls_c2, http_c2, quic_c2 = c2_names
     assert set(c2_names) <= sink.names("dns.query", stalker.ip)
     assert tls_c2 in sink.names("tls.sni", stalker.ip)
@@ -123,7 +125,7 @@ def test_two_phones_online_are_seen_live_and_judged(tmp_path, c2_names):
 @needs_tshark
 def test_offline_mode_names_are_seen_without_internet(tmp_path, c2_names):
     """Offline, the stalkerware phone's names still show as DNS, TLS SNI, HTTP Host and QUIC SNI: red."""
-    sim = netsim.SimulatedHotspot(offline=True)
+    sim = SimulatedHotspot(offline=True)
     try:
         sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
         sink, _cap, (stalker,), _stats, _ = run_session(
@@ -150,7 +152,7 @@ def test_offline_mode_names_are_seen_without_internet(tmp_path, c2_names):
 # events per call (LIVE_PULL) so that they reach the sink while capturing.
 def test_events_reach_the_sink_while_the_capture_runs(tmp_path, c2_names):
     """Batches are handed to the analysis during the capture, not only when it stops."""
-    sim = netsim.SimulatedHotspot()
+    sim = SimulatedHotspot()
     try:
         sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
         sink = Sink()
@@ -175,7 +177,7 @@ def tls_missing(sink, name):
 
 def test_stop_is_prompt_on_a_quiet_hotspot(tmp_path):
     """With no phone at all the capture still stops within a second or two, leaving a valid empty pcap."""
-    sim = netsim.SimulatedHotspot(offline=True)
+    sim = SimulatedHotspot(offline=True)
     try:
         sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
         cap = sim.start_capture(tmp_path / "quiet.pcap")
@@ -207,7 +209,7 @@ def test_an_analysis_failure_does_not_stop_the_capture(tmp_path):
     def broken(batch):
         raise ValueError("analysis bug")
 
-    sim = netsim.SimulatedHotspot()
+    sim = SimulatedHotspot()
     try:
         sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
         cap = sim.start_capture(tmp_path / "x.pcap", broken)
@@ -225,7 +227,7 @@ def test_an_analysis_failure_does_not_stop_the_capture(tmp_path):
 # MAC must come from chaddr, not from the flow.
 def test_dhcp_events_carry_each_phones_own_mac(tmp_path):
     """Each phone's DHCP events carry that phone's MAC (chaddr), even when two phones join one after the other."""
-    sim = netsim.SimulatedHotspot(offline=True)
+    sim = SimulatedHotspot(offline=True)
     try:
         sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
         sink = Sink()

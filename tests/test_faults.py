@@ -15,11 +15,11 @@ import time
 import pytest
 from appfakes import FakeHotspot, make_app
 
-from appliance import app as appmod
 from appliance import box, check, config, hw, report, system, usb
 from appliance.box import Ev, State
 from appliance.errors import CommandError
 from appliance.native import Reader
+from appliance.sim.demo import build_replay_capture
 
 FAULTBOX = pathlib.Path(__file__).parent / "hostile" / "faultbox.py"
 
@@ -197,7 +197,7 @@ def _netns_ok():
 def test_real_hotspot_program_killed_mid_session(tmp_path, program):
     """The simulation's real dnsmasq or hostapd killed with SIGKILL: restarted, a second phone still gets a lease,
     the report says so."""
-    from appliance import netsim
+    from appliance.sim.hotspot import SimulatedHotspot
 
     cfg = config.combine([(config.parse_text(f"data_dir: {tmp_path / 'data'}\ncapture:\n  minimum_minutes: 0\n"),
                            "t")])
@@ -205,7 +205,7 @@ def test_real_hotspot_program_killed_mid_session(tmp_path, program):
     hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n))
 
     def factory(c):
-        hs = netsim.SimulatedHotspot(offline=False)
+        hs = SimulatedHotspot(offline=False)
         sims.append(hs)
         return hs
     a = box.App(cfg, hardware, factory, lambda c, r, s: check.analyse_with_report(c, r, s, cfg=cfg),
@@ -281,7 +281,7 @@ class _GrowingCapture:
 def test_full_sd_card_stops_the_capture_cleanly_and_the_analysis_runs(tmp_path, small_disk):
     """On a 6 MiB card the capture stops before the card is full; the analysis and report still fit and say why."""
     src = tmp_path / "phone.pcap"
-    appmod.build_replay_capture("stalkerware", src, 1_800_000_000.0, minutes=8.0)
+    build_replay_capture("stalkerware", src, 1_800_000_000.0, minutes=8.0)
     source = src.read_bytes()
     cfg = config.combine([(config.parse_text(f"data_dir: {small_disk}\ncapture:\n  minimum_minutes: 0\n"), "t")])
     holder, caps = {}, []
@@ -314,7 +314,7 @@ def test_full_sd_card_stops_the_capture_cleanly_and_the_analysis_runs(tmp_path, 
         doc = json.loads((a.session.report_dir / "report.json").read_text())
         assert {"storage-full", "interrupted"} <= set(doc["session"]["warnings"])
         assert report.verify(a.session.report_dir).intact
-        cat = json.loads(pathlib.Path(appmod.__file__).with_name("locale").joinpath("en.json").read_text())
+        cat = report.catalogue("en")
         assert cat["warnings"]["storage-full"]
     finally:
         hardware.close()
@@ -325,8 +325,9 @@ def test_full_sd_card_stops_the_capture_cleanly_and_the_analysis_runs(tmp_path, 
 def test_live_capture_onto_a_full_card_keeps_running_and_stays_readable(tmp_path):
     """The real live capture writing onto a 1 MiB card that fills up: no crash or hang, events still flow, the
     pcap reads to the damage (the box's watchdog normally stops it before; this is the case it came too late)."""
-    from appliance import hotspot, netsim
+    from appliance import hotspot
     from appliance.analysis import Analyzer
+    from appliance.sim.hotspot import SimulatedHotspot
 
     mnt = tmp_path / "sd"
     mnt.mkdir()
@@ -334,7 +335,7 @@ def test_live_capture_onto_a_full_card_keeps_running_and_stays_readable(tmp_path
                        check=False)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    sim = netsim.SimulatedHotspot(offline=False)
+    sim = SimulatedHotspot(offline=False)
     analyzer = Analyzer()
     try:
         sim.start(hotspot.new_ssid(), hotspot.new_passphrase())

@@ -25,17 +25,16 @@ import subprocess
 import sys
 
 import pytest
-import traffic
-from hostile.frames import dns_query, tls_record, up_tcp, up_udp
 
-from appliance import netsim
 from appliance.analysis import Analyzer
 from appliance.native import Reader, limits
+from appliance.sim.packets import client_hello, dns_query, tls_record, up_tcp, up_udp
+from appliance.sim.phone import stalkerware_names
 
 FLOOD = pathlib.Path(__file__).parent / "hostile" / "flood.py"
 CORE_BOUND_KB = 64 * 1024
 ANALYZER_BOUND_KB = 160 * 1024
-EVIL = netsim.stalkerware_names(2, seed=3)[1]  # a name of the shipped indicator set
+EVIL = stalkerware_names(2, seed=3)[1]  # a name of the shipped indicator set
 
 
 def _flood(kind, count, *extra, timeout=900):
@@ -103,7 +102,7 @@ def test_indicator_hit_survives_table_eviction_under_default_limits():
 
 
 def _evil_hello_frames(t):
-    rec = tls_record(traffic.client_hello(EVIL))
+    rec = tls_record(client_hello(EVIL))
     server = "203.0.113.66"
     return [(t, up_tcp(51000, 443, 1000, 0, "S", dst=server)),
             (t + 0.01, up_tcp(51000, 443, 1001, 1, "A", dst=server)),

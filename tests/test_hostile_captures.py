@@ -13,10 +13,21 @@ import sys
 import pytest
 import traffic
 from hostile import captures
-from hostile.frames import PCAP_HEADER, dns_query, pcap_bytes, record, up_udp
 
 from appliance.errors import CaptureFormatError, CaptureOpenError
 from appliance.native import Reader
+from appliance.sim.packets import (
+    PCAP_HEADER,
+    client_hello,
+    dns_message,
+    dns_query,
+    down_tcp,
+    pcap_bytes,
+    record,
+    tls_record,
+    up_tcp,
+    up_udp,
+)
 
 CLI = [sys.executable, "-m", "appliance"]
 
@@ -99,7 +110,7 @@ def test_feed_reader_matches_file_reader_on_packet_damage(tmp_path):
 
 
 def _split_pcap(data: bytes):
-    """(ts, frame) of every whole record of a classic pcap built by hostile.frames."""
+    """(ts, frame) of every whole record of a classic pcap built by appliance.sim.packets."""
     import struct
     out, off = [], len(PCAP_HEADER)
     while off + 16 <= len(data):
@@ -240,13 +251,11 @@ def test_hostile_strings_keep_both_output_formats_intact(tmp_path):
 
 def test_markup_in_names_never_reaches_the_report_as_markup(tmp_path):
     """An SNI and DNS names carrying HTML are escaped in report.html (the red verdict still comes from the name)."""
-    from hostile.frames import dns_message, down_tcp, tls_record, up_tcp
-
     labels = [b"<script>alert(1)</script>", b"<img\x20src=x\x20onerror=alert(2)>"]
     frames = [up_udp(40000 + i, 53, dns_message(i + 1, bytes([len(lab)]) + lab + b"\x07example\x03com\x00"))
               for i, lab in enumerate(labels)]
     evil = "<b>x</b>.protocol-a946.thetruthspy.com"
-    rec = tls_record(traffic.client_hello(evil))
+    rec = tls_record(client_hello(evil))
     frames += [up_tcp(50001, 443, 1000, 0, "S"), down_tcp(443, 50001, 5000, 1001, "SA"),
                up_tcp(50001, 443, 1001, 5001, "A"), up_tcp(50001, 443, 1001, 5001, "PA", rec)]
     path = tmp_path / "markup.pcap"

@@ -358,10 +358,11 @@ def test_uplink_commands():
 @pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 def test_uplink_dhcp_script_configures_the_uplink_and_the_resolv_file(tmp_path):
     """The Pi's uplink DHCP step, run against a real dnsmasq, sets address and route and writes the resolvers."""
-    from appliance import netsim, system
+    from appliance import system
+    from appliance.sim.hotspot import SimulatedHotspot
 
     # The simulated box plays the upstream router; a bare device is the Pi's uplink side.
-    sim = netsim.SimulatedHotspot(offline=True)
+    sim = SimulatedHotspot(offline=True)
     try:
         sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
         dev = sim.attach_device()
@@ -415,22 +416,23 @@ def test_pi_hotspot_start_without_a_radio_fails_plainly_and_cleans_up(tmp_path):
     import subprocess
     import sys
 
-    from appliance import netsim, system
+    from appliance import system
+    from appliance.sim import netns
 
-    ns = f"{netsim.NS_PREFIX}-{os.getpid()}-{secrets.token_hex(2)}-pitest"
+    ns = f"{netns.NS_PREFIX}-{os.getpid()}-{secrets.token_hex(2)}-pitest"
     system.run(["ip", "netns", "add", ns], timeout=10)
     try:
         system.run(["ip", "-n", ns, "link", "add", "wlan0", "type", "veth", "peer", "name", "radio0"], timeout=10)
         proc = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", PI_START, str(tmp_path)],
                               capture_output=True, text=True, timeout=120, check=False,
-                              env={**os.environ, "PYTHONPATH": str(netsim._ROOT)})
+                              env={**os.environ, "PYTHONPATH": str(netns.ROOT)})
         assert proc.returncode == 0, proc.stderr
         out = json.loads(proc.stdout.splitlines()[-1])
         addr = system.run(["ip", "-n", ns, "-4", "-o", "addr", "show", "dev", "wlan0"], timeout=10).stdout
         left = system.run(["ip", "netns", "pids", ns], timeout=10).stdout.split()
         tables = system.run(["ip", "netns", "exec", ns, "nft", "list", "tables"], timeout=10).stdout
     finally:
-        netsim._delete_ns(ns)
+        netns.delete(ns)
     assert out["type"] == "CommandError" and out["error"].startswith("hostapd ")
     assert "\n" not in out["error"]
     assert out["ssid"] is None

@@ -2,7 +2,7 @@
 
 Network tests run the real simulation (network namespaces, dnsmasq, nftables)
 and scan every TCP and UDP port of the box from the phone's namespace
-(``tests/hostile/scan.py``).
+(``appliance.sim.scan``).
 """
 import json
 import os
@@ -15,11 +15,12 @@ import time
 import pytest
 from appfakes import FakeHotspot, capture_for, replay_app
 
-from appliance import app as appmod
-from appliance import hotspot, netsim, report, system
+from appliance import box, hotspot, report, system
 from appliance.box import Ev, State
+from appliance.sim import internet
+from appliance.sim.demo import build_replay_capture
+from appliance.sim.hotspot import SimulatedHotspot
 
-SCAN = pathlib.Path(__file__).parent / "hostile" / "scan.py"
 needs_netns = pytest.mark.skipif(
     os.geteuid() != 0 or not (system.which("dnsmasq") and system.which("nft") and system.which("busybox")),
     reason="needs root, dnsmasq, nft and busybox")
@@ -36,14 +37,14 @@ def _reset_pins():
 
 
 def _sim(offline):
-    sim = netsim.SimulatedHotspot(offline=offline)
+    sim = SimulatedHotspot(offline=offline)
     sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
     return sim
 
 
 def _scan(phone, kind, host):
-    out = phone.run(sys.executable, str(SCAN), kind, host, timeout=300)
-    return json.loads(out)["ports"]
+    # Every port, 8192 sockets at a time: a host that drops everything costs 8 waits.
+    return phone.scan(host, "1-65535", kind=kind, batch=8192, timeout=1.5)
 
 
 @pytest.mark.netns
@@ -56,7 +57,7 @@ def test_full_scan_online_finds_only_dhcp_and_dns():
         assert phone.ip.startswith("10.23.0.")  # DHCP (udp 67) answered: the lease
         assert _scan(phone, "tcp", hotspot.BOX_IP) == [53]
         assert _scan(phone, "udp", hotspot.BOX_IP) == [53]
-        assert _scan(phone, "tcp", netsim.BOX_UPLINK_IP) == []  # the box's uplink side is closed too
+        assert _scan(phone, "tcp", internet.BOX_UPLINK_IP) == []  # the box's uplink side is closed too
     finally:
         sim.cleanup()
 
@@ -141,7 +142,7 @@ def test_home_lan_behind_the_uplink_is_unreachable():
             r = system.run(["ip", "netns", "exec", phone.ns, sys.executable, "-c", probe, ip, "2222"], timeout=20,
                            check=False)
             assert r.returncode != 0 and "open" not in r.stdout, f"the phone reached the home LAN host {ip}"
-        server = str(next(netsim.FAKE_SERVERS.hosts()))
+        server = str(next(internet.FAKE_SERVERS.hosts()))
         ok = system.run(["ip", "netns", "exec", phone.ns, sys.executable, "-c", probe, server, "443"], timeout=20,
                         check=False)
         assert ok.stdout.strip() == "open"  # the internet is still reachable
@@ -300,7 +301,7 @@ def test_report_encrypted_to_an_organisation_key_decrypts_with_age_tooling(tmp_p
 
     ident = pyrage.x25519.Identity.generate()
     pcap = tmp_path / "p.pcap"
-    appmod.build_replay_capture("stalkerware", pcap, 1_800_000_000.0)
+    build_replay_capture("stalkerware", pcap, 1_800_000_000.0)
     out = tmp_path / "rep"
     r = subprocess.run([sys.executable, "-m", "appliance", "analyze", str(pcap), "--out", str(out),
                         "--encrypt-to", str(ident.to_public()), "--key-dir", str(tmp_path / "keys")],

@@ -2,13 +2,20 @@
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from appliance import hotspot, netsim, system
+from appliance import hotspot, system
 from appliance.errors import CommandError, HotspotError
+from appliance.sim import internet, packets
+from appliance.sim import netns as namespaces
+from appliance.sim.demo import build_replay_capture
+from appliance.sim.hotspot import SimulatedHotspot
+from appliance.sim.phone import CLEAN_NAMES, CLEAN_QUIC_NAMES, stalkerware_names
+from appliance.sim.scan import parse_ports
 
 IS_ROOT = os.geteuid() == 0
 netns = pytest.mark.netns
@@ -17,13 +24,13 @@ needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark
 
 
 def our_namespaces():
-    return [n for n in netsim.list_namespaces() if n.startswith(netsim.NS_PREFIX)]
+    return [n for n in namespaces.list_namespaces() if n.startswith(namespaces.NS_PREFIX)]
 
 
 # ---------------------------------------------------------------- builders
 def test_quic_initial_keys_match_rfc9001_appendix_a():
     """The Initial keys for the RFC 9001 Appendix A connection id are the RFC's values."""
-    key, iv, hp = netsim.quic_client_initial_keys(bytes.fromhex("8394c8f03e515708"))
+    key, iv, hp = packets.quic_client_initial_keys(bytes.fromhex("8394c8f03e515708"))
     assert key.hex() == "1f369613dd76d5467730efcbe3b1a22d"
     assert iv.hex() == "fa044b2f42a3fd3b46fb255c"
     assert hp.hex() == "9f50449e04a0e810283a1e9933adedd2"
@@ -34,7 +41,7 @@ def test_tshark_decrypts_our_quic_initial_and_reads_the_sni(tmp_path):
     """tshark, as an independent QUIC implementation, decrypts the Initial and finds SNI and ALPN."""
     from scapy.all import IP, UDP, Ether, wrpcap
 
-    pkt = netsim.quic_initial("c2.example-stalker.com")
+    pkt = packets.quic_initial("c2.example-stalker.com")
     assert len(pkt) == 1200
     wrpcap(str(tmp_path / "q.pcap"), [Ether() / IP(src="10.23.0.50", dst="198.19.1.2") / UDP(sport=50000, dport=443)
                                       / pkt])
@@ -49,11 +56,11 @@ def test_dns_codec_agrees_with_tshark(tmp_path):
     """The fake internet's DNS answer parses back, and tshark reads the same name and address."""
     from scapy.all import IP, UDP, Ether, wrpcap
 
-    q = netsim.dns_query("Api.Example.COM", qid=0x1234)
-    a = netsim.dns_answer(q)
-    qid, name, qtype, answers = netsim.dns_parse(a)
+    q = packets.dns_query("Api.Example.COM", qid=0x1234)
+    a = internet.dns_answer(q)
+    qid, name, qtype, answers = packets.dns_parse(a)
     assert (qid, name, qtype) == (0x1234, "Api.Example.COM", 1)
-    assert answers == [netsim.fake_address("api.example.com")]
+    assert answers == [internet.fake_address("api.example.com")]
     assert answers[0].startswith("198.19.")
     wrpcap(str(tmp_path / "d.pcap"), [Ether() / IP(src="198.18.0.1", dst="10.23.0.9") / UDP(sport=53, dport=5353)
                                       / a])
@@ -63,12 +70,34 @@ def test_dns_codec_agrees_with_tshark(tmp_path):
     assert out == ["Api.Example.COM", answers[0]]
 
 
+def test_replay_capture_frames_carry_checksums_that_verify(tmp_path):
+    """Every IPv4 header, UDP and TCP segment of the demo's replay capture has a checksum a receiver accepts."""
+    from scapy.all import IP, TCP, UDP, rdpcap
+
+    build_replay_capture("stalkerware", tmp_path / "r.pcap", 1_800_000_000.0, minutes=2.0,
+                         names=["a.c2.example", "b.c2.example"])
+    frames = rdpcap(str(tmp_path / "r.pcap"))
+    assert len(frames) > 20
+    for frame in frames:
+        ip = frame[IP]
+        assert packets.checksum(bytes(ip)[:20]) == 0
+        seg = bytes(ip.payload)
+        pseudo = bytes(ip)[12:20] + bytes([0, ip.proto]) + len(seg).to_bytes(2, "big")
+        assert packets.checksum(pseudo + seg) == 0
+        assert frame.haslayer(UDP) or frame.haslayer(TCP)
+
+
+def test_port_lists_read_as_a_user_writes_them():
+    """A scan's port list takes single ports and inclusive ranges."""
+    assert parse_ports("53,5222-5224,8080") == [53, 5222, 5223, 5224, 8080]
+
+
 def test_stalkerware_names_come_from_the_indicator_set(iocs_upstream):
     """The stalkerware phone's C2 names are upstream stalkerware hosts and high-severity hits of the shipped set."""
-    names = netsim.stalkerware_names(5, seed=1)
+    names = stalkerware_names(5, seed=1)
     hosts = set((iocs_upstream / "stalkerware-indicators" / "generated" / "hosts").read_text().split())
     assert len(names) == 5 and set(names) <= hosts
-    assert netsim.stalkerware_names(5, seed=1) == names
+    assert stalkerware_names(5, seed=1) == names
     from appliance import indicators
 
     per_name = indicators.load_default().match_names(names)
@@ -81,14 +110,14 @@ def test_simulation_refuses_to_run_without_root(monkeypatch):
     """Without root the simulation says so plainly instead of failing half-way."""
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(HotspotError, match="needs root"):
-        netsim.SimulatedHotspot()
+        SimulatedHotspot()
 
 
 # ------------------------------------------------------------ namespaces
 @pytest.fixture
 def online_sim():
     """A started simulated hotspot with a fake internet; torn down after the test."""
-    sim = netsim.SimulatedHotspot()
+    sim = SimulatedHotspot()
     try:
         sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
         yield sim
@@ -99,7 +128,7 @@ def online_sim():
 @pytest.fixture
 def offline_sim():
     """A started simulated hotspot without uplink (offline mode)."""
-    sim = netsim.SimulatedHotspot(offline=True)
+    sim = SimulatedHotspot(offline=True)
     try:
         sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
         yield sim
@@ -119,11 +148,11 @@ def test_phone_gets_a_lease_and_reaches_the_fake_internet_through_nat(online_sim
     log = phone.log()
     assert log and all(line.endswith(" ok") for line in log), log
     seen = online_sim.internet_seen()
-    for name in netsim.CLEAN_NAMES:
+    for name in CLEAN_NAMES:
         assert f"tls {name}" in seen
         assert f"dns {name}" in seen  # dnsmasq forwarded the phone's query upstream
     assert "http connectivitycheck.gstatic.com" in seen
-    assert sum(1 for line in seen if line == "quic 1200") == len(netsim.CLEAN_QUIC_NAMES)
+    assert sum(1 for line in seen if line == "quic 1200") == len(CLEAN_QUIC_NAMES)
     assert online_sim.problem() is None
     dnsmasq = next(d for d in online_sim._daemons if "dnsmasq" in d.argv)
     uid = Path(f"/proc/{dnsmasq.pid}/status").read_text().split("\nUid:")[1].split()[0]
@@ -155,10 +184,10 @@ def test_port_scan_online_finds_only_dns_on_the_box(online_sim):
     phone = online_sim.add_phone("clean")
     assert phone.scan(ports=f"1-1100,5222-5223,8080,8443,{hotspot.OFFLINE_PORT}") == [53]
     # The box's uplink address is the box too: also closed to the phone.
-    assert phone.scan(host=netsim.BOX_UPLINK_IP, ports="1-1100") == []
-    out = phone.run(netsim.PYTHON, "-c", "from appliance import netsim; print(netsim.resolve('www.bbc.co.uk', "
+    assert phone.scan(host=internet.BOX_UPLINK_IP, ports="1-1100") == []
+    out = phone.run(namespaces.PYTHON, "-c", "from appliance.sim.phone import resolve; print(resolve('www.bbc.co.uk', "
                     f"'{hotspot.BOX_IP}'))")
-    assert out.strip() == netsim.fake_address("www.bbc.co.uk")
+    assert out.strip() == internet.fake_address("www.bbc.co.uk")
 
 
 @netns
@@ -187,7 +216,7 @@ def test_offline_names_resolve_to_the_box_and_hellos_are_read(offline_sim):
     kinds = sorted({line.split()[0] for line in offline_sim.offline_seen()})
     assert kinds == ["http", "quic", "tls"]
     assert all(line.split()[1] == phone.ip for line in offline_sim.offline_seen())
-    out = phone.run(netsim.PYTHON, "-c", f"from appliance import netsim; print(netsim.resolve('anything.test', "
+    out = phone.run(namespaces.PYTHON, "-c", f"from appliance.sim.phone import resolve; print(resolve('anything.test', "
                     f"'{hotspot.BOX_IP}'))")
     assert out.strip() == hotspot.BOX_IP
 
@@ -197,7 +226,7 @@ def test_offline_names_resolve_to_the_box_and_hellos_are_read(offline_sim):
 def test_hard_coded_resolver_is_answered_by_the_box_offline(offline_sim):
     """Offline, a phone that asks 8.8.8.8 directly still gets the box's answer (redirect to dnsmasq)."""
     phone = offline_sim.add_phone("clean")
-    out = phone.run(netsim.PYTHON, "-c", "from appliance import netsim; print(netsim.resolve('x.example', '8.8.8.8'))")
+    out = phone.run(namespaces.PYTHON, "-c", "from appliance.sim.phone import resolve; print(resolve('x.example', '8.8.8.8'))")
     assert out.strip() == hotspot.BOX_IP
 
 
@@ -205,14 +234,14 @@ def test_hard_coded_resolver_is_answered_by_the_box_offline(offline_sim):
 @needs_root
 def test_everything_is_torn_down():
     """After stop, no namespace and no process of the simulation is left."""
-    sim = netsim.SimulatedHotspot()
+    sim = SimulatedHotspot()
     sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
     phone = sim.run_phone("clean", rounds=5, interval=1.0)
     names = [sim.box, sim.net, phone.ns]
     pids = [d.pid for d in sim._daemons] + [phone._daemon.pid]
-    assert set(names) <= set(netsim.list_namespaces())
+    assert set(names) <= set(namespaces.list_namespaces())
     sim.cleanup()
-    assert not set(names) & set(netsim.list_namespaces())
+    assert not set(names) & set(namespaces.list_namespaces())
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     assert not os.path.exists(sim.run_dir)
@@ -225,19 +254,19 @@ def test_stale_namespaces_of_dead_runs_are_cleaned_up():
     """cleanup_stale removes namespaces and run dirs whose creating process is gone and keeps live ones."""
     dead = subprocess.Popen(["true"])
     dead.wait()
-    stale = f"{netsim.NS_PREFIX}-{dead.pid}-beef-box"
-    live = f"{netsim.NS_PREFIX}-{os.getpid()}-cafe-box"
+    stale = f"{namespaces.NS_PREFIX}-{dead.pid}-beef-box"
+    live = f"{namespaces.NS_PREFIX}-{os.getpid()}-cafe-box"
     for ns in (stale, live):
         system.run(["ip", "netns", "add", ns], timeout=10)
-    stale_dir = Path(netsim.tempfile.gettempdir()) / f"{netsim.RUN_DIR_PREFIX}{dead.pid}-x1y2"
-    live_dir = Path(netsim.tempfile.gettempdir()) / f"{netsim.RUN_DIR_PREFIX}{os.getpid()}-x1y2"
+    stale_dir = Path(tempfile.gettempdir()) / f"{namespaces.RUN_DIR_PREFIX}{dead.pid}-x1y2"
+    live_dir = Path(tempfile.gettempdir()) / f"{namespaces.RUN_DIR_PREFIX}{os.getpid()}-x1y2"
     stale_dir.mkdir()
     live_dir.mkdir()
     try:
-        removed = netsim.cleanup_stale()
+        removed = namespaces.cleanup_stale()
         assert not stale_dir.exists() and live_dir.exists()
         assert stale in removed and live not in removed
-        assert live in netsim.list_namespaces() and stale not in netsim.list_namespaces()
+        assert live in namespaces.list_namespaces() and stale not in namespaces.list_namespaces()
     finally:
         for ns in (stale, live):
             system.run(["ip", "netns", "delete", ns], timeout=10, check=False)
@@ -249,9 +278,9 @@ def test_stale_namespaces_of_dead_runs_are_cleaned_up():
 @needs_root
 def test_a_failed_start_leaves_nothing_behind(monkeypatch):
     """When a step of start fails, the namespaces made so far are removed and the error is plain."""
-    sim = netsim.SimulatedHotspot()
+    sim = SimulatedHotspot()
     before = set(our_namespaces())
-    monkeypatch.setattr(netsim, "NET_IP", "not-an-address")
+    monkeypatch.setattr(internet, "NET_IP", "not-an-address")
     with pytest.raises(CommandError, match="ip failed") as info:
         sim.start(hotspot.new_ssid(), hotspot.new_passphrase())
     assert "\n" not in str(info.value)
@@ -282,13 +311,13 @@ def test_simulation_from_config_follows_country_channel_and_uplink():
     from appliance import config
 
     base = config.load(system_path=None).replace(country="FR")
-    sim = netsim.SimulatedHotspot.from_config(base)
+    sim = SimulatedHotspot.from_config(base)
     try:
         assert (sim.settings.country, sim.settings.channel, sim.offline) == ("FR", base.hotspot.channel, True)
     finally:
         sim.cleanup()
     wired = base.replace(uplink=config.Uplink(interface="usb0", wifi_ssid="", wifi_passphrase=""))
-    sim = netsim.SimulatedHotspot.from_config(wired)
+    sim = SimulatedHotspot.from_config(wired)
     try:
         assert (sim.offline, sim.settings.uplink_iface) == (False, "uplink0")
     finally:

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from appliance import netsim, offline
+from appliance import offline
+from appliance.sim import packets
 
 
 def record(payload: bytes, ctype: int = 0x16) -> bytes:
@@ -35,7 +36,7 @@ def wait_seen(lst, n=1, timeout=5.0):
 
 def test_hello_complete_follows_tls_record_and_handshake_lengths():
     """A ClientHello is complete only when its handshake length is reached, across records."""
-    hello = netsim.client_hello("c2.example.net", quic=False)
+    hello = packets.client_hello("c2.example.net", quic=False)
     whole = record(hello)
     assert offline.hello_complete(whole)
     for cut in (1, 5, 9, len(whole) - 1):
@@ -66,7 +67,7 @@ def test_tls_client_never_completes_a_handshake(listeners):
 
 def test_listener_reads_exactly_the_hello_and_sends_nothing(listeners):
     """A hand-built ClientHello split over two records is read in full; not one byte comes back."""
-    hello = netsim.client_hello("tracker.example.org", quic=False)
+    hello = packets.client_hello("tracker.example.org", quic=False)
     data = record(hello[:60]) + record(hello[60:])
     with socket.create_connection((listeners.host, listeners.port), timeout=5) as s:
         s.sendall(data[:30])
@@ -96,7 +97,7 @@ def test_quic_initials_are_read_and_never_answered(listeners):
     """A QUIC Initial datagram is counted and gets no reply."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(0.5)
-        s.sendto(netsim.quic_initial("c2.example.net"), (listeners.host, listeners.port))
+        s.sendto(packets.quic_initial("c2.example.net"), (listeners.host, listeners.port))
         with pytest.raises(TimeoutError):
             s.recvfrom(2048)
     assert wait_seen(listeners)[0] == ("quic", "127.0.0.1", 1200)

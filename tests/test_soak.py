@@ -13,9 +13,10 @@ import time
 import pytest
 from hostile import soak
 
-from appliance import netsim
 from appliance.analysis import Analyzer
 from appliance.native import Reader
+from appliance.sim.hotspot import SimulatedHotspot
+from appliance.sim.phone import stalkerware_names
 
 # Allowed growth between the end of the first hour (caches warm) and the end of the session.
 RSS_FLAT_KB = 24 * 1024
@@ -36,7 +37,7 @@ def _fds() -> int:
 @pytest.mark.slow
 def test_eight_hours_compressed():
     """Eight hours, four phones (one with stalkerware): RSS and fds flat after the first hour, right verdicts."""
-    c2 = netsim.stalkerware_names(2, seed=3)
+    c2 = stalkerware_names(2, seed=3)
     rng = random.Random(8)
     # a visit (DNS + TLS connection) every 3 s on average per phone: ~10 packets/s in all, 300 000 visits
     phones = [soak.Phone(i, c2 if i == 3 else None, random.Random(rng.random()), mean_gap=3.0) for i in range(4)]
@@ -85,7 +86,7 @@ def test_real_time_minutes_with_the_simulation(tmp_path):
     """A few real minutes: three simulated phones through dnsmasq, the live capture and the Analyzer; flat memory."""
     from appliance import hotspot
 
-    sim = netsim.SimulatedHotspot(offline=False)
+    sim = SimulatedHotspot(offline=False)
     analyzer = Analyzer()
     samples = []
     try:

@@ -10,17 +10,15 @@ which tests derive the alerts they expect without running the analysis.
 What is on the wire is real protocol, byte for byte: DHCP, DNS, TCP with
 handshakes and teardown, TLS ClientHello with SNI and ALPN (and, on request,
 ServerHello + Certificate), HTTP/1.1, and QUIC v1 Initial packets encrypted as
-RFC 9001 says (initial secrets from the DCID, AES-128-GCM payload protection,
-AES header protection), so the capture core and tshark decode them as they
-would a phone's.
-
-Helper G2 reuses these for the simulated phones.
+RFC 9001 says, so the capture core and tshark decode them as they would a
+phone's. Link, IP, UDP, TCP, DHCP and DNS come from scapy (an independent
+builder); the TLS and QUIC payloads from :mod:`appliance.sim.packets`, the
+tree's one packet builder, which scapy has no equivalent of.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import hmac
 import random
 import struct
 from dataclasses import dataclass, field
@@ -28,8 +26,6 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.layers.dns import DNS, DNSQR, DNSRR
@@ -38,6 +34,8 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
+
+from appliance.sim.packets import certificate_msg, client_hello, quic_initial, server_hello, tls_record
 
 BOX_MAC = "02:00:5e:00:00:01"
 BOX_IP = "10.23.0.1"
@@ -200,72 +198,6 @@ def dns_lookup(phone: Phone, name: str, t: float, answers=(), qtype: int = DNS_A
 
 
 # ---- TLS ---------------------------------------------------------------------------
-def _u16(n: int) -> bytes:
-    return struct.pack("!H", n)
-
-
-def _u24(n: int) -> bytes:
-    return struct.pack("!I", n)[1:]
-
-
-def _ext(etype: int, body: bytes) -> bytes:
-    return _u16(etype) + _u16(len(body)) + body
-
-
-def client_hello(sni: str | None, alpn=("h2", "http/1.1"), quic: bool = False, seed: str = "") -> bytes:
-    """A TLS 1.3-capable ClientHello handshake message (no record header).
-
-    Args:
-        sni: the server name (None: no server_name extension).
-        alpn: ALPN protocol names.
-        quic: add quic_transport_parameters (for QUIC Initials) and drop TLS 1.2 fallbacks.
-        seed: makes random, session id and key share deterministic.
-    """
-    rnd = hashlib.sha256(f"random{sni}{seed}".encode()).digest()
-    sid = b"" if quic else hashlib.sha256(f"sid{sni}{seed}".encode()).digest()
-    suites = [0x1301, 0x1302, 0x1303] + ([] if quic else [0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8])
-    exts = b""
-    if sni:
-        host = sni.encode("idna") if not sni.isascii() else sni.encode()
-        entry = b"\x00" + _u16(len(host)) + host
-        exts += _ext(0x0000, _u16(len(entry)) + entry)
-    exts += _ext(0x000A, _u16(6) + _u16(0x001D) + _u16(0x0017) + _u16(0x0018))
-    if not quic:
-        exts += _ext(0x000B, b"\x01\x00")
-    sigalgs = [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601]
-    exts += _ext(0x000D, _u16(2 * len(sigalgs)) + b"".join(_u16(s) for s in sigalgs))
-    if alpn:
-        lst = b"".join(bytes([len(p)]) + p.encode() for p in alpn)
-        exts += _ext(0x0010, _u16(len(lst)) + lst)
-    versions = [0x0304] if quic else [0x0304, 0x0303]
-    exts += _ext(0x002B, bytes([2 * len(versions)]) + b"".join(_u16(v) for v in versions))
-    exts += _ext(0x002D, b"\x01\x01")
-    share = hashlib.sha256(f"share{sni}{seed}".encode()).digest()
-    exts += _ext(0x0033, _u16(36) + _u16(0x001D) + _u16(32) + share)
-    if quic:
-        exts += _ext(0x0039, bytes([0x04, 0x04, 0x80, 0x10, 0x00, 0x00, 0x01, 0x04, 0x80, 0x00, 0x75, 0x30]))
-    body = (b"\x03\x03" + rnd + bytes([len(sid)]) + sid + _u16(2 * len(suites))
-            + b"".join(_u16(s) for s in suites) + b"\x01\x00" + _u16(len(exts)) + exts)
-    return b"\x01" + _u24(len(body)) + body
-
-
-def _record(hs: bytes, version: bytes = b"\x03\x01") -> bytes:
-    return b"\x16" + version + _u16(len(hs)) + hs
-
-
-def server_hello(seed: str = "") -> bytes:
-    """A TLS 1.2 ServerHello handshake message (ECDHE-RSA-AES128-GCM)."""
-    body = b"\x03\x03" + hashlib.sha256(f"srv{seed}".encode()).digest() + b"\x00" + _u16(0xC02F) + b"\x00" + _u16(0)
-    return b"\x02" + _u24(len(body)) + body
-
-
-def certificate_msg(ders: list[bytes]) -> bytes:
-    """A TLS 1.2 Certificate handshake message carrying a DER chain (leaf first)."""
-    lst = b"".join(_u24(len(d)) + d for d in ders)
-    body = _u24(len(lst)) + lst
-    return b"\x0b" + _u24(len(body)) + body
-
-
 def make_cert(common_name: str, issuer_cn: str | None = None, not_before: str = "2025-01-01",
               not_after: str = "2030-01-01", seed: int = 1) -> bytes:
     """A deterministic Ed25519 X.509 certificate (DER).
@@ -290,17 +222,17 @@ def tls_connect(phone: Phone, server: str, sni: str | None, t: float, port: int 
 
     ``upload`` bytes of opaque application data follow from the phone.
     """
-    reply = _record(server_hello(sni or server))
+    reply = tls_record(server_hello(sni or server))
     if cert is not None:
-        reply = _record(server_hello(sni or server) + certificate_msg([cert]), b"\x03\x03")
-    client = [_record(client_hello(sni, alpn, seed=str(t)))]
+        reply = tls_record(server_hello(sni or server) + certificate_msg([cert]), b"\x03\x03")
+    client = [tls_record(client_hello(sni, alpn, seed=str(t)))]
     server_data = [reply]
     if upload:
-        client.append(b"\x17\x03\x03" + _u16(min(upload, 16384)) + b"\xaa" * min(upload, 16384))
+        client.append(b"\x17\x03\x03" + struct.pack("!H", min(upload, 16384)) + b"\xaa" * min(upload, 16384))
         rest = upload - min(upload, 16384)
         while rest > 0:
             n = min(rest, 16384)
-            client[-1] += b"\x17\x03\x03" + _u16(n) + b"\xaa" * n
+            client[-1] += b"\x17\x03\x03" + struct.pack("!H", n) + b"\xaa" * n
             rest -= n
         server_data.append(b"\x17\x03\x03\x00\x10" + b"\xbb" * 16)
     return tcp_session(phone, server, port, t, client, server_data)
@@ -319,63 +251,6 @@ def http_request(phone: Phone, server: str, host: str, t: float, method: str = "
 
 
 # ---- QUIC --------------------------------------------------------------------------
-_QUIC_V1_SALT = bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a")
-
-
-def _hkdf_expand_label(secret: bytes, label: str, length: int) -> bytes:
-    full = b"tls13 " + label.encode()
-    info = _u16(length) + bytes([len(full)]) + full + b"\x00"
-    out, block, i = b"", b"", 1
-    while len(out) < length:
-        block = hmac.new(secret, block + info + bytes([i]), hashlib.sha256).digest()
-        out += block
-        i += 1
-    return out[:length]
-
-
-def _varint(n: int) -> bytes:
-    if n < 64:
-        return bytes([n])
-    if n < 16384:
-        return _u16(0x4000 | n)
-    return struct.pack("!I", 0x80000000 | n)
-
-
-def quic_initial(sni: str, dcid: bytes, scid: bytes = b"", pn: int = 0, alpn=("h3",)) -> bytes:
-    """A client QUIC v1 Initial datagram carrying a ClientHello, protected per RFC 9001 section 5.
-
-    Args:
-        sni: the server name in the ClientHello.
-        dcid: the destination connection ID chosen by the client (8+ bytes); it keys the Initial secrets.
-        scid: the source connection ID.
-        pn: the packet number.
-    Returns:
-        The UDP payload (padded to 1200 bytes, as clients must).
-    """
-    initial = hmac.new(_QUIC_V1_SALT, dcid, hashlib.sha256).digest()
-    client = _hkdf_expand_label(initial, "client in", 32)
-    key, iv, hp = (_hkdf_expand_label(client, "quic key", 16), _hkdf_expand_label(client, "quic iv", 12),
-                   _hkdf_expand_label(client, "quic hp", 16))
-    ch = client_hello(sni, alpn, quic=True, seed=dcid.hex())
-    frames = b"\x06" + _varint(0) + _varint(len(ch)) + ch
-    pn_len = 2
-    head_wo_len = (bytes([0xC0 | (pn_len - 1)]) + struct.pack("!I", 1) + bytes([len(dcid)]) + dcid
-                   + bytes([len(scid)]) + scid + _varint(0))
-    # Pad the frames so the whole datagram is 1200 bytes (length field: 2-byte varint).
-    pad = 1200 - (len(head_wo_len) + 2 + pn_len + len(frames) + 16)
-    frames += b"\x00" * max(pad, 0)
-    header = head_wo_len + _u16(0x4000 | (pn_len + len(frames) + 16)) + pn.to_bytes(pn_len, "big")
-    nonce = (int.from_bytes(iv, "big") ^ pn).to_bytes(12, "big")
-    sealed = AESGCM(key).encrypt(nonce, frames, header)
-    sample = sealed[4 - pn_len:4 - pn_len + 16]
-    enc = Cipher(algorithms.AES(hp), modes.ECB()).encryptor()
-    mask = enc.update(sample) + enc.finalize()
-    first = bytes([header[0] ^ (mask[0] & 0x0F)])
-    pn_off = len(header) - pn_len
-    pn_bytes = bytes(b ^ m for b, m in zip(header[pn_off:], mask[1:1 + pn_len], strict=True))
-    return first + header[1:pn_off] + pn_bytes + sealed
-
-
 def quic_connect(phone: Phone, server: str, sni: str, t: float, port: int = 443) -> list:
     """A QUIC v1 Initial from the phone (no answer: the server's would be opaque anyway)."""
     dcid = hashlib.sha256(f"dcid{sni}{t}".encode()).digest()[:8]
@@ -500,13 +375,11 @@ __all__ = [
     "Contact",
     "Phone",
     "clean_phone",
-    "client_hello",
     "dhcp",
     "dns_lookup",
     "http_request",
     "make_cert",
     "quic_connect",
-    "quic_initial",
     "stalkerware_phone",
     "tcp_probe",
     "tcp_session",

@@ -2,7 +2,7 @@
 
 Typing Protocols, so the App calls these members directly instead of probing
 for them. The real classes (:class:`appliance.hotspot.PiHotspot`,
-``netsim.SimulatedHotspot``, :class:`appliance.capture.LiveCapture`,
+``sim.hotspot.SimulatedHotspot``, :class:`appliance.capture.LiveCapture`,
 :class:`appliance.usb.MtoolsStick` and :class:`~appliance.usb.MountedStick`),
 the demo's replay hotspot and the tests' fakes all have them.
 """
@@ -31,7 +31,7 @@ class Capture(Protocol):
 
 
 class Hotspot(Protocol):
-    """The Wi-Fi the phone joins, with its capture (hotspot.PiHotspot, netsim.SimulatedHotspot)."""
+    """The Wi-Fi the phone joins, with its capture (hotspot.PiHotspot, sim.hotspot.SimulatedHotspot)."""
 
     ssid: str | None
     passphrase: str | None

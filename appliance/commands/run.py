@@ -9,7 +9,7 @@ import signal
 from .. import config as config_mod
 from .. import hw, screens, system, updates, usb
 from ..analysis import Analyzer
-from ..app import run_demo
+from ..sim.demo import run_demo
 from ..box import App, Ev, LiveStats, Store, ThreadRunner
 from ..check import analyse_with_report, ioc_set_date
 from ..errors import ConfigError, PocketcheckError

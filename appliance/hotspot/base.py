@@ -52,7 +52,7 @@ def read_leases(path: str | os.PathLike) -> list[Phone]:
 # ------------------------------------------------------------------ hotspots
 # Our own Python helpers (run as ``python -m MODULE``) as a user would name
 # them in an error message.
-_PROGRAM_NAMES = {"appliance.offline": "offline listener", "appliance.netsim": "simulated internet"}
+_PROGRAM_NAMES = {"appliance.offline": "offline listener", "appliance.sim": "simulated internet"}
 
 
 class Hotspot:

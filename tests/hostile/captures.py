@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import struct
 
-import traffic
-
-from .frames import (
+from appliance.sim.packets import (
     BOX_IP,
     PCAP_HEADER,
     PHONE_IP,
+    client_hello,
     dns_message,
     dns_query,
     down_tcp,
@@ -20,6 +19,7 @@ from .frames import (
     ipv4,
     pcap_bytes,
     qname,
+    quic_initial,
     record,
     tls_record,
     udp,
@@ -122,8 +122,8 @@ def tcp_conflicting_segments():
     connection, made of bytes that were really on the wire, and no crash.
     Returns (pcap, candidate names per connection, status).
     """
-    rec = tls_record(traffic.client_hello("evil.example.net"))
-    alt = tls_record(traffic.client_hello("good.example.org"))
+    rec = tls_record(client_hello("evil.example.net"))
+    alt = tls_record(client_hello("good.example.org"))
     assert len(rec) == len(alt)
     n = len(rec)
     frames = (_tcp_conn(50001, [(0, rec[:100]), (0, alt[:100]), (100, rec[100:])], n)
@@ -164,7 +164,7 @@ def ip_lies():
 
 def quic_bad_lengths():
     """QUIC Initials with lying length, token length and CID lengths, then a good one."""
-    good = traffic.quic_initial("quic.example.com", bytes(range(8)), b"\x01" * 8)
+    good = quic_initial("quic.example.com", bytes(range(8)), b"\x01" * 8)
     off = 1 + 4 + 1 + 8 + 1 + 8 + 1  # first byte, version, DCID len + DCID, SCID len + SCID, token length
     bad = [good[:off] + struct.pack("!H", 0x4000 | 4000) + good[off + 2:],   # length beyond the datagram
            good[:off] + struct.pack("!H", 0x4000) + good[off + 2:],          # length 0
@@ -182,7 +182,7 @@ def quic_bad_lengths():
 
 def snaplen_cut_hello():
     """A ClientHello cut by the capture's snap length (caplen < wirelen): SNI still reported, marked partial."""
-    rec = tls_record(traffic.client_hello("snapped.example.net"))
+    rec = tls_record(client_hello("snapped.example.net"))
     frames = _tcp_conn(50010, [], 0)[:3]
     full = up_tcp(50010, 443, 1001, 5001, "PA", rec)
     body = pcap_bytes(frames) + record(T0 + 1, full[:54 + 140], wirelen=len(full))

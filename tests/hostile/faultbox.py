@@ -25,9 +25,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from appliance import app as appmod
 from appliance import box, check, config, hw, report, usb
 from appliance.box import Ev
+from appliance.sim.demo import build_replay_capture
 
 T0 = 1_800_000_000.0
 
@@ -47,7 +47,7 @@ class TrickleCapture:
         self.path = str(path)
         self.running = True
         built = pathlib.Path(self.path + ".src")
-        appmod.build_replay_capture("stalkerware", built, T0, minutes=8.0)
+        build_replay_capture("stalkerware", built, T0, minutes=8.0)
         self.data = built.read_bytes()
         built.unlink()
         self.state_file = state_file

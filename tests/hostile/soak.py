@@ -10,23 +10,10 @@ from __future__ import annotations
 
 import heapq
 import random
-import struct
 import zlib
 
-import traffic
-
-from .frames import BOX_IP, BOX_MAC, dns_query, eth, ipv4, tcp, tls_record, udp
-
-CLEAN = ("www.google.com", "www.youtube.com", "i.instagram.com", "www.wikipedia.org", "www.bbc.co.uk",
-         "play.googleapis.com", "www.gstatic.com", "api.spotify.com", "www.apple.com", "weather.com")
-
-
-def _answer(query: bytes, ip: str) -> bytes:
-    hdr = bytearray(query[:12])
-    hdr[2:4] = b"\x81\x80"
-    hdr[6:8] = b"\x00\x01"
-    rr = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 300, 4) + bytes(int(x) for x in ip.split("."))
-    return bytes(hdr) + query[12:] + rr
+from appliance.sim.packets import BOX_IP, BOX_MAC, client_hello, dns_query, dns_reply, eth, ipv4, tcp, tls_record, udp
+from appliance.sim.phone import CLEAN_NAMES as CLEAN
 
 
 def _server_ip(name: str) -> str:
@@ -59,10 +46,10 @@ class Phone:
         q = dns_query(name, self.rng.randrange(65536))
         sp = self._port()
         out = [(t, eth(ipv4(ip, BOX_IP, 17, udp(sp, 53, q)), src=mac, dst=BOX_MAC)),
-               (t + 0.02, eth(ipv4(BOX_IP, ip, 17, udp(53, sp, _answer(q, server))), src=BOX_MAC, dst=mac))]
+               (t + 0.02, eth(ipv4(BOX_IP, ip, 17, udp(53, sp, dns_reply(q, server, ttl=300))), src=BOX_MAC, dst=mac))]
         hello = self.hellos.get(name)
         if hello is None:
-            hello = self.hellos[name] = tls_record(traffic.client_hello(name))
+            hello = self.hellos[name] = tls_record(client_hello(name))
         cp = self._port()
         up = lambda flags, seq, ack, data=b"": eth(ipv4(ip, server, 6, tcp(cp, 443, seq, ack, flags, data)),
                                                    src=mac, dst=BOX_MAC)

@@ -1,32 +1,34 @@
-"""The demo: two checks end to end on simulated hardware (``pocketcheck demo``).
+"""The demo (``pocketcheck demo``): the real App through two sessions, on simulated hardware.
 
-What is left of the old ``app.py`` once the box moved to :mod:`appliance.box`,
-:mod:`appliance.check` and :mod:`appliance.commands.run`; this section moves
-to ``appliance/sim/demo.py``.
+The App runs on gpiozero MockFactory pins and luma's dummy display. The
+network is the namespace simulation (:mod:`appliance.sim.hotspot`: real
+dnsmasq/nftables, simulated phones, live capture) when this machine allows
+it; otherwise a replay: a capture of the same kind of phone traffic is built
+here (:func:`build_replay_capture`) and fed through the same live counters,
+analysis and report.
 """
 from __future__ import annotations
 
 import logging
 import os
 import pathlib
+import random
 import shutil
+import sys
 import time
 
-from . import config as config_mod
-from . import screens
-from .box import App, Ev, FakeClock, LiveStats, State, SyncRunner
-from .check import analyse_with_report, ioc_set_date
-from .errors import PocketcheckError
+from .. import config as config_mod
+from .. import hw, screens, system, usb
+from ..analysis import Analyzer
+from ..box import App, Ev, FakeClock, LiveStats, State, SyncRunner
+from ..check import analyse_with_report, ioc_set_date
+from ..errors import PocketcheckError
+from ..native import Reader
+from . import internet, packets
+from .hotspot import SimulatedHotspot
+from .phone import stalkerware_names
 
 log = logging.getLogger(__name__)
-
-
-# ======================================================================= demo
-# The demo drives the real App, on gpiozero MockFactory pins and luma's dummy
-# display, through two sessions. The network is G2's simulation (network
-# namespaces, real dnsmasq/nftables, simulated phones) when this machine allows
-# it; otherwise a replay: a capture of the same kind of phone traffic is built
-# here and fed through the same live counters, analysis and report.
 
 DEMO_PHONE_MAC = "02:70:63:00:00:0a"
 DEMO_PHONE_IP = "10.23.0.10"
@@ -34,48 +36,6 @@ DEMO_BOX_MAC = "02:70:63:00:00:01"
 DEMO_BOX_IP = "10.23.0.1"
 CLEAN_NAMES = ("www.wikipedia.org", "www.bbc.co.uk", "www.google.com", "www.apple.com", "api.weather.com",
                "www.openstreetmap.org", "news.ycombinator.com", "www.gov.uk")
-
-
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def _ipv4(src: str, dst: str, proto: int, payload: bytes, ident: int) -> bytes:
-    import socket
-    import struct
-
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident & 0xFFFF, 0x4000, 64, proto, 0,
-                      socket.inet_aton(src), socket.inet_aton(dst))
-    hdr = hdr[:10] + _csum(hdr).to_bytes(2, "big") + hdr[12:]
-    return hdr + payload
-
-
-def _l4(src: str, dst: str, proto: int, seg: bytes) -> bytes:
-    import socket
-
-    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + bytes([0, proto]) + len(seg).to_bytes(2, "big")
-    c = _csum(pseudo + seg)
-    at = 6 if proto == 17 else 16
-    return seg[:at] + c.to_bytes(2, "big") + seg[at + 2:]
-
-
-def _udp(src, sport, dst, dport, payload, ident) -> bytes:
-    import struct
-
-    seg = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
-    return _ipv4(src, dst, 17, _l4(src, dst, 17, seg), ident)
-
-
-def _tcp(src, sport, dst, dport, seq, ack, flags, payload, ident) -> bytes:
-    import struct
-
-    seg = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + payload
-    return _ipv4(src, dst, 6, _l4(src, dst, 6, seg), ident)
 
 
 def build_replay_capture(kind: str, path: str | os.PathLike, t0: float, minutes: float = 6.0,
@@ -98,60 +58,45 @@ def build_replay_capture(kind: str, path: str | os.PathLike, t0: float, minutes:
     Returns:
         The names the phone contacted.
     """
-    import random
-    import struct
-
-    from . import netsim
-
     rng = random.Random(7 if kind == "clean" else 11)
     visits: list[tuple[float, str]] = []
     span = minutes * 60
     for i, name in enumerate(CLEAN_NAMES):
         visits.append((5 + i * span / len(CLEAN_NAMES) + rng.uniform(0, 20), name))
     if kind == "stalkerware":
-        c2 = names or netsim.stalkerware_names(2, seed=3)
+        c2 = names or stalkerware_names(2, seed=3)
         for k in range(int(minutes)):
             for j, name in enumerate(c2):
                 visits.append((30 + k * 60 + j * 2.0, name))
     visits.sort()
-    phone_mac = bytes.fromhex(DEMO_PHONE_MAC.replace(":", ""))
-    box_mac = bytes.fromhex(DEMO_BOX_MAC.replace(":", ""))
     frames: list[tuple[float, bytes]] = []
     ident = 1
 
-    def eth(src_mac, dst_mac, ip_packet):
-        return dst_mac + src_mac + b"\x08\x00" + ip_packet
+    def add(t: float, src: str, dst: str, proto: int, segment: bytes, ident: int) -> None:
+        # Checksums filled in, DF set: what the phone's and the box's stacks send.
+        pkt = packets.ipv4(src, dst, proto, packets.with_l4_checksum(src, dst, proto, segment), ident, df=True)
+        macs = (DEMO_PHONE_MAC, DEMO_BOX_MAC) if src == DEMO_PHONE_IP else (DEMO_BOX_MAC, DEMO_PHONE_MAC)
+        frames.append((t, packets.eth(pkt, src=macs[0], dst=macs[1])))
 
-    def up(t, pkt):
-        frames.append((t, eth(phone_mac, box_mac, pkt)))
-
-    def down(t, pkt):
-        frames.append((t, eth(box_mac, phone_mac, pkt)))
-
+    phone, box, udp, tcp = DEMO_PHONE_IP, DEMO_BOX_IP, packets.IPPROTO_UDP, packets.IPPROTO_TCP
     for n, (dt, name) in enumerate(visits):
         t = t0 + dt
         ident += 4
-        query = netsim.dns_query(name, qid=(n * 7919) & 0xFFFF)
+        query = packets.dns_query(name, qid=(n * 7919) & 0xFFFF)
         sport = 40000 + n
-        up(t, _udp(DEMO_PHONE_IP, sport, DEMO_BOX_IP, 53, query, ident))
-        down(t + 0.02, _udp(DEMO_BOX_IP, 53, DEMO_PHONE_IP, sport, netsim.dns_answer(query), ident + 1))
-        server = netsim.fake_address(name)
+        add(t, phone, box, udp, packets.udp(sport, 53, query), ident)
+        add(t + 0.02, box, phone, udp, packets.udp(53, sport, internet.dns_answer(query)), ident + 1)
+        server = internet.fake_address(name)
         cport = 50000 + n
-        hello = netsim.client_hello(name, alpn=b"http/1.1", quic=False)
-        record = b"\x16\x03\x01" + struct.pack("!H", len(hello)) + hello
+        record = packets.tls_record(packets.client_hello(name, alpn=("http/1.1",)))
         isn, ssn = 1000 + n * 100, 5000 + n * 100
-        up(t + 0.05, _tcp(DEMO_PHONE_IP, cport, server, 443, isn, 0, 0x02, b"", ident + 2))
-        down(t + 0.08, _tcp(server, 443, DEMO_PHONE_IP, cport, ssn, isn + 1, 0x12, b"", ident + 3))
-        up(t + 0.09, _tcp(DEMO_PHONE_IP, cport, server, 443, isn + 1, ssn + 1, 0x10, b"", ident + 4))
-        up(t + 0.10, _tcp(DEMO_PHONE_IP, cport, server, 443, isn + 1, ssn + 1, 0x18, record, ident + 5))
+        add(t + 0.05, phone, server, tcp, packets.tcp(cport, 443, isn, 0, "S"), ident + 2)
+        add(t + 0.08, server, phone, tcp, packets.tcp(443, cport, ssn, isn + 1, "SA"), ident + 3)
+        add(t + 0.09, phone, server, tcp, packets.tcp(cport, 443, isn + 1, ssn + 1, "A"), ident + 4)
+        add(t + 0.10, phone, server, tcp, packets.tcp(cport, 443, isn + 1, ssn + 1, "PA", record), ident + 5)
         ident += 2
     frames.sort(key=lambda f: f[0])
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        for t, frame in frames:
-            sec = int(t)
-            fh.write(struct.pack("<IIII", sec, int((t - sec) * 1e6), len(frame), len(frame)))
-            fh.write(frame)
+    packets.write_pcap(path, frames)
     return [n for _, n in visits]
 
 
@@ -193,8 +138,6 @@ class ReplayHotspot:
         """Writes the phone's capture and feeds its events to the live counters."""
         build_replay_capture(self.kind, path, self.t0, self.minutes)
         if sink is not None:
-            from .native import Reader
-
             with Reader.open_file(str(path)) as reader:
                 for batch in reader.batches():
                     sink(batch)
@@ -219,8 +162,6 @@ def _netns_possible() -> str | None:
     """Returns None when the namespace simulation can run here, else why not."""
     if os.geteuid() != 0:
         return "not root"
-    from . import system
-
     for prog in ("ip", "dnsmasq", "nft", "busybox", "bridge"):
         if system.which(prog) is None:
             return f"{prog} is not installed"
@@ -252,10 +193,6 @@ def run_demo(out: pathlib.Path, mode: str = "auto", quiet: bool = False, stream=
     Raises:
         PocketcheckError: netns mode was asked for but cannot run, or a step failed.
     """
-    import sys
-
-    from . import hw, usb
-
     stream = stream or sys.stdout
 
     def say(text: str = "") -> None:
@@ -296,25 +233,19 @@ def run_demo(out: pathlib.Path, mode: str = "auto", quiet: bool = False, stream=
     holder: dict = {}
     hardware = hw.build(cfg, fake=True, on_event=lambda n: holder["app"].on_hw_event(n))
     hardware.frame_listeners.append(on_frame)
-    from gpiozero import Device
-
-    button = Device.pin_factory.pin(cfg.pins.button)
+    button = hardware.button.pin  # a MockFactory pin: the demo presses it as a finger would
     kinds = ["clean", "stalkerware"]
     current: dict = {}
 
     def hotspot_factory(c):
         if use_netns:
-            from . import netsim
-
-            hs = netsim.SimulatedHotspot(offline=False)
+            hs = SimulatedHotspot(offline=False)
         else:
             hs = ReplayHotspot(current["kind"], clock.wall())
         current["hs"] = hs
         return hs
 
     def live():
-        from .analysis import Analyzer
-
         return LiveStats(Analyzer())
 
     app = App(cfg, hardware, hotspot_factory, lambda c, r, s: analyse_with_report(c, r, s, cfg=cfg),
@@ -389,6 +320,3 @@ def run_demo(out: pathlib.Path, mode: str = "auto", quiet: bool = False, stream=
         say(f"{r['kind']:12s} {r['verdict'].upper():6s} {r['reason']}  ->  {r['report']}")
     say(f"screens: {out / 'oled'} ({counter[0]} frames)")
     return results
-
-
-__all__ = ["ReplayHotspot", "build_replay_capture", "run_demo"]
