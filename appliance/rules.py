@@ -10,9 +10,8 @@ a fixed level (``HEURISTIC_LEVEL``). A device is red when it has a high
 alert, amber when it has a moderate one, green otherwise (:func:`verdict_of`);
 several low or moderate alerts never add up to a high one.
 
-The rules' titles are user-facing text kept here as they were; the report
-shows the catalogues' titles (``appliance/locale/*.json``), which the tests
-keep in step with these ids.
+The rules' words (title, meaning, what to do) are in the text catalogue
+(``appliance/locale/*.json``), which the tests keep in step with these ids.
 """
 from __future__ import annotations
 
@@ -25,26 +24,27 @@ LEVELS = ("low", "moderate", "high")
 LEVEL_RANK = {name: i for i, name in enumerate(LEVELS)}
 VERDICTS = ("green", "amber", "red")
 
-# Rule ids are stable: reports, translations and tests refer to them.
-RULES = {
-    "ioc.dns-query": "A DNS query for a known stalkerware name",
-    "ioc.dns-answer": "A DNS answer pointing at a known stalkerware name or address",
-    "ioc.tls-sni": "A TLS connection to a known stalkerware name",
-    "ioc.quic-sni": "A QUIC connection to a known stalkerware name",
-    "ioc.http-host": "A web request to a known stalkerware name",
-    "ioc.server-ip": "A connection to a known stalkerware address",
-    "ioc.cert": "A server certificate known from stalkerware servers",
-    "heur.ip-without-dns": "A connection to an address no DNS answer gave",
-    "heur.tls-unusual-port": "TLS on an unusual port",
-    "heur.http-unusual-port": "Cleartext HTTP on a port that is not a web port",
-    "heur.http-upload": "A large upload over cleartext HTTP",
-    "heur.cert-self-signed": "A self-signed server certificate",
-    "heur.cert-expired": "An expired or not yet valid server certificate",
-    "heur.dyndns": "A name under a dynamic-DNS provider",
-    "heur.rare-tld": "A name under a rarely legitimate top-level domain",
-    "heur.encrypted-dns": "Encrypted DNS the box cannot see into",
-    "heur.beaconing": "Regular check-ins with the same host",
-}
+# Rule ids are stable: reports, translations and tests refer to them. What each
+# means in words is in the text catalogue (``rules.<id>``: title, meaning, action).
+RULES = (
+    "ioc.dns-query",
+    "ioc.dns-answer",
+    "ioc.tls-sni",
+    "ioc.quic-sni",
+    "ioc.http-host",
+    "ioc.server-ip",
+    "ioc.cert",
+    "heur.ip-without-dns",
+    "heur.tls-unusual-port",
+    "heur.http-unusual-port",
+    "heur.http-upload",
+    "heur.cert-self-signed",
+    "heur.cert-expired",
+    "heur.dyndns",
+    "heur.rare-tld",
+    "heur.encrypted-dns",
+    "heur.beaconing",
+)
 # The fixed level of each heuristic (indicator rules take the indicator's severity).
 HEURISTIC_LEVEL = {
     "heur.ip-without-dns": "low",

@@ -4,7 +4,8 @@ Every screen is ``render_<name>(draw, model)``: it draws onto a PIL
 ``ImageDraw`` (1-bit, 128x64; "white" is a lit pixel) using only the
 :class:`Model` it is given, so each can be checked against a golden PNG
 (tests/golden/oled/). Text is few words in big fonts, readable at arm's
-length. Text that could come from outside (a config file, an error message)
+length, in the model's language (``appliance/locale/<lang>.json``, section
+``oled``: no word is written here). Text that could come from outside (a config file, an error message)
 goes through :func:`clean` and is trimmed to fit; names the phone looked up
 are never shown, only counted.
 """
@@ -17,6 +18,8 @@ import unicodedata
 
 import qrcode
 from PIL import Image, ImageDraw, ImageFont
+
+from . import text
 
 WIDTH, HEIGHT = 128, 64
 ON, OFF = 255, 0
@@ -46,6 +49,7 @@ class Model:
     title: str = ""  # error screens
     message: str = ""  # error screens, and the stick screens' detail line
     step: int = 0  # animation frame for busy screens (ticks)
+    lang: str = "en"  # the configured language; one the box lacks is shown in English
 
 
 class _Latin1Font(ImageFont.ImageFont):
@@ -121,6 +125,19 @@ def fit(draw: ImageDraw.ImageDraw, text: str, fnt, width: int) -> str:
     while text and draw.textlength(text + "…", font=fnt) > width:
         text = text[:-1]
     return text + "…"
+
+
+def largest(draw, text: str, sizes: tuple[int, ...], bold: bool = False, width: int = WIDTH - 2):
+    """Returns the first font of `sizes` in which text fits `width` (the last one if none does).
+
+    A translation may be longer than the English it was reviewed against: it
+    is drawn a size smaller before it is cut.
+    """
+    for size in sizes:
+        fnt = font(size, bold=bold)
+        if draw.textlength(clean(text), font=fnt) <= width:
+            return fnt
+    return fnt
 
 
 def _center(draw, y: int, text: str, fnt, fill=ON) -> None:
@@ -213,22 +230,23 @@ def draw_qr(draw, payload: str, x0: int = 0, y0: int = 0, size: int = HEIGHT) ->
 # -------------------------------------------------------------------- screens
 def render_ready(draw, model: Model) -> None:
     """Idle: ready to check, how to start, how fresh the indicators are."""
-    _center(draw, 0, "Ready", font(22, bold=True))
-    _center(draw, 27, "Press to start", font(13))
+    w = text.oled(model.lang)
+    _center(draw, 0, w["ready"], font(22, bold=True))
+    _center(draw, 27, w["press_to_start"], largest(draw, w["press_to_start"], (13, 12, 11)))
     small = font(10)
-    date = model.ioc_date or "none"
-    _center(draw, 42, f"Indicators {date}", small)
+    _center(draw, 42, w["indicators"].format(date=model.ioc_date or w["no_indicators"]), small)
     if model.pending_reports:
-        _center(draw, 53, f"{model.pending_reports} report(s) to copy", small)
+        _center(draw, 53, w["reports_to_copy"].format(count=model.pending_reports), small)
     elif model.free_mb is not None:
         free = f"{model.free_mb} MB" if model.free_mb < 10000 else f"{model.free_mb / 1024:.1f} GB"
-        _center(draw, 53, f"Free {free}", small)
+        _center(draw, 53, w["free"].format(free=free), small)
 
 
 def render_starting(draw, model: Model) -> None:
     """Hotspot starting."""
-    _center(draw, 6, "Starting", font(20, bold=True))
-    _center(draw, 32, "Wi-Fi" + _dots(model.step), font(20, bold=True))
+    w = text.oled(model.lang)
+    _center(draw, 6, w["starting"], font(20, bold=True))
+    _center(draw, 32, w["wifi"] + _dots(model.step), font(20, bold=True))
 
 
 def render_hotspot(draw, model: Model) -> None:
@@ -236,7 +254,7 @@ def render_hotspot(draw, model: Model) -> None:
     draw_qr(draw, wifi_payload(model.ssid, model.passphrase), 0, 0, HEIGHT)
     x = HEIGHT + 3
     w = WIDTH - x
-    draw.text((x, 0), "Join Wi-Fi", font=font(10, bold=True), fill=ON)
+    draw.text((x, 0), text.oled(model.lang)["join_wifi"], font=font(10, bold=True), fill=ON)
     # The name must be readable in full to join by hand: up to two lines,
     # split where it no longer fits.
     small = font(10)
@@ -266,13 +284,14 @@ def render_hotspot(draw, model: Model) -> None:
 
 def render_capturing(draw, model: Model) -> None:
     """Capturing: elapsed time, phones, names seen, alerts (hidden when discreet)."""
-    draw.text((0, 0), "Checking", font=font(14, bold=True), fill=ON)
+    w = text.oled(model.lang)
+    draw.text((0, 0), w["checking"], font=font(14, bold=True), fill=ON)
     t = _mmss(model.elapsed_s)
     big = font(24, bold=True)
     _center(draw, 17, t, big)
     small = font(11)
-    draw.text((0, 52), f"Phones {model.phones}", font=small, fill=ON)
-    right = f"Names {model.names_seen}" if model.discreet else f"Alerts {model.alerts}"
+    draw.text((0, 52), w["phones"].format(count=model.phones), font=small, fill=ON)
+    right = w["names"].format(count=model.names_seen) if model.discreet else w["alerts"].format(count=model.alerts)
     w = draw.textlength(right, font=small)
     draw.text((WIDTH - w, 52), right, font=small, fill=ON)
     if not model.discreet:
@@ -285,16 +304,15 @@ def render_capturing(draw, model: Model) -> None:
 
 def render_analysing(draw, model: Model) -> None:
     """Analysing the capture."""
-    _center(draw, 6, "Analysing", font(18, bold=True))
-    _center(draw, 32, "please wait" + _dots(model.step), font(13))
-
-
-VERDICT_WORDS = {"green": "GREEN", "amber": "AMBER", "red": "RED"}
+    w = text.oled(model.lang)
+    _center(draw, 6, w["analysing"], font(18, bold=True))
+    _center(draw, 32, w["please_wait"] + _dots(model.step), font(13))
 
 
 def render_verdict(draw, model: Model) -> None:
     """The verdict: GREEN / AMBER / RED in big letters and one short line why."""
-    word = VERDICT_WORDS.get(model.verdict, "?")
+    w = text.oled(model.lang)
+    word = w["verdict_words"].get(model.verdict, "?")
     draw.rectangle([0, 0, WIDTH - 1, 24], fill=ON)
     _center(draw, 0, word, font(22, bold=True), fill=OFF)
     small = font(11)
@@ -302,60 +320,56 @@ def render_verdict(draw, model: Model) -> None:
     for ln in _wrap(draw, model.reason, small, WIDTH - 2, 2):
         draw.text((1, y), ln, font=small, fill=ON)
         y += 12
-    note = "Too short to be sure" if model.too_short else ("Interrupted" if model.interrupted else "")
+    note = w["too_short"] if model.too_short else (w["interrupted"] if model.interrupted else "")
     if note:
         draw.text((1, 51), fit(draw, "! " + note, small, WIDTH - 2), font=small, fill=ON)
 
 
 def render_insert_usb(draw, model: Model) -> None:
     """Asks for a USB stick to take the report away."""
-    _center(draw, 2, "Insert USB", font(18, bold=True))
-    _center(draw, 26, "stick for", font(13))
-    _center(draw, 42, "the report", font(13))
+    first, second, third = text.oled(model.lang)["insert_usb"]
+    _center(draw, 2, first, font(18, bold=True))
+    _center(draw, 26, second, font(13))
+    _center(draw, 42, third, font(13))
 
 
 def render_writing(draw, model: Model) -> None:
     """Writing the report to the stick: do not pull it."""
-    _center(draw, 2, "Writing" + _dots(model.step), font(18, bold=True))
-    _center(draw, 28, "Do not remove", font(13, bold=True))
-    _center(draw, 45, "the stick", font(13, bold=True))
+    w = text.oled(model.lang)
+    first, second = w["do_not_remove"]
+    _center(draw, 2, w["writing"] + _dots(model.step), font(18, bold=True))
+    _center(draw, 28, first, font(13, bold=True))
+    _center(draw, 45, second, font(13, bold=True))
 
 
 def render_safe_to_remove(draw, model: Model) -> None:
     """The report is on the stick and checked: it may be pulled."""
-    _center(draw, 2, "Done", font(18, bold=True))
-    _center(draw, 26, "Safe to remove", font(13, bold=True))
-    _center(draw, 42, "the stick", font(13, bold=True))
+    w = text.oled(model.lang)
+    first, second = w["safe_to_remove"]
+    _center(draw, 2, w["done"], font(18, bold=True))
+    _center(draw, 26, first, font(13, bold=True))
+    _center(draw, 42, second, font(13, bold=True))
 
 
 def render_shutdown(draw, model: Model) -> None:
     """Shutting down after a long press."""
-    _center(draw, 6, "Switching", font(18, bold=True))
-    _center(draw, 32, "off", font(18, bold=True))
+    first, second = text.oled(model.lang)["shutdown"]
+    _center(draw, 6, first, font(18, bold=True))
+    _center(draw, 32, second, font(18, bold=True))
 
 
 def render_error(draw, model: Model) -> None:
     """An error: a short title in inverse, a calm explanation, how to go on."""
+    w = text.oled(model.lang)
     draw.rectangle([0, 0, WIDTH - 1, 17], fill=ON)
-    _center(draw, 2, model.title or "Problem", font(12, bold=True), fill=OFF)
+    title = model.title or w["problem"]
+    _center(draw, 2, title, largest(draw, title, (12, 11, 10), bold=True), fill=OFF)
     small = font(10)
     y = 19
     for ln in _wrap(draw, model.message, small, WIDTH - 2, 3):
         draw.text((1, y), ln, font=small, fill=ON)
         y += 11
-    _center(draw, 54, "Press to go back", font(9))
-
-
-# What the screen says when an indicator update on a stick is refused
-# (appliance.updates; the key is UpdateError.reason). Calm, and nothing changed.
-UPDATE_TEXT = {
-    "unsigned": ("Update refused", "The update on the stick is not signed. The box keeps its indicators."),
-    "signature": ("Update refused", "The update is not from a trusted source. The box keeps its indicators."),
-    "older": ("Update refused", "The update is older than the one in use. Nothing was changed."),
-    "invalid": ("Update refused", "The update file is damaged. The box keeps its indicators."),
-    "unreadable": ("Update refused", "The update could not be read. The box keeps its indicators."),
-    "config": ("Update refused", "The box's update keys are not set up right. Nothing was changed."),
-}
+    _center(draw, 54, w["press_to_go_back"], font(9))
 
 
 RENDERERS = {

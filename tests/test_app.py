@@ -1,11 +1,13 @@
 """The appliance state machine on MockFactory pins, the dummy OLED and a fake clock."""
+import dataclasses
 import json
 
 import pytest
 from appfakes import FakeHotspot, fake_analyse, make_app
 from gpiozero import Device
+from PIL import ImageChops
 
-from appliance import box
+from appliance import box, screens, text
 from appliance.box import TRANSITIONS, Ev, State
 from appliance.errors import PocketcheckError
 
@@ -100,6 +102,20 @@ def test_every_error_state_has_a_way_back_and_a_message(tmp_path):
     for st in box.ERROR_STATES:
         assert TRANSITIONS[(st, Ev.PRESS)][0] is S.IDLE
         assert (st, Ev.HOLD) in TRANSITIONS
+
+
+def test_the_box_speaks_the_configured_language(tmp_path):
+    """With language fr the ready and error screens are drawn in French, the words taken from the catalogue."""
+    a, _hw, _clock, frames = make_app(tmp_path, cfg_text="language: fr\n", hotspot_kw={"fail": True})
+    m = a.model()
+    assert m.lang == "fr" and frames[-1][0] == "ready"
+    shown = frames[-1][1].convert("1")
+    assert ImageChops.logical_xor(shown, screens.render("ready", m)).getbbox() is None
+    assert ImageChops.logical_xor(shown, screens.render("ready", dataclasses.replace(m, lang="en"))).getbbox()
+    a.post(Ev.PRESS)
+    a.pump()
+    assert a.state is S.HOTSPOT_FAILED
+    assert a.model().title == "Problème Wi-Fi" == text.problem("fr", "state", "hotspot_failed")[0]
 
 
 def test_hotspot_failure_shows_error_then_back_to_idle(tmp_path):

@@ -18,7 +18,7 @@ import pytest
 from appfakes import make_app
 from hostile import updates as upd
 
-from appliance import config, indicators, screens, updates, usb
+from appliance import config, indicators, text, updates, usb
 from appliance.box import Ev, State
 from appliance.errors import ConfigError, IocFormatError, UpdateError, UsbError
 
@@ -294,7 +294,7 @@ def test_refused_updates_change_nothing(tmp_path, attack):
     with pytest.raises(UpdateError) as exc:
         updates.install(cfg, data, sig)
     assert exc.value.reason == reason, str(exc.value)
-    assert reason in screens.UPDATE_TEXT
+    assert reason in text.problem_keys("update")
     cur = updates.load_current(cfg)
     assert updates.installed(cfg) == before and cur.version == "2098-01-01.base.r1"
     assert _hits(cur, "base-c2.example.net") and not _hits(cur, upd.NEW_C2)
@@ -368,7 +368,7 @@ def test_app_shows_why_an_update_was_refused(tmp_path):
     a.post(Ev.USB_INSERTED, stick=usb.MtoolsStick(img))
     a.pump()
     assert a.state is State.UPDATE_FAILED and a.screen() == "error"
-    assert a.model().title == "Update refused" and a.model().message == screens.UPDATE_TEXT["signature"][1]
+    assert a.model().title == "Update refused" and a.model().message == text.problem("en", "update", "signature")[1]
     assert frames[-1][0] == "error"
     assert updates.load_current(a.cfg).version == before
     a.post(Ev.USB_REMOVED)
@@ -459,8 +459,6 @@ def test_sticks_are_mounted_so_nothing_on_them_can_run():
 @pytest.mark.parametrize("kind", ["symlink", "fifo", "huge", "not-utf8"])
 def test_unusable_settings_file_is_said_on_the_screen(tmp_path, kind):
     """A settings file that is a link, a FIFO, too big or not UTF-8: 'Settings ignored' on the OLED, settings kept."""
-    from appliance.box import SETTINGS_UNUSABLE
-
     stick = tmp_path / "stick"
     stick.mkdir()
     target = stick / "pocketcheck.yaml"
@@ -476,7 +474,7 @@ def test_unusable_settings_file_is_said_on_the_screen(tmp_path, kind):
     a, _hw, _clock, _frames = make_app(tmp_path)
     a.post(Ev.USB_INSERTED, stick=usb.MountedStick(stick))
     a.pump()
-    assert a.state is State.CONFIG_FAILED and a.model().message == SETTINGS_UNUSABLE
+    assert a.state is State.CONFIG_FAILED and a.model().message == text.problem("en", "settings", "unusable")[1]
     assert a.cfg.discreet is False
     a.post(Ev.USB_REMOVED)
     a.pump()

@@ -7,54 +7,111 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageChops
 
-from appliance import screens
-from appliance.box import ERROR_TEXT, SETTINGS_UNUSABLE, USB_TEXT, State
+from appliance import screens, text
 from appliance.screens import Model
 
 GOLDEN = pathlib.Path(__file__).parent / "golden" / "oled"
 UPDATE = os.environ.get("POCKETCHECK_UPDATE_GOLDEN") == "1"
 
-CASES = {
-    "ready": ("ready", Model(ioc_date="2026-11-20", free_mb=3512)),
-    "ready-pending": ("ready", Model(ioc_date="2026-11-20", free_mb=3512, pending_reports=2)),
-    "starting": ("starting", Model(step=2)),
-    "hotspot": ("hotspot", Model(ssid="Livebox-8C1E", passphrase="abcdefghjkmn")),
-    "capturing": ("capturing", Model(elapsed_s=754, phones=1, names_seen=37, alerts=2)),
-    "capturing-discreet": ("capturing", Model(elapsed_s=754, phones=1, names_seen=37, alerts=2, discreet=True)),
-    "analysing": ("analysing", Model(step=3)),
-    "verdict-green": ("verdict", Model(verdict="green", reason="No known stalkerware seen")),
-    "verdict-amber": ("verdict", Model(verdict="amber", reason="Unusual traffic: see the report")),
-    "verdict-red-short": ("verdict", Model(verdict="red", reason="Contacts mSpy servers", too_short=True)),
-    "verdict-red-interrupted": ("verdict", Model(verdict="red", reason="Contacts mSpy servers", interrupted=True)),
-    "insert_usb": ("insert_usb", Model()),
-    "writing": ("writing", Model(step=1)),
-    "safe_to_remove": ("safe_to_remove", Model()),
-    "shutdown": ("shutdown", Model()),
-}
-# every error the app can show
-for _st, (_t, _m) in ERROR_TEXT.items():
-    CASES[f"error-{_st.value}"] = ("error", Model(title=_t, message=_m))
-for _kind, (_t, _m) in USB_TEXT.items():
-    CASES[f"error-usb-{_kind}"] = ("error", Model(title=_t, message=_m))
-for _reason, (_t, _m) in screens.UPDATE_TEXT.items():
-    CASES[f"error-update-{_reason}"] = ("error", Model(title=_t, message=_m))
-CASES["error-settings-unusable"] = ("error", Model(title=ERROR_TEXT[State.CONFIG_FAILED][0], message=SETTINGS_UNUSABLE))
+
+def _cases(lang: str) -> dict:
+    """Every screen, and every error the box can show, in one language."""
+    w = text.oled(lang)
+    cases = {
+        "ready": ("ready", Model(ioc_date="2026-11-20", free_mb=3512)),
+        "ready-pending": ("ready", Model(ioc_date="2026-11-20", free_mb=3512, pending_reports=2)),
+        "starting": ("starting", Model(step=2)),
+        "hotspot": ("hotspot", Model(ssid="Livebox-8C1E", passphrase="abcdefghjkmn")),
+        "capturing": ("capturing", Model(elapsed_s=754, phones=1, names_seen=37, alerts=2)),
+        "capturing-discreet": ("capturing", Model(elapsed_s=754, phones=1, names_seen=37, alerts=2, discreet=True)),
+        "analysing": ("analysing", Model(step=3)),
+        "verdict-green": ("verdict", Model(verdict="green", reason=w["reasons"]["green"])),
+        "verdict-amber": ("verdict", Model(verdict="amber", reason=w["reasons"]["amber"])),
+        "verdict-red-short": ("verdict", Model(verdict="red", reason=w["reasons"]["red_family"].format(family="mSpy"),
+                                               too_short=True)),
+        "verdict-red-interrupted": ("verdict", Model(verdict="red", reason=w["reasons"]["red"], interrupted=True)),
+        "insert_usb": ("insert_usb", Model()),
+        "writing": ("writing", Model(step=1)),
+        "safe_to_remove": ("safe_to_remove", Model()),
+        "shutdown": ("shutdown", Model()),
+    }
+    prefix = {"state": "error-", "usb": "error-usb-", "update": "error-update-", "settings": "error-settings-"}
+    for group, start in prefix.items():
+        for key in text.problem_keys(group):
+            title, message = text.problem(lang, group, key)
+            cases[start + key] = ("error", Model(title=title, message=message.format(key="hotspot.channel")))
+    for model in (m for _, m in cases.values()):
+        model.lang = lang
+    return cases
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_screen_matches_golden(name):
-    """The screen renders exactly as its reviewed golden PNG (1-bit, 128x64)."""
-    screen, model = CASES[name]
+CASES = _cases("en")
+FRENCH = _cases("fr")
+
+
+@pytest.mark.parametrize(("lang", "name"), [("en", n) for n in sorted(CASES)] + [("fr", n) for n in sorted(FRENCH)])
+def test_screen_matches_golden(lang, name):
+    """The screen renders exactly as its reviewed golden PNG (1-bit, 128x64), in English and in French."""
+    screen, model = (CASES if lang == "en" else FRENCH)[name]
     img = screens.render(screen, model)
     assert img.size == (128, 64) and img.mode == "1"
-    path = GOLDEN / f"{name}.png"
+    path = (GOLDEN if lang == "en" else GOLDEN / lang) / f"{name}.png"
     if UPDATE or not path.exists():
         if not UPDATE:
             pytest.fail(f"no golden for {name}: run with POCKETCHECK_UPDATE_GOLDEN=1 and review {path}")
+        path.parent.mkdir(exist_ok=True)
         img.save(path)
     want = Image.open(path).convert("1")
     diff = ImageChops.logical_xor(img, want)
     assert diff.getbbox() is None, f"{name} differs from {path} in {diff.getbbox()}"
+
+
+def test_french_screens_say_other_words():
+    """With lang fr no screen shows the English frame (a catalogue that fell back to English would)."""
+    for name, (screen, model) in FRENCH.items():
+        english = screens.render(screen, CASES[name][1])
+        assert ImageChops.logical_xor(screens.render(screen, model), english).getbbox() is not None, name
+
+
+def test_a_language_the_box_lacks_shows_english():
+    """A configured language without a catalogue draws the English screen instead of failing."""
+    for name in ("ready", "verdict-amber", "error-usb-full"):
+        screen, model = CASES[name]
+        other = Model(**{**model.__dict__, "lang": "de"})
+        assert ImageChops.logical_xor(screens.render(screen, other), screens.render(screen, model)).getbbox() is None
+
+
+def test_catalogue_words_fit_the_screen(monkeypatch):
+    """No word from the catalogue is cut with an ellipsis on any screen, in any language."""
+    cut = []
+    real_fit = screens.fit
+
+    def watching_fit(draw, text, fnt, width):
+        out = real_fit(draw, text, fnt, width)
+        if out != screens.clean(text):
+            cut.append(text)
+        return out
+
+    monkeypatch.setattr(screens, "fit", watching_fit)
+    for cases in (CASES, FRENCH):
+        for name, (screen, model) in cases.items():
+            if screen != "hotspot":  # the network name and password are the session's, not the catalogue's
+                screens.render(screen, model)
+    assert cut == []
+
+
+def test_catalogues_have_the_same_keys():
+    """Every catalogue has exactly the reference's keys, so no text is missing in one language."""
+    def keys(d, at=""):
+        out = set()
+        for k, v in d.items():
+            out.add(at + k)
+            if isinstance(v, dict):
+                out |= keys(v, at + k + ".")
+        return out
+
+    for lang in text.LANGUAGES:
+        assert keys(text.catalogue(lang)) == keys(text.catalogue(text.REFERENCE)), lang
 
 
 def test_every_renderer_has_a_golden():
@@ -64,7 +121,7 @@ def test_every_renderer_has_a_golden():
 
 def test_screens_are_not_blank():
     """Each screen lights some pixels but not the whole panel (a sanity floor under the goldens)."""
-    for name, (screen, model) in CASES.items():
+    for name, (screen, model) in [*CASES.items(), *FRENCH.items()]:
         lit = sum(screens.render(screen, model).convert("L").histogram()[255:])
         assert 50 < lit < 128 * 64 - 200, name
 

@@ -157,7 +157,7 @@ def test_pulled_stick_never_safe_and_next_stick_gets_report(tmp_path):
 
     a.post(Ev.USB_INSERTED, stick=usb.MtoolsStick(img, after_file=pull))
     a.pump()
-    assert a.state is State.USB_FAILED and a.error[0] == "Stick removed"
+    assert a.state is State.USB_FAILED and a.model().title == "Stick removed"
     assert "safe_to_remove" not in [s for s, _ in frames]
     assert [s.id for s in a.store.pending()] == [sid]
     # the next stick, inserted from the verdict or the error screen
@@ -177,7 +177,7 @@ def test_full_stick_in_app_keeps_report_pending(tmp_path):
     img = usb.make_image(tmp_path / "tiny.img", 128)
     a.post(Ev.USB_INSERTED, stick=usb.MtoolsStick(img))
     a.pump()
-    assert a.state is State.USB_FAILED and a.error[0] == "Stick is full"
+    assert a.state is State.USB_FAILED and a.model().title == "Stick is full"
     assert frames[-1][0] == "error"
     assert len(a.store.pending()) == 1
     a.post(Ev.USB_REMOVED)
@@ -222,7 +222,7 @@ def test_stick_settings_applied_and_bad_ones_refused(tmp_path):
     a.post(Ev.USB_INSERTED, stick=usb.MtoolsStick(img))
     a.pump()
     assert a.state is State.CONFIG_FAILED
-    assert "discreet" in a.error[1]
+    assert "discreet" in a.model().message
     assert a.cfg.discreet is True  # the previous configuration stays
     a.post(Ev.USB_REMOVED)
     a.pump()

@@ -10,14 +10,10 @@ from .machine import TRANSITIONS, App
 from .runtime import Clock, FakeClock, LiveStats, SyncRunner, ThreadRunner
 from .session import Outcome, Session, Stage, Store
 from .states import ERROR_STATES, Ev, Event, State
-from .view import ERROR_TEXT, SETTINGS_UNUSABLE, USB_TEXT
 
 __all__ = [
     "ERROR_STATES",
-    "ERROR_TEXT",
-    "SETTINGS_UNUSABLE",
     "TRANSITIONS",
-    "USB_TEXT",
     "App",
     "Clock",
     "Ev",

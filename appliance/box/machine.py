@@ -163,7 +163,7 @@ class App:
         self.hotspot: Hotspot | None = None
         self.live: LiveStats | None = None
         self.stick: Stick | None = None
-        self.error = ("", "")
+        self.error: view.Problem | None = None  # what the error screen says
         self.shutdown_pending = False
         self.shutdown_requested = False
         self.running = True
@@ -319,7 +319,7 @@ class App:
     def model(self) -> screens.Model:
         """Returns what the current screen shows."""
         s = self.session
-        m = screens.Model(step=self.step_no, discreet=self.cfg.discreet)
+        m = screens.Model(step=self.step_no, discreet=self.cfg.discreet, lang=self.cfg.language)
         if self.state is State.IDLE:
             m.ioc_date, m.pending_reports, m.free_mb = self._idle_facts()
         if self.hotspot is not None:
@@ -335,7 +335,7 @@ class App:
             if self.live is not None:
                 m.names_seen, m.alerts = self.live.names, self.live.alerts
         if self.state in ERROR_STATES:
-            m.title, m.message = self.error
+            m.title, m.message = view.words(self.error, self.cfg.language)
         return m
 
     def _idle_facts(self) -> tuple[str, int, int | None]:
@@ -376,7 +376,7 @@ class App:
         self.step_no += 1
 
     def _do_fault(self, ev: Event) -> None:
-        self.error = view.FAULT_TEXT
+        self.error = view.FAULT
 
     def _do_idle_tick(self, ev: Event) -> None:
         now = self.clock.wall()
@@ -421,12 +421,12 @@ class App:
 
     def _do_hotspot_failed(self, ev: Event) -> None:
         log.warning("hotspot failed: %s", ev.data.get("message"))
-        self.error = view.ERROR_TEXT[State.HOTSPOT_FAILED]
+        self.error = view.STATE_PROBLEMS[State.HOTSPOT_FAILED]
         self._abandon()
 
     def _do_hotspot_died(self, ev: Event) -> None:
         log.warning("hotspot program exited: %s", ev.data.get("message"))
-        self.error = view.ERROR_TEXT[State.HOTSPOT_FAILED]
+        self.error = view.STATE_PROBLEMS[State.HOTSPOT_FAILED]
         self.stop_hotspot_quietly()
         self._abandon()
 
@@ -583,13 +583,13 @@ class App:
         log.info("verdict %s: %s", self.session.verdict, self.session.reason)
 
     def _do_show_error(self, ev: Event) -> None:
-        self.error = view.ERROR_TEXT[self.state]
+        self.error = view.STATE_PROBLEMS[self.state]
         if self.session is not None and self.session.stage == Stage.ANALYSING:
             self.session.stage = Stage.FAILED
             self.store.save(self.session)
 
     def _do_clear_error(self, ev: Event) -> None:
-        self.error = ("", "")
+        self.error = None
         if self.hotspot is not None:  # only after an unexpected failure mid-session
             self.stop_hotspot_quietly()
             self.hotspot = None
@@ -625,11 +625,11 @@ class App:
                 version = updates.from_stick(self.cfg, self.stick)
             except UpdateError as exc:
                 log.warning("indicator update refused: %s", exc)
-                self.error = screens.UPDATE_TEXT.get(exc.reason, view.ERROR_TEXT[State.UPDATE_FAILED])
+                self.error = view.update_problem(exc.reason)
                 return State.UPDATE_FAILED
             except OSError as exc:
                 log.warning("indicator update could not be installed: %s", exc)
-                self.error = screens.UPDATE_TEXT["unreadable"]
+                self.error = view.update_problem("unreadable")
                 return State.UPDATE_FAILED
             if version:
                 log.info("indicators updated to %s", version)
@@ -642,13 +642,13 @@ class App:
                 log.info("settings from the stick applied")
         except ConfigError as exc:
             log.warning("%s", exc)
-            self.error = (view.ERROR_TEXT[State.CONFIG_FAILED][0], view.short_config_message(exc))
+            self.error = view.config_problem(exc)
             return State.CONFIG_FAILED
         except UsbError as exc:
             log.warning("reading the stick's settings: %s", exc)
             if exc.kind == "unreadable":
                 # a link, FIFO, device node, huge or non-UTF-8 file where the settings should be
-                self.error = (view.ERROR_TEXT[State.CONFIG_FAILED][0], view.SETTINGS_UNUSABLE)
+                self.error = view.SETTINGS_UNUSABLE
                 return State.CONFIG_FAILED
         except OSError as exc:
             log.warning("reading the stick's settings: %s", exc)
@@ -694,7 +694,7 @@ class App:
         kind = err.kind if isinstance(err, UsbError) else ""
         if self.pulled or not kind:
             kind = "pulled" if self.pulled else "unreadable"
-        self.error = view.USB_TEXT.get(kind, view.USB_TEXT["unreadable"])
+        self.error = view.stick_problem(kind)
         self.stick = None
 
     def _do_stick_pulled(self, ev: Event) -> None:
@@ -702,7 +702,7 @@ class App:
         self.pulled = True
 
     def _do_back_to_result(self, ev: Event) -> State:
-        self.error = ("", "")
+        self.error = None
         if self.session is not None and self.session.verdict:
             self.verdict_since = self.clock.monotonic()
             return State.VERDICT

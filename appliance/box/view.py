@@ -1,35 +1,74 @@
-"""What the box shows: the screen and the LED pattern of each state, and the words on them.
+"""What the box shows: the screen and the LED pattern of each state, and which words go on them.
 
-The words move to the text catalogue in a later step; until then they are
-here, in one place.
+The words themselves are in the text catalogue (:mod:`appliance.text`); the
+box keeps a :data:`Problem` (which message, with its values) and turns it into
+words only when it draws, in the configured language.
 """
 from __future__ import annotations
 
-from .. import screens
+from .. import text
 from ..errors import ConfigError
 from .session import Session, Stage
 from .states import ERROR_STATES, State
 
 S = State
 
-# What the user reads for each error (title, message): calm, and how to go on.
-ERROR_TEXT = {
-    S.HOTSPOT_FAILED: ("Wi-Fi problem", "The Wi-Fi could not start. Press the button to try again."),
-    S.CAPTURE_FAILED: ("Capture stopped", "The recording stopped. What was recorded is kept on the box."),
-    S.ANALYSIS_FAILED: ("Check failed", "The traffic could not be checked. It is kept on the box."),
-    S.CONFIG_FAILED: ("Settings ignored", "The settings file on the stick has a mistake. Old settings kept."),
-    S.UPDATE_FAILED: screens.UPDATE_TEXT["signature"],  # the reason's own text is shown (screens.UPDATE_TEXT)
+# (catalogue group, key, values to format the message with): see appliance.text.problem.
+Problem = tuple[str, str, dict]
+
+# What the user reads when a step fails: calm, and how to go on.
+STATE_PROBLEMS: dict[State, Problem] = {
+    S.HOTSPOT_FAILED: ("state", "hotspot_failed", {}),
+    S.CAPTURE_FAILED: ("state", "capture_failed", {}),
+    S.ANALYSIS_FAILED: ("state", "analysis_failed", {}),
+    S.CONFIG_FAILED: ("state", "config_failed", {}),
+    S.UPDATE_FAILED: ("update", "signature", {}),  # the refusal's own reason is shown when known
 }
 # An action that failed unexpectedly (a bug; see Ev.FAULT).
-FAULT_TEXT = ("Problem", "Something went wrong. Press the button to start again.")
-SETTINGS_UNUSABLE = "The settings file on the stick cannot be used. Old settings kept."
-USB_TEXT = {
-    "full": ("Stick is full", "No room on the stick. The report stays on the box: try another stick."),
-    "readonly": ("Stick is locked", "It cannot be written. The report stays on the box: try another."),
-    "pulled": ("Stick removed", "Removed too early. The report stays on the box: insert it again."),
-    "mismatch": ("Copy failed", "The copy was not right. The report stays on the box: try again."),
-    "unreadable": ("Stick not usable", "It cannot be used. The report stays on the box: try another."),
-}
+FAULT: Problem = ("state", "fault", {})
+SETTINGS_UNUSABLE: Problem = ("settings", "unusable", {})
+
+
+def stick_problem(kind: str) -> Problem:
+    """Returns the problem shown for a stick that failed (UsbError.kind; anything else is 'unreadable')."""
+    return ("usb", kind if kind in text.problem_keys("usb") else "unreadable", {})
+
+
+def update_problem(reason: str) -> Problem:
+    """Returns the problem shown for a refused indicator update (UpdateError.reason)."""
+    return ("update", reason, {}) if reason in text.problem_keys("update") else STATE_PROBLEMS[S.UPDATE_FAILED]
+
+
+def config_problem(exc: ConfigError) -> Problem:
+    """Returns the problem shown for a bad stick configuration: the key named, no path.
+
+    Args:
+        exc: the configuration error.
+
+    Returns:
+        The settings problem naming the key, or the general one.
+    """
+    message = str(exc)
+    key = message.split("'")[1] if message.count("'") >= 2 else ""
+    return ("settings", "mistake_at", {"key": key}) if key else STATE_PROBLEMS[S.CONFIG_FAILED]
+
+
+def words(problem: Problem | None, lang: str) -> tuple[str, str]:
+    """Returns the (title, message) of a problem in a language ('' and '' for none).
+
+    Args:
+        problem: what went wrong, or None.
+        lang: the configured language (one the box lacks gives English).
+
+    Returns:
+        The title and the message, as the error screen shows them.
+    """
+    if problem is None:
+        return "", ""
+    group, key, values = problem
+    title, message = text.problem(lang, group, key)
+    return title, message.format(**values)
+
 
 SCREEN_OF = {
     S.IDLE: "ready",
@@ -94,35 +133,19 @@ def leds(state: State, session: Session | None) -> str:
     return LEDS_OF[state]
 
 
-def reason_for(verdict: str, alerts) -> str:
+def reason_for(verdict: str, alerts, lang: str = "en") -> str:
     """Returns the one short line shown under the verdict.
 
     Args:
         verdict: green, amber or red.
         alerts: the analysis alerts (most serious first).
+        lang: the configured language.
 
     Returns:
         A few plain words.
     """
+    reasons = text.oled(lang)["reasons"]
     if verdict == "red":
         fams = [a.family for a in alerts if a.family and a.level == "high"]
-        return f"Known stalkerware: {fams[0]}" if fams else "Contacts known stalkerware servers"
-    if verdict == "amber":
-        return "Unusual traffic: see the report"
-    return "No known stalkerware seen"
-
-
-def short_config_message(exc: ConfigError) -> str:
-    """The screen's message for a bad stick config: the key named, no path.
-
-    Args:
-        exc: the configuration error.
-
-    Returns:
-        One short line.
-    """
-    text = str(exc)
-    key = text.split("'")[1] if text.count("'") >= 2 else ""
-    if key:
-        return f"Mistake at '{key}'. Old settings kept."
-    return ERROR_TEXT[State.CONFIG_FAILED][1]
+        return reasons["red_family"].format(family=fams[0]) if fams else reasons["red"]
+    return reasons["amber"] if verdict == "amber" else reasons["green"]

@@ -21,7 +21,8 @@ their submodules' names on the package.
 from __future__ import annotations
 
 from .build import SCHEMA_PATH, SCHEMA_VERSION, build, schema, validate, write
-from .html import LANGUAGES, catalogue, groups, render_html, text_summary, timeline
+from ..text import LANGUAGES, catalogue
+from .html import groups, render_html, text_summary, timeline
 from .seal import (
     KEY_FILE,
     MANIFEST,

@@ -1,4 +1,4 @@
-"""How a report reads: the message catalogues, report.html and the terminal summary.
+"""How a report reads: report.html and the terminal summary, in the words of the text catalogue.
 
 All user-facing text comes from the catalogues in ``appliance/locale/``;
 report.html is one self-contained page rendered from
@@ -9,33 +9,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import json
 from pathlib import Path
 
 import jinja2
 
-from ..errors import PocketcheckError
-from ..rules import LEVELS, RULES
+from ..rules import LEVELS
+from ..text import catalogue
 
-LANGUAGES = ("en", "fr")
 _PKG = Path(__file__).resolve().parent.parent
-
-
-# ---- catalogue ---------------------------------------------------------------
-@functools.cache
-def catalogue(lang: str) -> dict:
-    """Returns the message catalogue of a language.
-
-    Args:
-        lang: a code from LANGUAGES.
-    Returns:
-        The parsed ``appliance/locale/<lang>.json``.
-    Raises:
-        PocketcheckError: no catalogue for that language.
-    """
-    if lang not in LANGUAGES:
-        raise PocketcheckError(f"no report language {lang!r} (available: {', '.join(LANGUAGES)})")
-    return json.loads((_PKG / "locale" / f"{lang}.json").read_text(encoding="utf-8"))
 
 
 # ---- presentation helpers ------------------------------------------------------
@@ -149,7 +130,7 @@ def render_html(doc: dict, lang: str = "en") -> str:
     cat = catalogue(lang)
     unknown = cat["labels"]["unknown"]
     return _env().get_template("report.html.j2").render(
-        doc=doc, t=cat, lang=lang, rules=RULES, timeline=timeline(doc), groups=groups(doc),
+        doc=doc, t=cat, lang=lang, timeline=timeline(doc), groups=groups(doc),
         when=lambda s: _when(s, unknown), duration=lambda s: _duration(s, cat),
         version=doc["session"]["software_version"])
 
