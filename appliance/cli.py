@@ -15,7 +15,7 @@ from . import __version__
 from .errors import PocketcheckError
 
 # Modules that contribute sub-commands, in the order `--help` lists them.
-COMMAND_MODULES = ("extract", "indicators", "analysis", "report", "app")
+COMMAND_MODULES = ("extract", "indicators", "analysis", "report", "commands.export", "app")
 # Sub-commands that must start fast (`match` streams a million names through
 # the matcher): only their own module is imported, not every command's
 # dependencies (jinja2, PIL, cryptography... cost more than the matching).

@@ -1,0 +1,1 @@
+"""The pocketcheck subcommands; cli.py only wires them."""
