@@ -24,7 +24,7 @@ import pytest
 import stix2
 import traffic
 
-from appliance import indicators, iocs_formats
+from appliance import indicators, iocs_formats, report
 from appliance.commands import export as export_cmd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,7 +156,7 @@ def test_misp_event_loads_in_pymisp_with_every_hit(folders, picks):
     assert {f'misp-galaxy:stalkerware="{f}"' for f in families} <= tags
     for a in found:
         assert a["first_seen"] <= a["last_seen"]
-        assert [s["source"] for s in a["Sighting"]] == ["shelter-box-a"]
+        assert [(s["source"], s["type"]) for s in a["Sighting"]] == [("shelter-box-a", "0")]  # 0: seen
         assert f'misp-galaxy:stalkerware="{hits[a["value"]][1]}"' in {t["name"] for t in a["Tag"]}
     sni = next(a for a in found if a["value"] == picks[0][0])
     assert "TLS SNI" in sni["comment"] and "DNS query" in sni["comment"]
@@ -239,6 +239,22 @@ def test_nothing_that_identifies_the_person_by_default(folders, fmt):
     leaked = sorted(s for s in _personal(_doc(folders["red"]), folders["red"])
                     | _personal(_doc(folders["green"]), folders["green"]) if s in text)
     assert leaked == []
+
+
+@pytest.mark.parametrize("fmt", ["misp", "stix"])
+def test_no_private_address_leaves_even_as_an_indicator(folders, tmp_path, fmt):
+    """Hits on a private, CGNAT or link-local indicator (a careless list) are left out, matched address and all."""
+    doc = _doc(folders["red"])
+    template = next(a for a in doc["alerts"] if a["rule"] == "ioc.server-ip")
+    # The last one: a public network (it may be shared) that holds the CGNAT range (what matched may not).
+    for net, ip in (("10.0.0.0/8", "10.23.0.1"), ("100.64.0.0/10", "100.64.7.7"), ("fe80::/16", "fe80::7"),
+                    ("96.0.0.0/3", "100.64.7.8")):
+        doc["alerts"].append(dict(template, ip=ip, indicator=net, detail={"matched": ip}))
+    del doc["session"]["signing_key"]
+    folder = report.write(tmp_path / "careless", doc, key_dir=tmp_path / "keys")
+    text = _export(fmt, folder)
+    assert [s for s in ("10.0.0.0", "10.23.0.1", "100.64.", "fe80:") if s in text] == []
+    assert template["indicator"] in text and "96.0.0.0/3" in text
 
 
 @pytest.mark.parametrize("fmt", ["misp", "stix"])
@@ -359,3 +375,15 @@ def test_encrypted_report_folder_is_refused_with_a_hint(folders, tmp_path, new_a
          "--key-dir", tmp_path / "keys")
     r = _cli("export", "stix", sealed, check=False)
     assert r.returncode == 2 and "decrypt it first" in r.stderr and r.stdout == ""
+
+
+def test_export_runs_without_pymisp_or_stix2(folders):
+    """The box has neither library: with both made unimportable, both exports still run."""
+    code = ("import sys; sys.modules['pymisp'] = sys.modules['stix2'] = None; from appliance.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for fmt in ("misp", "stix"):
+        r = subprocess.run([sys.executable, "-c", code, "export", fmt, str(folders["red"])], capture_output=True,
+                           text=True, env=env, check=False, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)
