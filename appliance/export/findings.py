@@ -121,6 +121,11 @@ class Finding:
         return tuple(r for r in IOC_RULES if r in seen)
 
     @property
+    def seen_as(self) -> str:
+        """Where on the wire it was seen, in protocol words ("DNS query, TLS SNI")."""
+        return ", ".join(SEEN_AS[r] for r in self.rules)
+
+    @property
     def matched(self) -> tuple[str, ...]:
         """Every value on the wire that matched it (names, addresses, fingerprints)."""
         return tuple(sorted({m for s in self.sightings for m in s.matched}))

@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as _dt
 import uuid
 
-from .findings import SEEN_AS, Export, Finding, check_tlp
+from .findings import Export, Finding, check_tlp
 
 NAMESPACE = uuid.UUID("6f0f5a3c-8d2e-5b1a-9c47-3e2b7d1f4a60")  # pocketcheck's MISP exports
 # MISP's distribution that matches each TLP level: red stays in this
@@ -53,7 +53,7 @@ def _uuid(*parts: str) -> str:
 def _epoch(iso: str | None) -> str:
     if not iso:
         return ""
-    return str(int(_dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()))
+    return str(int(_dt.datetime.fromisoformat(iso).timestamp()))
 
 
 def _galaxy(family: str) -> dict:
@@ -72,8 +72,7 @@ def _attr(event_uuid: str, typ: str, value: str, category: str, comment: str, to
 
 
 def _comment(f: Finding) -> str:
-    seen = ", ".join(SEEN_AS[r] for r in f.rules)
-    text = f"{f.family or 'unnamed family'} ({f.category or 'stalkerware'}): seen as {seen}"
+    text = f"{f.family or 'unnamed family'} ({f.category or 'stalkerware'}, {f.level}): seen as {f.seen_as}"
     others = [m for m in f.matched if m != f.value]
     if others:
         text += f"; matched {', '.join(others)}"
@@ -145,7 +144,7 @@ def event(export: Export, tlp: str = "amber") -> dict:
     day = min((r.start or r.generated_at for r in export.reports), default="")[:10]
     boxes = sorted({r.box_id for r in export.reports})
     n = len(export.findings)
-    info = (f"pocketcheck: {n} stalkerware indicator{'s' if n != 1 else ''} seen"
+    info = (f"pocketcheck: {n or 'no'} stalkerware indicator{'s' if n != 1 else ''} seen"
             + (f" ({', '.join(export.families)})" if export.families else "")
             + f" in {len(export.reports)} report{'s' if len(export.reports) != 1 else ''}"
             + f" from {', '.join(boxes)}")

@@ -23,7 +23,7 @@ import ipaddress
 import json
 import uuid
 
-from .findings import SEEN_AS, Export, Finding, check_tlp
+from .findings import Export, Finding, check_tlp
 
 NAMESPACE = uuid.UUID("b3c5d7e9-1a2b-5c3d-8e4f-5a6b7c8d9e0f")  # pocketcheck's STIX exports
 SCO_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")  # fixed by STIX 2.1 for observables
@@ -41,7 +41,7 @@ _HASH = {"cert-sha1": "SHA-1", "cert-sha256": "SHA-256"}
 
 def _time(iso: str) -> str:
     """A report time as STIX writes timestamps (UTC, milliseconds, Z)."""
-    t = _dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(_dt.UTC)
+    t = _dt.datetime.fromisoformat(iso).astimezone(_dt.UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
@@ -127,7 +127,7 @@ def bundle(export: Export, tlp: str = "amber") -> dict:
     for f in export.findings:
         ind = {"type": "indicator", "pattern": pattern(f), "pattern_type": "stix", "pattern_version": "2.1",
                "valid_from": _time(f.first) if f.first else now, "indicator_types": ["malicious-activity"],
-               "description": f"seen as {', '.join(SEEN_AS[r] for r in f.rules)}"
+               "description": f"{f.level} indicator, seen as {f.seen_as}"
                               + (f"; indicator source: {f.source}" if f.source else ""), **common}
         if f.families:
             ind["name"] = f.family  # pocketcheck's reader falls back to it when there is no relationship
