@@ -65,7 +65,6 @@ class Report:
     generated_at: str
     software_version: str
     indicators_version: str
-    indicators_sha256: str
     devices: tuple[Device, ...] = ()
 
     @property
@@ -222,9 +221,10 @@ def open_report(directory: str | Path, include_device: bool = False) -> tuple[Re
         manifest_sha256=hashlib.sha256((root / report.MANIFEST).read_bytes()).hexdigest(),
         verdict=doc["verdict"], start=session["start"], end=session["end"], generated_at=session["generated_at"],
         software_version=session["software_version"], indicators_version=session["indicators"]["version"],
-        indicators_sha256=session["indicators"]["sha256"], devices=devices if include_device else ())
+        devices=devices if include_device else ())
     findings = []
-    for (kind, value), alerts in sorted(by_value.items()):
+    for kind, value in sorted(by_value):
+        alerts = by_value[kind, value]
         top = max(alerts, key=lambda a: LEVELS.index(a["level"]))
         matched = set()
         for a in alerts:

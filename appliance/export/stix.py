@@ -13,8 +13,9 @@ DHCP names. Every object carries the TLP marking.
 
 Identifiers are uuid5 of each object's content (cyber observables use the
 namespace and contributing properties of STIX 2.1 §2.9), and every time is
-taken from the reports, so the same reports export the same bundle. MVT's
-``check-iocs`` and pocketcheck's own STIX reader take the indicators in.
+taken from the reports, so the same reports export the same bundle. The
+malware / indicator / ``indicates`` shape is the one MVT's ``check-iocs`` and
+pocketcheck's own STIX reader (``appliance.iocs_formats``) read.
 """
 from __future__ import annotations
 
