@@ -56,7 +56,7 @@ def picks():
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory, picks):
+def folders(tmp_path_factory, picks, pcaps_dir):
     """Report folders written by `analyze --out`: red (box-a), the same session seen by box-b, green."""
     d = tmp_path_factory.mktemp("export")
     cert = traffic.make_cert("cert-c2.example", "Some CA", seed=21)
@@ -71,7 +71,7 @@ def folders(tmp_path_factory, picks):
     out = {}
     for name, box, capture in (("red", "shelter-box-a", d / "alice-phone.pcap"),
                                ("red-b", "shelter-box-b", d / "alice-phone.pcap"),
-                               ("green", "shelter-box-a", ROOT.parent / "shared/pcaps/dnscap__dns.pcap")):
+                               ("green", "shelter-box-a", pcaps_dir / "dnscap__dns.pcap")):
         out[name] = d / f"report-alice-{name}"
         _cli("analyze", capture, "--iocs", extra, "--out", out[name], "--box-id", box, "--key-dir", d / "keys",
              "--report-time", REPORT_TIME)
@@ -367,11 +367,11 @@ def test_write_atomic_keeps_the_old_file_when_the_rename_fails(tmp_path, monkeyp
     assert out.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["event.json"]
 
 
-def test_encrypted_report_folder_is_refused_with_a_hint(folders, tmp_path, new_age_key):
+def test_encrypted_report_folder_is_refused_with_a_hint(pcaps_dir, tmp_path, new_age_key):
     """An intact folder holding only report.tar.age cannot be exported: one line says to decrypt it first."""
     _, recipient = new_age_key()
     sealed = tmp_path / "sealed"
-    _cli("analyze", ROOT.parent / "shared/pcaps/dnscap__dns.pcap", "--out", sealed, "--encrypt-to", recipient,
+    _cli("analyze", pcaps_dir / "dnscap__dns.pcap", "--out", sealed, "--encrypt-to", recipient,
          "--key-dir", tmp_path / "keys")
     r = _cli("export", "stix", sealed, check=False)
     assert r.returncode == 2 and "decrypt it first" in r.stderr and r.stdout == ""
