@@ -16,7 +16,8 @@ from . import __version__
 from .errors import PocketcheckError
 
 # Modules that contribute sub-commands, in the order `--help` lists them.
-COMMAND_MODULES = ("extract", "commands.iocs", "commands.analyze", "commands.report", "commands.run")
+COMMAND_MODULES = ("extract", "commands.iocs", "commands.analyze", "commands.report", "commands.export",
+                   "commands.run")
 # Sub-commands that must start fast (`match` streams a million names through
 # the matcher): only their own module is imported, not every command's
 # dependencies (jinja2, PIL, cryptography... cost more than the matching).
