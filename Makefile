@@ -6,7 +6,7 @@ PYTEST:= .venv/bin/pytest
 B     := build
 
 CFLAGS_STRICT := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wvla
-CORE_SRC := $(filter-out native/src/stubs.c,$(wildcard native/src/*.c))
+CORE_SRC := $(wildcard native/src/*.c)
 CORE_INC := -Inative/include -Inative/src
 CORE_LIBS:= -lpcap -lcrypto
 CTESTS   := $(wildcard native/tests/test_*.c)

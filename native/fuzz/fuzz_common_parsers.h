@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parsers.h"
+#include "dispatch.h"
+#include "reader.h"
 
 static pc_reader *fz_r;
 static pc_ctx *fz_cx;

@@ -1,6 +1,6 @@
 /*
  * capture.c - libpcap glue: capture files and live interfaces as a packet
- * source for the engine (engine.c, through pkt_engine.h). Files and live
+ * source for the engine (reader.c, through reader.h). Files and live
  * interfaces share one read path (pcap_next_ex); every packet read gets the
  * next frame number, so frame numbers match tshark's.
  *
@@ -24,8 +24,7 @@
 
 #include <pcap/pcap.h>
 
-#include "internal.h"
-#include "pkt_engine.h"
+#include "reader.h"
 
 /* Live reads return after this long without packets, so callers can poll. */
 #define LIVE_TIMEOUT_MS 100

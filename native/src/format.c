@@ -129,15 +129,6 @@ static void put_mac(outbuf *o, const pc_event *e, int json)
         put(o, "\"", 1);
 }
 
-static const char *kind_name(uint32_t k)
-{
-    static const char *const names[] = {
-        "", "dns.query", "dns.answer", "mdns.query", "llmnr.query", "tls.sni",
-        "quic.sni", "http.host", "tls.cert", "flow", "dhcp",
-    };
-    return k < sizeof names / sizeof names[0] ? names[k] : NULL;
-}
-
 /* JSON: , "key": */
 static void key(outbuf *o, const char *k)
 {
@@ -154,7 +145,7 @@ static void json_line(outbuf *o, const pc_event *e, const uint8_t *sb, const cha
     put(o, file, file_len);
     key(o, "frame"); put_u64(o, e->frame);
     key(o, "ts"); put_float(o, (double)e->ts_ns / 1e9);
-    key(o, "kind"); puts_(o, "\""); puts_(o, kind_name(k)); puts_(o, "\"");
+    key(o, "kind"); puts_(o, "\""); puts_(o, pc_kind_name(k)); puts_(o, "\"");
     key(o, "name"); put_str(o, sb, e->name, 1);
     key(o, "proto"); puts_(o, e->proto == 6 ? "\"tcp\"" : e->proto == 17 ? "\"udp\"" : "\"\"");
     key(o, "src"); put_addr(o, e, e->src, 1);
@@ -200,7 +191,7 @@ static void tsv_line(outbuf *o, const pc_event *e, const uint8_t *sb, const char
     put(o, file, file_len);
     puts_(o, "\t"); put_u64(o, e->frame);
     puts_(o, "\t"); put_float(o, (double)e->ts_ns / 1e9);
-    puts_(o, "\t"); puts_(o, kind_name(k));
+    puts_(o, "\t"); puts_(o, pc_kind_name(k));
     puts_(o, "\t"); put_str(o, sb, e->name, 0);
     puts_(o, "\t"); puts_(o, e->proto == 6 ? "tcp" : e->proto == 17 ? "udp" : "");
     puts_(o, "\t"); put_addr(o, e, e->src, 0);
@@ -235,7 +226,7 @@ int pc_format_events(const pc_event *ev, size_t n, const uint8_t *strbuf, int fm
 
         if (e->kind == PC_EV_FLOW && !flows)
             continue;
-        if (e->kind == PC_EV_TLS_CERT || kind_name(e->kind) == NULL
+        if (e->kind == PC_EV_TLS_CERT || pc_kind_name(e->kind) == NULL
             || !printable(strbuf, e->name) || !printable(strbuf, e->data) || !printable(strbuf, e->s1)
             || !printable(strbuf, e->s2) || !printable(strbuf, e->s3))
             break;  /* Python formats this one */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "parsers.h"
+#include "text.h"
 
 /* pc_dirstate use: u32[0] = body bytes still to skip, u32[1] = bytes of a
  * cut head at data[0] already searched for its end. */

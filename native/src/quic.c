@@ -27,7 +27,7 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 
-#include "internal.h"
+#include "parsers.h"
 
 /* Bound on the CRYPTO stream kept per flow: real ClientHellos are 0.3-3 KB
  * (post-quantum key shares push Chrome's to ~1.8 KB); 16 KB is generous. */

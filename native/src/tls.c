@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include "parsers.h"
+#include "text.h"
 
 #define TLS_MAX_RECORD (16384 + 2048)   /* largest TLSCiphertext fragment */
 

@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parsers.h"
+#include "dispatch.h"
+#include "reader.h"
 
 static int h_pass, h_fail;
 

@@ -17,7 +17,8 @@
 
 #include <openssl/evp.h>
 
-#include "internal.h"
+#include "parsers.h"
+#include "reader.h"
 
 /* Exposed by quic.c for tests (not part of internal.h). */
 int pc_quic_client_keys(uint32_t version, const uint8_t *dcid, size_t dcid_len,
