@@ -2,7 +2,7 @@
  * test_engine.c - the packet path, end to end: crafted frames go in through
  * a feed reader, events come out of pc_reader_next(). Payloads are DNS
  * queries (UDP and DNS-over-TCP framing) and an HTTP request, so the real
- * parsers (app.c, dns.c, http.c) report what the packet path delivered:
+ * parsers (dispatch.c, dns.c, http.c) report what the packet path delivered:
  * the expected names are the ones the test put in, byte for byte.
  * Then real files from the shared corpus, with counts taken from capinfos
  * and tshark by hand (each number says where it came from).

@@ -20,7 +20,7 @@
 #include "parsers.h"
 #include "reader.h"
 
-/* Exposed by quic.c for tests (not part of internal.h). */
+/* Exposed by quic.c for tests (not part of parsers.h). */
 int pc_quic_client_keys(uint32_t version, const uint8_t *dcid, size_t dcid_len,
                         uint8_t key[16], uint8_t iv[12], uint8_t hp[16]);
 int pc_quic_open_packet(uint32_t version, const uint8_t *pkt, size_t hdr_len, size_t pkt_len,
