@@ -50,6 +50,23 @@ void pc_app_udp_end(pc_ctx *cx, const pc_meta *m, pc_udp_app **app)
 /* ---- TCP ---------------------------------------------------------------- */
 
 /*
+ * The end of a SOCKS5 request or reply that starts at d[p] (VER CMD|REP RSV
+ * ATYP ADDR PORT; the caller has checked that its first 5 bytes are here):
+ * the preamble's length when all of it is here, 0 when more bytes are
+ * needed, -1 for an unknown address type.
+ */
+static long socks5_addr_end(const uint8_t *d, size_t len, size_t p)
+{
+    switch (d[p + 3]) {
+    case 1: p += 4 + 4 + 2; break;
+    case 3: p += 4 + 1 + (size_t)d[p + 4] + 2; break;
+    case 4: p += 4 + 16 + 2; break;
+    default: return -1;
+    }
+    return len < p ? 0 : (long)p;
+}
+
+/*
  * Length of a SOCKS client preamble at data (SOCKS4/4a request, or SOCKS5
  * greeting [+ username/password sub-negotiation] + request): > 0 when it is
  * all here, 0 when more bytes are needed, -1 when the bytes are not SOCKS.
@@ -102,13 +119,7 @@ static long socks_client_len(const uint8_t *d, size_t len)
         return -1;
     if (len < p + 5)
         return 0;
-    switch (d[p + 3]) {
-    case 1: p += 4 + 4 + 2; break;
-    case 3: p += 4 + 1 + (size_t)d[p + 4] + 2; break;
-    case 4: p += 4 + 16 + 2; break;
-    default: return -1;
-    }
-    return len < p ? 0 : (long)p;
+    return socks5_addr_end(d, len, p);
 }
 
 /* Length of a SOCKS server preamble (the replies to the client's preamble); as above. */
@@ -134,13 +145,7 @@ static long socks_server_len(const uint8_t *d, size_t len)
         return 0;
     if (d[p] != 5 || d[p + 1] != 0)          /* refused: nothing to follow */
         return -1;
-    switch (d[p + 3]) {
-    case 1: p += 4 + 4 + 2; break;
-    case 3: p += 4 + 1 + (size_t)d[p + 4] + 2; break;
-    case 4: p += 4 + 16 + 2; break;
-    default: return -1;
-    }
-    return len < p ? 0 : (long)p;
+    return socks5_addr_end(d, len, p);
 }
 
 /*

@@ -108,18 +108,24 @@ static void free_tables(pc_matcher *m)
     memset(m->par, 0, sizeof m->par);
 }
 
-/* Frees the matcher and everything it owns or maps; NULL is allowed. */
-void pc_matcher_free(pc_matcher *m)
+/* Frees the staged patterns (see matcher_int.h). */
+void pc_m_staging_free(pc_matcher *m)
 {
-    if (!m)
-        return;
-    free_tables(m);
     pc_m_vec_free(&m->dstr);
     pc_m_vec_free(&m->drec);
     pc_m_vec_free(&m->kstr);
     pc_m_vec_free(&m->krec);
     pc_m_vec_free(&m->ips);
     pc_m_vec_free(&m->hashes);
+}
+
+/* Frees the matcher and everything it owns or maps; NULL is allowed. */
+void pc_matcher_free(pc_matcher *m)
+{
+    if (!m)
+        return;
+    free_tables(m);
+    pc_m_staging_free(m);
     pc_free(m);
 }
 
@@ -213,13 +219,19 @@ int pc_matcher_add_domains(pc_matcher *m, const uint8_t *buf, const uint32_t *of
     return add_strings(m, 1, buf, off, ids, n);
 }
 
-/* Adds one domain indicator of len bytes. */
-int pc_matcher_add_domain(pc_matcher *m, const char *s, size_t len, uint32_t id)
+/* One pattern of len bytes as a batch of one: domain (1) or keyword (0). */
+static int add_string(pc_matcher *m, int domain, const char *s, size_t len, uint32_t id)
 {
     uint32_t off[2] = {0, (uint32_t)len};
     if (!s || len > UINT32_MAX)
         return PC_ERR_ARG;
-    return add_strings(m, 1, (const uint8_t *)s, off, &id, 1);
+    return add_strings(m, domain, (const uint8_t *)s, off, &id, 1);
+}
+
+/* Adds one domain indicator of len bytes. */
+int pc_matcher_add_domain(pc_matcher *m, const char *s, size_t len, uint32_t id)
+{
+    return add_string(m, 1, s, len, id);
 }
 
 /* Adds n keyword indicators (see pc_matcher.h). */
@@ -232,10 +244,7 @@ int pc_matcher_add_keywords(pc_matcher *m, const uint8_t *buf, const uint32_t *o
 /* Adds one keyword indicator of len bytes. */
 int pc_matcher_add_keyword(pc_matcher *m, const char *s, size_t len, uint32_t id)
 {
-    uint32_t off[2] = {0, (uint32_t)len};
-    if (!s || len > UINT32_MAX)
-        return PC_ERR_ARG;
-    return add_strings(m, 0, (const uint8_t *)s, off, &id, 1);
+    return add_string(m, 0, s, len, id);
 }
 
 void pc_m_mask_addr(uint8_t *a, unsigned plen)

@@ -373,12 +373,7 @@ int pc_matcher_prepare(pc_matcher *m)
         m->secsz[i] = sz[i];
     }
     memcpy(m->par, par, sizeof par);
-    pc_m_vec_free(&m->dstr);
-    pc_m_vec_free(&m->drec);
-    pc_m_vec_free(&m->kstr);
-    pc_m_vec_free(&m->krec);
-    pc_m_vec_free(&m->ips);
-    pc_m_vec_free(&m->hashes);
+    pc_m_staging_free(m);
     m->state = ST_PREPARED;
     m->err[0] = 0;
     return PC_OK;

@@ -117,6 +117,9 @@ void pc_m_vec_free(vec *v);
 /* The prefix of an IPv4-mapped IPv6 address (::ffff:0:0/96): IPv4 is stored and matched as such. */
 extern const uint8_t pc_m_v4mapped[12];
 
+/* Frees the staged patterns (after prepare, and in pc_matcher_free). */
+void pc_m_staging_free(pc_matcher *m);
+
 /* Clears the bits of the 16-byte address a after its first plen. */
 void pc_m_mask_addr(uint8_t *a, unsigned plen);
 

@@ -26,6 +26,36 @@ static inline void hb_add(hitbuf *hb, uint32_t item, uint32_t id)
     hb->pos++;
 }
 
+/* Starts a batch over the caller's hits[cap]. */
+static void hb_init(hitbuf *hb, pc_hit *hits, size_t cap)
+{
+    hb->hits = hits;
+    hb->cap = cap;
+    hb->start = hb->pos = 0;
+    hb->overflow = 0;
+}
+
+/* Starts the hits of the next item. */
+static void hb_begin(hitbuf *hb)
+{
+    hb->start = hb->pos;
+    hb->overflow = 0;
+}
+
+/*
+ * Ends an item: when its hits did not fit, they are taken back and the batch
+ * stops (returns 1); *rc becomes PC_ERR_LIMIT when not even one item fits.
+ */
+static int hb_end(hitbuf *hb, int *rc)
+{
+    if (!hb->overflow)
+        return 0;
+    hb->pos = hb->start;
+    if (hb->start == 0)
+        *rc = PC_ERR_LIMIT;
+    return 1;
+}
+
 static void hb_add_ids(hitbuf *hb, uint32_t item, const uint8_t *idsec, uint32_t off, uint32_t cnt)
 {
     for (uint32_t k = 0; k < cnt; k++)
@@ -212,27 +242,20 @@ int pc_matcher_match_names(const pc_matcher *m, const uint8_t *buf, const uint32
     if (rc < 0)
         return rc;
     domtab_init(m, &dt);
-    hb.hits = hits;
-    hb.cap = cap;
-    hb.pos = 0;
+    hb_init(&hb, hits, cap);
     for (i = *next; i < n; i++) {
         if (off[i + 1] < off[i]) {
             rc = PC_ERR_ARG;
             break;
         }
-        hb.start = hb.pos;
-        hb.overflow = 0;
+        hb_begin(&hb);
         if (match_one(m, &dt, buf + off[i], off[i + 1] - off[i], (uint32_t)i, &hb)) {
             rej++;
             hb.pos = hb.start;
             continue;
         }
-        if (hb.overflow) {
-            hb.pos = hb.start;
-            if (hb.start == 0)
-                rc = PC_ERR_LIMIT;
+        if (hb_end(&hb, &rc))
             break;
-        }
     }
     *next = i;
     if (rejected)
@@ -262,14 +285,11 @@ int pc_matcher_match_ips(const pc_matcher *m, const uint8_t *addrs, const uint8_
     int rc = check_match_args(m, addrs, versions, n, next, hits, cap);
     if (rc < 0)
         return rc;
-    hb.hits = hits;
-    hb.cap = cap;
-    hb.pos = 0;
+    hb_init(&hb, hits, cap);
     for (i = *next; i < n; i++) {
         uint8_t a[16] = {0};
         uint8_t ver = versions[i];
-        hb.start = hb.pos;
-        hb.overflow = 0;
+        hb_begin(&hb);
         if (ver == 4) {
             memcpy(a, addrs + 16 * i, 4);
         } else if (ver == 6) {
@@ -294,12 +314,8 @@ int pc_matcher_match_ips(const pc_matcher *m, const uint8_t *addrs, const uint8_
                  j < end && memcmp(m->sec[S_IADDR] + 16 * j, k, 16) == 0; j++)
                 hb_add(&hb, (uint32_t)i, u32at(m->sec[S_IIDS], j));
         }
-        if (hb.overflow) {
-            hb.pos = hb.start;
-            if (hb.start == 0)
-                rc = PC_ERR_LIMIT;
+        if (hb_end(&hb, &rc))
             break;
-        }
     }
     *next = i;
     return rc < 0 ? rc : (int)hb.pos;
@@ -314,9 +330,7 @@ int pc_matcher_match_hashes(const pc_matcher *m, const uint8_t *buf, const uint3
     int rc = check_match_args(m, buf, off, n, next, hits, cap);
     if (rc < 0)
         return rc;
-    hb.hits = hits;
-    hb.cap = cap;
-    hb.pos = 0;
+    hb_init(&hb, hits, cap);
     for (i = *next; i < n; i++) {
         uint32_t len = off[i + 1] - off[i];
         const uint8_t *keys, *ids;
@@ -336,17 +350,12 @@ int pc_matcher_match_hashes(const pc_matcher *m, const uint8_t *buf, const uint3
         } else {
             continue;
         }
-        hb.start = hb.pos;
-        hb.overflow = 0;
+        hb_begin(&hb);
         for (size_t j = lower_bound(keys, len, 0, cnt, buf + off[i]);
              j < cnt && memcmp(keys + (size_t)len * j, buf + off[i], len) == 0; j++)
             hb_add(&hb, (uint32_t)i, u32at(ids, j));
-        if (hb.overflow) {
-            hb.pos = hb.start;
-            if (hb.start == 0)
-                rc = PC_ERR_LIMIT;
+        if (hb_end(&hb, &rc))
             break;
-        }
     }
     *next = i;
     return rc < 0 ? rc : (int)hb.pos;
