@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parent.parent / "native" / "src"
 INCLUDE = Path(__file__).resolve().parent.parent / "native" / "include"
 
 # The payload parsers and the headers of the layers above them.
-PARSERS = ("dns.c", "tls.c", "http.c", "quic.c", "dhcp.c")
+PARSERS = ("dns.c", "tls.c", "hello.c", "http.c", "quic.c", "dhcp.c")
 ABOVE_PARSERS = frozenset({"engine.h", "flow.h", "reader.h", "dispatch.h"})
 
 _INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)

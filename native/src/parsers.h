@@ -1,10 +1,10 @@
 /*
- * parsers.h - the payload parsers (dns.c, tls.c, http.c, quic.c, dhcp.c) and
- * the per-direction state the packet path keeps for them. A parser includes
- * this header, events.h (through it) and text.h, never the packet path's
- * (engine.h, flow.h, reader.h) nor dispatch.h: it is called, it does not
- * call back up. dispatch.c chooses among them; the C unit tests and fuzz
- * harnesses include this header to reach the pieces directly.
+ * parsers.h - the payload parsers (dns.c, tls.c, hello.c, http.c, quic.c,
+ * dhcp.c) and the per-direction state the packet path keeps for them. A
+ * parser includes this header, events.h (through it) and text.h, never the
+ * packet path's (engine.h, flow.h, reader.h) nor dispatch.h: it is called,
+ * it does not call back up. dispatch.c chooses among them; the C unit
+ * tests and fuzz harnesses include this header to reach the pieces directly.
  */
 #ifndef PC_PARSERS_H
 #define PC_PARSERS_H
@@ -41,7 +41,7 @@ typedef struct pc_dirstate {
 #define PC_STREAM_MORE 0
 #define PC_STREAM_DONE 1
 
-/* ---- DNS ---------------------------------------------------------------- */
+/* ---- DNS (dns.c) ---------------------------------------------------------- */
 /* One DNS message (UDP payload or one TCP-framed message without its length). */
 void pc_dns_message(pc_ctx *cx, const pc_meta *m, const uint8_t *msg, size_t len);
 
@@ -79,7 +79,7 @@ void pc_dns_message_kind(pc_ctx *cx, const pc_meta *m, const uint8_t *msg, size_
 int pc_dns_tcp(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
                const uint8_t *data, size_t len, int final, size_t *consumed);
 
-/* ---- TLS ---------------------------------------------------------------- */
+/* ---- TLS ClientHello and fingerprints (hello.c; TCP and QUIC) ------------- */
 /*
  * One TLS handshake message of type ClientHello, starting at its 4-byte
  * handshake header (type 1, 24-bit length). len may be shorter than the
@@ -132,11 +132,12 @@ void pc_ja3_hash(const pc_hello *h, char out[33]);
  */
 void pc_ja4(const pc_hello *h, char proto, char out[37], char *raw, size_t rawcap);
 
+/* ---- TLS over TCP (tls.c) ------------------------------------------------ */
 /* The TLS record stream of one TCP direction; pc_app_tcp contract. */
 int pc_tls_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
                   const uint8_t *data, size_t len, int final, size_t *consumed);
 
-/* ---- HTTP --------------------------------------------------------------- */
+/* ---- HTTP (http.c) -------------------------------------------------------- */
 /* Bound on one request's request line + headers. */
 #define PC_HTTP_MAX_HEAD 8192
 
@@ -167,14 +168,14 @@ int pc_http_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
 /* An HTTP-format request in one UDP datagram (SSDP, port 1900). */
 void pc_http_datagram(pc_ctx *cx, const pc_meta *m, const uint8_t *data, size_t len);
 
-/* ---- QUIC --------------------------------------------------------------- */
+/* ---- QUIC (quic.c) -------------------------------------------------------- */
 /* A QUIC long-header datagram (client or server); per-flow state in *app. */
 void pc_quic_datagram(pc_ctx *cx, const pc_meta *m, pc_udp_app **app, const uint8_t *data, size_t len);
 
 /* The flow ends: report what a partial CRYPTO stream allows, free *app, set it to NULL. */
 void pc_quic_end(pc_ctx *cx, const pc_meta *m, pc_udp_app **app);
 
-/* ---- DHCP --------------------------------------------------------------- */
+/* ---- DHCP (dhcp.c) -------------------------------------------------------- */
 /* One BOOTP/DHCP datagram (ports 67/68); client messages become PC_EV_DHCP. */
 void pc_dhcp_message(pc_ctx *cx, const pc_meta *m, const uint8_t *data, size_t len);
 
