@@ -8,6 +8,11 @@
  * and tshark by hand (each number says where it came from).
  *
  * Exits non-zero when a check fails; the last line is the tally.
+ *
+ * Long (~1,500 lines) because it is the one end-to-end test of the packet
+ * path: every scenario (link types, tunnels, TCP, flows, the queue,
+ * allocation failures, real files) uses the same frame builders and event
+ * collector at the top; split by layer, each part would carry them again.
  */
 #include <stdio.h>
 #include <stdlib.h>

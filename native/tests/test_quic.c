@@ -10,6 +10,9 @@
  * a specification) or hand-derived from the packets the test builds; the
  * packets are built by this file's own encryptor (OpenSSL, independent of
  * quic.c's decryption path) with keys checked first against the RFC.
+ *
+ * Long (~950 lines) because the test carries its own QUIC encryptor (the
+ * independent oracle for quic.c's decryption) next to the cases that use it.
  */
 #include <stdio.h>
 #include <stdlib.h>
