@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance import native
+
 SRC = Path(__file__).resolve().parent.parent / "native" / "src"
 INCLUDE = Path(__file__).resolve().parent.parent / "native" / "include"
 
@@ -133,3 +135,13 @@ def test_the_checks_fail_on_a_bad_layout(tmp_path):
     (tmp_path / "events.h").write_text('#include "parsers.h"\n')
     cycle = find_cycle(include_graph(tmp_path))
     assert cycle is not None and cycle[0] == cycle[-1] and set(cycle) == {"events.h", "parsers.h"}
+
+
+def test_every_event_kind_has_one_name_from_the_core():
+    """Each PC_EV_* constant has a distinct name in native.KINDS, read from the core's pc_kind_name table."""
+    ids = {getattr(native.lib, n) for n in dir(native.lib)
+           if n.startswith("PC_EV_") and n != "PC_EV_KIND_MAX"}
+    assert set(native.KINDS) == ids
+    assert len(set(native.KINDS.values())) == len(ids) and "" not in native.KINDS.values()
+    assert native.ffi.string(native.lib.pc_kind_name(native.lib.PC_EV_DNS_QUERY)) == b"dns.query"
+    assert native.lib.pc_kind_name(native.lib.PC_EV_KIND_MAX + 1) == native.ffi.NULL
