@@ -216,6 +216,7 @@ int pc_budget_take(pc_ctx *cx, size_t n)
     return 0;
 }
 
+/* Returns bytes taken earlier (see events.h). */
 void pc_budget_give(pc_ctx *cx, size_t n)
 {
     cx->app_mem -= n < cx->app_mem ? n : cx->app_mem;

@@ -49,7 +49,6 @@ struct pc_flow {
     pc_dir dir[2];                  /* TCP only: [0] client->server */
 };
 
-
 /* The pc_meta of a payload of flow f; pk (NULL at a flow's end) gives the packet's own MACs and cut. */
 static inline void pc_flow_meta(const pc_ctx *cx, const pc_flow *f, const pc_pkt *pk, int from_client,
                                 pc_meta *m)

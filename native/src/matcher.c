@@ -19,6 +19,7 @@
 uint8_t pc_m_fold[256];
 static int fold_ready;
 
+/* See matcher_int.h. */
 void pc_m_fold_init(void)
 {
     if (fold_ready)
@@ -28,6 +29,7 @@ void pc_m_fold_init(void)
     fold_ready = 1;
 }
 
+/* See matcher_int.h. */
 void pc_m_seterr(pc_matcher *m, const char *fmt, ...)
 {
     va_list ap;
@@ -38,6 +40,7 @@ void pc_m_seterr(pc_matcher *m, const char *fmt, ...)
     va_end(ap);
 }
 
+/* See matcher_int.h. */
 void pc_m_seterrbuf(char *buf, size_t len, const char *fmt, ...)
 {
     va_list ap;
@@ -48,6 +51,7 @@ void pc_m_seterrbuf(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
+/* See matcher_int.h. */
 int pc_m_vec_push(vec *v, const void *data, size_t len)
 {
     if (len > SIZE_MAX - v->n)
@@ -67,6 +71,7 @@ int pc_m_vec_push(vec *v, const void *data, size_t len)
     return PC_OK;
 }
 
+/* See matcher_int.h. */
 void pc_m_vec_free(vec *v)
 {
     pc_free(v->p);
@@ -247,6 +252,7 @@ int pc_matcher_add_keyword(pc_matcher *m, const char *s, size_t len, uint32_t id
     return add_string(m, 0, s, len, id);
 }
 
+/* See matcher_int.h. */
 void pc_m_mask_addr(uint8_t *a, unsigned plen)
 {
     for (unsigned i = 0; i < 16; i++) {

@@ -19,6 +19,7 @@
 /* Sequence numbers compare with 32-bit wraparound arithmetic. */
 static int seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
 
+/* Frees a direction's buffers (see flow.h). */
 void pc_dir_free_buffers(pc_ctx *cx, pc_dir *d)
 {
     pc_seg *s = d->ooo;
