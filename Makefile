@@ -6,7 +6,7 @@ PYTEST:= .venv/bin/pytest
 B     := build
 
 CFLAGS_STRICT := -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wvla
-CORE_SRC := $(filter-out native/src/stubs.c,$(wildcard native/src/*.c))
+CORE_SRC := $(wildcard native/src/*.c)
 CORE_INC := -Inative/include -Inative/src
 CORE_LIBS:= -lpcap -lcrypto
 CTESTS   := $(wildcard native/tests/test_*.c)
@@ -39,11 +39,13 @@ native-check:  ## compile the core warning-free with gcc and clang (-Wall -Wextr
 	for cc in gcc clang; do for f in $(CORE_SRC); do $$cc $(CFLAGS_STRICT) $(CORE_INC) -c $$f -o $(B)/check.o || exit 1; done; done
 	@echo "native-check: gcc and clang clean"
 
-$(B)/ctest/%: native/tests/%.c $(CORE_SRC) $(wildcard native/src/*.h native/include/*.h)
+CORE_HDR := $(wildcard native/src/*.h native/include/*.h)
+
+$(B)/ctest/%: native/tests/%.c $(CORE_SRC) $(CORE_HDR) $(wildcard native/tests/*.h)
 	@mkdir -p $(dir $@)
 	gcc $(CFLAGS_STRICT) -O1 -g $(CORE_INC) $< $(CORE_SRC) $(CORE_LIBS) -o $@
 
-$(B)/ctest-san/%: native/tests/%.c $(CORE_SRC) $(wildcard native/src/*.h native/include/*.h)
+$(B)/ctest-san/%: native/tests/%.c $(CORE_SRC) $(CORE_HDR) $(wildcard native/tests/*.h)
 	@mkdir -p $(dir $@)
 	clang $(CFLAGS_STRICT) $(SAN) $(CORE_INC) $< $(CORE_SRC) $(CORE_LIBS) -o $@
 
@@ -56,7 +58,7 @@ ctest-san: $(patsubst native/tests/%.c,$(B)/ctest-san/%,$(CTESTS))  ## C unit te
 arm:  ## cross-compile for the Pi Zero W (ARMv6) and run the C tests under qemu-arm -cpu arm1176
 	@bash tools/arm-test.sh
 
-$(B)/fuzz/%: native/fuzz/%.c $(CORE_SRC)
+$(B)/fuzz/%: native/fuzz/%.c $(CORE_SRC) $(CORE_HDR) $(wildcard native/fuzz/*.h native/tests/*.h)
 	@mkdir -p $(dir $@)
 	clang $(CFLAGS_STRICT) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -g -O1 $(CORE_INC) $< $(CORE_SRC) $(CORE_LIBS) -o $@
 

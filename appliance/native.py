@@ -60,18 +60,10 @@ def check(status: int, detail: str = "") -> int:
     raise cls(msg)
 
 
-# Event kinds, from the compiled constants.
+# Event kinds: id -> name, read from the core's one table (pc_kind_name) so they cannot drift.
 KINDS = {
-    lib.PC_EV_DNS_QUERY: "dns.query",
-    lib.PC_EV_DNS_ANSWER: "dns.answer",
-    lib.PC_EV_MDNS_QUERY: "mdns.query",
-    lib.PC_EV_LLMNR_QUERY: "llmnr.query",
-    lib.PC_EV_TLS_SNI: "tls.sni",
-    lib.PC_EV_QUIC_SNI: "quic.sni",
-    lib.PC_EV_HTTP_HOST: "http.host",
-    lib.PC_EV_TLS_CERT: "tls.cert",
-    lib.PC_EV_FLOW: "flow",
-    lib.PC_EV_DHCP: "dhcp",
+    k: ffi.string(lib.pc_kind_name(k)).decode()
+    for k in range(1, lib.PC_EV_KIND_MAX + 1)
 }
 NAME_KINDS = frozenset(k for k in KINDS.values() if k not in ("flow", "tls.cert", "dhcp"))
 _PROTOS = {6: "tcp", 17: "udp"}

@@ -3,7 +3,7 @@
 Each flood runs in a child process (``tests/hostile/flood.py``) that feeds a
 feed reader frame by frame, drains the events as the box does, and reports
 its RSS before and after (``/proc/self/status``). The bounds, derived from
-the core's limits (``pc_limits_default`` in engine.c):
+the core's limits (``pc_limits_default`` in native/src/reader.c):
 
 * the core alone: flow table (32768 flows) + TCP stream budget (16 MiB) +
   fragment budget (1 MiB) + event queue (4096 events, 4 MiB of strings)
@@ -13,7 +13,7 @@ the core's limits (``pc_limits_default`` in engine.c):
 * the core plus the detection engine (``Analyzer``, whose caches stop at
   200 000 entries): **160 MiB** of growth.
 
-Eviction policy (engine.c): a full flow table ends its least recently used
+Eviction policy (native/src/flow.c): a full flow table ends its least recently used
 flow, and a flow idle for ``flow_idle_s`` (UDP: 60 s) of capture time ends;
 either way the parsers are flushed first, so a ClientHello that never
 completed still yields its SNI (marked partial) before the flow goes.

@@ -2,7 +2,8 @@
  * fuzz_common_parsers.h - shared pieces of fuzz_dns.c and fuzz_tls.c: one
  * feed reader whose engine receives the events (drained after every input
  * so the queue stays small) and a TCP stream driver that keeps unconsumed
- * bytes the way the packet path does, cutting the input into chunks.
+ * bytes the way the packet path does, cutting the input into chunks. The
+ * flow meta comes from tests/meta_harness.h, as in the parser unit tests.
  */
 #ifndef FUZZ_COMMON_PARSERS_H
 #define FUZZ_COMMON_PARSERS_H
@@ -10,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parsers.h"
+#include "dispatch.h"
+#include "reader.h"
+#include "../tests/meta_harness.h"
 
 static pc_reader *fz_r;
 static pc_ctx *fz_cx;
@@ -37,18 +40,13 @@ static inline void fz_drain(void)
     (void)sink;
 }
 
-static inline pc_meta fz_meta(uint8_t proto, uint16_t sport, uint16_t dport, int from_client)
+/* An exact-size heap copy of data[n], so a read past the payload is an ASan error; NULL when out of memory. */
+static inline uint8_t *fz_copy(const uint8_t *data, size_t n)
 {
-    pc_meta m;
-    memset(&m, 0, sizeof m);
-    m.frame = 1;
-    m.flow_id = 1;
-    m.ipver = 4;
-    m.proto = proto;
-    m.sport = sport;
-    m.dport = dport;
-    m.from_client = (uint8_t)from_client;
-    return m;
+    uint8_t *copy = malloc(n ? n : 1);
+    if (copy)
+        memcpy(copy, data, n);
+    return copy;
 }
 
 typedef int (*fz_tcp_fn)(pc_ctx *, const pc_meta *, pc_dirstate *, const uint8_t *, size_t, int, size_t *);

@@ -19,22 +19,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_init();
     mode = data[0] % 7;
     n = size - 2;
-    /* an exact-size copy, so a read past the payload is an ASan error */
-    copy = malloc(n ? n : 1);
+    copy = fz_copy(data + 2, n);
     if (!copy)
         return 0;
-    memcpy(copy, data + 2, n);
     if (mode == 0) {
-        pc_meta m = fz_meta(17, 40000, 53, data[1] & 1);
+        pc_meta m = h_meta(17, 40000, 53, data[1] & 1);
         m.truncated = (data[1] >> 1) & 1;
         pc_dns_message(fz_cx, &m, copy, n);
     } else if (mode <= 5) {
-        pc_meta m = fz_meta(17, (data[1] & 1) ? 68 : 40000, ports[mode - 1], 1);
+        pc_meta m = h_meta(17, (data[1] & 1) ? 68 : 40000, ports[mode - 1], 1);
         pc_udp_app *app = NULL;
         pc_app_udp(fz_cx, &m, &app, copy, n);
         pc_app_udp_end(fz_cx, &m, &app);
     } else {
-        pc_meta m = fz_meta(6, 40000, 53, data[1] & 1);
+        pc_meta m = h_meta(6, 40000, 53, data[1] & 1);
         fz_stream((data[1] & 2) ? pc_dns_tcp : pc_app_tcp, &m, copy, n, (size_t)(data[1] >> 2) + 1);
     }
     free(copy);

@@ -19,10 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-
-static const int LINKTYPES[] = {1, 113, 276, 12, 14, 101, 228, 229, 0, 108};
-#define NLINK (sizeof LINKTYPES / sizeof LINKTYPES[0])
+#include "fuzz_frames.h"
 
 static void check_chunk(const char *out, size_t len, int fmt)
 {
@@ -80,22 +77,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t sb[4096];
     while (off < size) {
         size_t len;
-        if (size - off < 2) {
-            len = size - off;
-            off = size - len;
-        } else {
-            len = ((size_t)data[off] << 8) | data[off + 1];
-            off += 2;
-            if (len > size - off)
-                len = size - off;
-        }
-        uint8_t *frame = malloc(len ? len : 1);
+        uint8_t *frame = fz_next_frame(data, size, &off, &len);
         if (!frame)
             goto fail;
-        memcpy(frame, data + off, len);
         pc_reader_feed(r, lt, ts, frame, len, len);
         free(frame);
-        off += len;
         ts += 1000000;
         int n;
         while ((n = pc_reader_next(r, ev, 16, sb, sizeof sb)) > 0)

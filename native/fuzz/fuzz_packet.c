@@ -20,10 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-
-static const int LINKTYPES[] = {1, 113, 276, 12, 14, 101, 228, 229, 0, 108};
-#define NLINK (sizeof LINKTYPES / sizeof LINKTYPES[0])
+#include "fuzz_frames.h"
 
 static void drain(pc_reader *r, size_t strcap)
 {
@@ -78,21 +75,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t off = 2;
     while (off < size) {
         size_t len;
-        if (off + 2 <= size) {
-            len = (size_t)data[off] << 8 | data[off + 1];
-            off += 2;
-            if (len > size - off)
-                len = size - off;
-        } else {
-            len = size - off;
-        }
-        uint8_t *frame = malloc(len ? len : 1);
+        uint8_t *frame = fz_next_frame(data, size, &off, &len);
         if (!frame)
             break;
-        memcpy(frame, data + off, len);
         pc_reader_feed(r, lt, ts, frame, len, len + ((opt & 2) ? 9 : 0));
         free(frame);
-        off += len;
         ts += (opt & 4) ? 100 * 1000000000LL : 1000;
         drain(r, strcap);
     }

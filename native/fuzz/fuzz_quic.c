@@ -17,7 +17,8 @@
 
 #include <openssl/evp.h>
 
-#include "internal.h"
+#include "parsers.h"
+#include "reader.h"
 
 int pc_quic_client_keys(uint32_t version, const uint8_t *dcid, size_t dcid_len,
                         uint8_t key[16], uint8_t iv[12], uint8_t hp[16]);

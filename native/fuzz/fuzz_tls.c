@@ -22,24 +22,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mode = data[0] % 4;
     step = (size_t)data[1] * 3 + 1;
     n = size - 2;
-    copy = malloc(n ? n : 1);
+    copy = fz_copy(data + 2, n);
     if (!copy)
         return 0;
-    memcpy(copy, data + 2, n);
     if (mode == 0) {
-        pc_meta m = fz_meta(17, 40000, 443, 1);
+        pc_meta m = h_meta(17, 40000, 443, 1);
         pc_hello h;
         char ja4[37], raw[8192];
         pc_tls_client_hello(fz_cx, &m, (data[1] & 1) ? PC_EV_QUIC_SNI : PC_EV_TLS_SNI, copy, n, (data[1] >> 1) & 1);
         if (pc_hello_parse(copy, n, &h) == PC_OK)
             pc_ja4(&h, 't', ja4, raw, (size_t)data[1] * 32);
     } else if (mode == 1 || mode == 2) {
-        pc_meta m = fz_meta(6, 40000, 443, mode == 1);
+        pc_meta m = h_meta(6, 40000, 443, mode == 1);
         fz_stream(pc_tls_stream, &m, copy, n, step);
     } else {
         /* HTTP directly, or the whole dispatch (HTTP, CONNECT, SOCKS on 1080,
          * TLS inside tunnels) on either side */
-        pc_meta m = fz_meta(6, 40000, (data[1] & 2) ? 1080 : 80, (data[1] & 4) ? 0 : 1);
+        pc_meta m = h_meta(6, 40000, (data[1] & 2) ? 1080 : 80, (data[1] & 4) ? 0 : 1);
         fz_stream((data[1] & 1) ? pc_http_stream : pc_app_tcp, &m, copy, n, (size_t)(data[1] >> 3) + 1);
     }
     free(copy);

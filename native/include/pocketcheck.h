@@ -57,6 +57,14 @@ const char *pc_strerror(int status);
 #define PC_EV_DHCP        10  /* a DHCP client message: name = host name option, data = requested/assigned IPv4 text, mac = client */
 #define PC_EV_KIND_MAX    10
 
+/*
+ * The name of an event kind as the extract output and the Python layer spell
+ * it ("dns.query", "tls.sni", ...): a static string, never to be freed.
+ * Returns "" for 0 (no kind) and NULL above PC_EV_KIND_MAX. This table is
+ * the one list of the names; appliance/native.py builds its own from it.
+ */
+const char *pc_kind_name(uint32_t kind);
+
 /* pc_event.flags */
 #define PC_EVF_PARTIAL   0x1  /* parsed from incomplete data (missing segment, snaplen, bound) */
 #define PC_EVF_EVICTED   0x2  /* PC_EV_FLOW: ended by the eviction policy, not by FIN/RST/end of input */

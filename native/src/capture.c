@@ -1,6 +1,6 @@
 /*
  * capture.c - libpcap glue: capture files and live interfaces as a packet
- * source for the engine (engine.c, through pkt_engine.h). Files and live
+ * source for the engine (reader.c, through reader.h). Files and live
  * interfaces share one read path (pcap_next_ex); every packet read gets the
  * next frame number, so frame numbers match tshark's.
  *
@@ -24,8 +24,7 @@
 
 #include <pcap/pcap.h>
 
-#include "internal.h"
-#include "pkt_engine.h"
+#include "reader.h"
 
 /* Live reads return after this long without packets, so callers can poll. */
 #define LIVE_TIMEOUT_MS 100
@@ -140,6 +139,22 @@ static void src_close(void *vs)
 static const pc_source_ops pcap_ops = {src_next, src_flush, src_stop, src_stats, src_close};
 
 /*
+ * The common start of the two openers: clears errbuf, refuses a missing out
+ * or name (PC_ERR_ARG with the message missing), sets *out to NULL.
+ */
+static int open_start(pc_reader **out, const char *name, const char *missing, char *errbuf, size_t errlen)
+{
+    if (errbuf && errlen)
+        errbuf[0] = 0;
+    if (!out || !name) {
+        copy_err(errbuf, errlen, "%s%s", missing, "");
+        return PC_ERR_ARG;
+    }
+    *out = NULL;
+    return PC_OK;
+}
+
+/*
  * Opens a capture file (see pocketcheck.h). The file is opened with fopen
  * first so that "cannot open" (PC_ERR_OPEN) and "not a capture"
  * (PC_ERR_FORMAT) are told apart; libpcap then sniffs pcap or pcapng from
@@ -154,13 +169,9 @@ int pc_reader_open_file(pc_reader **out, const char *path, const pc_limits *limi
     struct stat sb;
     int rc;
 
-    if (errbuf && errlen)
-        errbuf[0] = 0;
-    if (!out || !path) {
-        copy_err(errbuf, errlen, "%s%s", "no reader or path given", "");
-        return PC_ERR_ARG;
-    }
-    *out = NULL;
+    rc = open_start(out, path, "no reader or path given", errbuf, errlen);
+    if (rc != PC_OK)
+        return rc;
     fp = fopen(path, "rb");
     if (!fp) {
         copy_err(errbuf, errlen, "cannot open %s: %s", path, strerror(errno));
@@ -225,13 +236,9 @@ int pc_reader_open_live(pc_reader **out, const char *iface, const char *bpf,
     struct bpf_program prog;
     int rc;
 
-    if (errbuf && errlen)
-        errbuf[0] = 0;
-    if (!out || !iface) {
-        copy_err(errbuf, errlen, "%s%s", "no reader or interface given", "");
-        return PC_ERR_ARG;
-    }
-    *out = NULL;
+    rc = open_start(out, iface, "no reader or interface given", errbuf, errlen);
+    if (rc != PC_OK)
+        return rc;
     s = pc_calloc(1, sizeof *s);
     if (!s) {
         copy_err(errbuf, errlen, "%s%s", "out of memory", "");

@@ -100,6 +100,16 @@ static int printable(const uint8_t *sb, pc_str s)
     return 1;
 }
 
+/* A constant text: quoted in JSON, as it is in TSV (it holds nothing to escape). */
+static void put_text(outbuf *o, const char *s, int json)
+{
+    if (json)
+        put(o, "\"", 1);
+    puts_(o, s);
+    if (json)
+        put(o, "\"", 1);
+}
+
 static void put_addr(outbuf *o, const pc_event *e, const uint8_t *a, int json)
 {
     char b[INET6_ADDRSTRLEN] = "";
@@ -108,11 +118,7 @@ static void put_addr(outbuf *o, const pc_event *e, const uint8_t *a, int json)
         inet_ntop(AF_INET, a, b, sizeof b);
     else if (e->ipver == 6)
         inet_ntop(AF_INET6, a, b, sizeof b);
-    if (json)
-        put(o, "\"", 1);
-    puts_(o, b);
-    if (json)
-        put(o, "\"", 1);
+    put_text(o, b, json);
 }
 
 static void put_mac(outbuf *o, const pc_event *e, int json)
@@ -122,20 +128,7 @@ static void put_mac(outbuf *o, const pc_event *e, int json)
     if (e->has_mac)
         snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x",
                  e->mac[0], e->mac[1], e->mac[2], e->mac[3], e->mac[4], e->mac[5]);
-    if (json)
-        put(o, "\"", 1);
-    puts_(o, b);
-    if (json)
-        put(o, "\"", 1);
-}
-
-static const char *kind_name(uint32_t k)
-{
-    static const char *const names[] = {
-        "", "dns.query", "dns.answer", "mdns.query", "llmnr.query", "tls.sni",
-        "quic.sni", "http.host", "tls.cert", "flow", "dhcp",
-    };
-    return k < sizeof names / sizeof names[0] ? names[k] : NULL;
+    put_text(o, b, json);
 }
 
 /* JSON: , "key": */
@@ -146,22 +139,39 @@ static void key(outbuf *o, const char *k)
     puts_(o, "\": ");
 }
 
+/* Before a field: JSON ', "key": ', TSV a tab. */
+static void field(outbuf *o, const char *k, int json)
+{
+    if (json)
+        key(o, k);
+    else
+        puts_(o, "\t");
+}
+
+/* The fields every record has, file to mac, in the order of extract.py's columns. */
+static void common_fields(outbuf *o, const pc_event *e, const uint8_t *sb, const char *file, size_t file_len,
+                          int json)
+{
+    if (json)
+        puts_(o, "{\"file\": ");
+    put(o, file, file_len);
+    field(o, "frame", json); put_u64(o, e->frame);
+    field(o, "ts", json); put_float(o, (double)e->ts_ns / 1e9);
+    field(o, "kind", json); put_text(o, pc_kind_name(e->kind), json);
+    field(o, "name", json); put_str(o, sb, e->name, json);
+    field(o, "proto", json); put_text(o, e->proto == 6 ? "tcp" : e->proto == 17 ? "udp" : "", json);
+    field(o, "src", json); put_addr(o, e, e->src, json);
+    field(o, "sport", json); put_u64(o, e->sport);
+    field(o, "dst", json); put_addr(o, e, e->dst, json);
+    field(o, "dport", json); put_u64(o, e->dport);
+    field(o, "mac", json); put_mac(o, e, json);
+}
+
 static void json_line(outbuf *o, const pc_event *e, const uint8_t *sb, const char *file, size_t file_len)
 {
     uint32_t k = e->kind;
 
-    puts_(o, "{\"file\": ");
-    put(o, file, file_len);
-    key(o, "frame"); put_u64(o, e->frame);
-    key(o, "ts"); put_float(o, (double)e->ts_ns / 1e9);
-    key(o, "kind"); puts_(o, "\""); puts_(o, kind_name(k)); puts_(o, "\"");
-    key(o, "name"); put_str(o, sb, e->name, 1);
-    key(o, "proto"); puts_(o, e->proto == 6 ? "\"tcp\"" : e->proto == 17 ? "\"udp\"" : "\"\"");
-    key(o, "src"); put_addr(o, e, e->src, 1);
-    key(o, "sport"); put_u64(o, e->sport);
-    key(o, "dst"); put_addr(o, e, e->dst, 1);
-    key(o, "dport"); put_u64(o, e->dport);
-    key(o, "mac"); put_mac(o, e, 1);
+    common_fields(o, e, sb, file, file_len, 1);
     if (e->flags & PC_EVF_PARTIAL) {
         key(o, "partial"); puts_(o, "true");
     }
@@ -197,17 +207,7 @@ static void tsv_line(outbuf *o, const pc_event *e, const uint8_t *sb, const char
     uint32_t k = e->kind;
     pc_str detail = {0, 0};
 
-    put(o, file, file_len);
-    puts_(o, "\t"); put_u64(o, e->frame);
-    puts_(o, "\t"); put_float(o, (double)e->ts_ns / 1e9);
-    puts_(o, "\t"); puts_(o, kind_name(k));
-    puts_(o, "\t"); put_str(o, sb, e->name, 0);
-    puts_(o, "\t"); puts_(o, e->proto == 6 ? "tcp" : e->proto == 17 ? "udp" : "");
-    puts_(o, "\t"); put_addr(o, e, e->src, 0);
-    puts_(o, "\t"); put_u64(o, e->sport);
-    puts_(o, "\t"); put_addr(o, e, e->dst, 0);
-    puts_(o, "\t"); put_u64(o, e->dport);
-    puts_(o, "\t"); put_mac(o, e, 0);
+    common_fields(o, e, sb, file, file_len, 0);
     /* detail: the first non-empty of data, ja4, path (as extract.py's _detail). */
     if (k == PC_EV_DNS_ANSWER || k == PC_EV_DHCP)
         detail = e->data;
@@ -235,7 +235,7 @@ int pc_format_events(const pc_event *ev, size_t n, const uint8_t *strbuf, int fm
 
         if (e->kind == PC_EV_FLOW && !flows)
             continue;
-        if (e->kind == PC_EV_TLS_CERT || kind_name(e->kind) == NULL
+        if (e->kind == PC_EV_TLS_CERT || pc_kind_name(e->kind) == NULL
             || !printable(strbuf, e->name) || !printable(strbuf, e->data) || !printable(strbuf, e->s1)
             || !printable(strbuf, e->s2) || !printable(strbuf, e->s3))
             break;  /* Python formats this one */

@@ -6,7 +6,7 @@
  * PC_HTTP_MAX_HEAD (8 KB) or bytes that do not start a request end the
  * parsing of the direction. A CONNECT request (and on the server side its
  * 1xx/2xx answer without a body) hands the direction back to the dispatcher
- * in app.c, so the TLS inside the tunnel is parsed too. A request without a Host header (HTTP/1.0 to a
+ * in dispatch.c, so the TLS inside the tunnel is parsed too. A request without a Host header (HTTP/1.0 to a
  * bare address) produces no event: the flow's address already tells where it
  * went. SSDP requests over UDP (port 1900) are reported the same way
  * (pc_http_datagram). Strings are made ASCII-safe with pc_text_escape(); the Host loses its
@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "parsers.h"
+#include "text.h"
 
 /* pc_dirstate use: u32[0] = body bytes still to skip, u32[1] = bytes of a
  * cut head at data[0] already searched for its end. */

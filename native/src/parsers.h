@@ -1,12 +1,15 @@
 /*
- * parsers.h - private interfaces between the payload parsers (app.c, dns.c,
- * tls.c, http.c, dhcp.c). The packet path only sees internal.h; the C unit
+ * parsers.h - the payload parsers (dns.c, tls.c, hello.c, http.c, quic.c,
+ * dhcp.c) and the per-direction state the packet path keeps for them. A
+ * parser includes this header, events.h (through it) and text.h, never the
+ * packet path's (engine.h, flow.h, reader.h) nor dispatch.h: it is called,
+ * it does not call back up. dispatch.c chooses among them; the C unit
  * tests and fuzz harnesses include this header to reach the pieces directly.
  */
 #ifndef PC_PARSERS_H
 #define PC_PARSERS_H
 
-#include "internal.h"
+#include "events.h"
 
 /* Parser ids stored in pc_dirstate.app (0 = not chosen yet). */
 #define PC_APP_NONE 0
@@ -17,16 +20,31 @@
 #define PC_APP_SOCKS 5
 #define PC_APP_HTTPRESP 6
 
-/* ---- text --------------------------------------------------------------- */
+/* ---- state the packet path keeps for the parsers ------------------------ */
 /*
- * Copies n bytes of src into dst (cap bytes) as ASCII-safe text: bytes
- * 0x20..0x7e except the backslash are kept, every other byte becomes
- * "\xHH" and the backslash "\\". Stops before a character that would not
- * fit whole. Returns the number of bytes written (dst is not NUL-terminated).
+ * Per-flow state a UDP parser may hang on a flow (QUIC CRYPTO reassembly).
+ * The packet path stores the pointer in the flow, passes it back on every
+ * datagram of the flow, and calls pc_app_udp_end() (dispatch.h) exactly
+ * once when the flow ends (end of input, idle, eviction), which frees it.
  */
-size_t pc_text_escape(char *dst, size_t cap, const uint8_t *src, size_t n);
+typedef struct pc_udp_app pc_udp_app;   /* defined in quic.c (the only UDP parser with state) */
 
-/* ---- DNS ---------------------------------------------------------------- */
+/* Small per-direction parser state kept by the packet path inside the flow. */
+typedef struct pc_dirstate {
+    uint8_t  app;        /* which parser owns this direction (0 = not chosen yet) */
+    uint8_t  done;       /* 1: the parser wants no more bytes */
+    uint16_t u16;
+    uint32_t u32[4];
+} pc_dirstate;
+
+/* Returns of the stream parsers (the pc_app_tcp contract in dispatch.h). */
+#define PC_STREAM_MORE 0
+#define PC_STREAM_DONE 1
+
+/* ---- DNS (dns.c) ---------------------------------------------------------- */
+/* One DNS message (UDP payload or one TCP-framed message without its length). */
+void pc_dns_message(pc_ctx *cx, const pc_meta *m, const uint8_t *msg, size_t len);
+
 /*
  * Longest presentation name pc_dns_name() writes: 255 wire bytes of which
  * every label byte may take 4 characters ("\DDD").
@@ -61,7 +79,16 @@ void pc_dns_message_kind(pc_ctx *cx, const pc_meta *m, const uint8_t *msg, size_
 int pc_dns_tcp(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
                const uint8_t *data, size_t len, int final, size_t *consumed);
 
-/* ---- TLS ---------------------------------------------------------------- */
+/* ---- TLS ClientHello and fingerprints (hello.c; TCP and QUIC) ------------- */
+/*
+ * One TLS handshake message of type ClientHello, starting at its 4-byte
+ * handshake header (type 1, 24-bit length). len may be shorter than the
+ * message (truncated = 1): report what is there. kind is PC_EV_TLS_SNI or
+ * PC_EV_QUIC_SNI (JA4 starts with 't' or 'q'). Returns PC_OK or PC_ERR_FORMAT.
+ */
+int pc_tls_client_hello(pc_ctx *cx, const pc_meta *m, uint32_t kind,
+                        const uint8_t *hs, size_t len, int truncated);
+
 /* Bounds on the lists kept from one ClientHello (real ones have < 100). */
 #define PC_HELLO_MAX_LIST 256
 
@@ -105,11 +132,12 @@ void pc_ja3_hash(const pc_hello *h, char out[33]);
  */
 void pc_ja4(const pc_hello *h, char proto, char out[37], char *raw, size_t rawcap);
 
+/* ---- TLS over TCP (tls.c) ------------------------------------------------ */
 /* The TLS record stream of one TCP direction; pc_app_tcp contract. */
 int pc_tls_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
                   const uint8_t *data, size_t len, int final, size_t *consumed);
 
-/* ---- HTTP --------------------------------------------------------------- */
+/* ---- HTTP (http.c) -------------------------------------------------------- */
 /* Bound on one request's request line + headers. */
 #define PC_HTTP_MAX_HEAD 8192
 
@@ -140,7 +168,14 @@ int pc_http_stream(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
 /* An HTTP-format request in one UDP datagram (SSDP, port 1900). */
 void pc_http_datagram(pc_ctx *cx, const pc_meta *m, const uint8_t *data, size_t len);
 
-/* ---- DHCP --------------------------------------------------------------- */
+/* ---- QUIC (quic.c) -------------------------------------------------------- */
+/* A QUIC long-header datagram (client or server); per-flow state in *app. */
+void pc_quic_datagram(pc_ctx *cx, const pc_meta *m, pc_udp_app **app, const uint8_t *data, size_t len);
+
+/* The flow ends: report what a partial CRYPTO stream allows, free *app, set it to NULL. */
+void pc_quic_end(pc_ctx *cx, const pc_meta *m, pc_udp_app **app);
+
+/* ---- DHCP (dhcp.c) -------------------------------------------------------- */
 /* One BOOTP/DHCP datagram (ports 67/68); client messages become PC_EV_DHCP. */
 void pc_dhcp_message(pc_ctx *cx, const pc_meta *m, const uint8_t *data, size_t len);
 

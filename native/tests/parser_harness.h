@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "parsers.h"
+#include "dispatch.h"
+#include "meta_harness.h"
+#include "reader.h"
 
 static int h_pass, h_fail;
 
@@ -119,23 +121,6 @@ static inline uint64_t h_malformed(void)
     pc_stats st;
     pc_reader_stats(h_r, &st);
     return st.malformed;
-}
-
-/* A meta of a flow with the given protocol and ports (client first). */
-static inline pc_meta h_meta(uint8_t proto, uint16_t sport, uint16_t dport, int from_client)
-{
-    pc_meta m;
-    memset(&m, 0, sizeof m);
-    m.frame = 1;
-    m.flow_id = 1;
-    m.ipver = 4;
-    m.proto = proto;
-    m.sport = sport;
-    m.dport = dport;
-    m.src[0] = 192; m.src[1] = 168; m.src[2] = 4; m.src[3] = 2;
-    m.dst[0] = 192; m.dst[1] = 0; m.dst[2] = 2; m.dst[3] = 1;
-    m.from_client = (uint8_t)from_client;
-    return m;
 }
 
 /*

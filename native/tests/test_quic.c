@@ -10,6 +10,9 @@
  * a specification) or hand-derived from the packets the test builds; the
  * packets are built by this file's own encryptor (OpenSSL, independent of
  * quic.c's decryption path) with keys checked first against the RFC.
+ *
+ * Long (~950 lines) because the test carries its own QUIC encryptor (the
+ * independent oracle for quic.c's decryption) next to the cases that use it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +20,10 @@
 
 #include <openssl/evp.h>
 
-#include "internal.h"
+#include "parsers.h"
+#include "reader.h"
 
-/* Exposed by quic.c for tests (not part of internal.h). */
+/* Exposed by quic.c for tests (not part of parsers.h). */
 int pc_quic_client_keys(uint32_t version, const uint8_t *dcid, size_t dcid_len,
                         uint8_t key[16], uint8_t iv[12], uint8_t hp[16]);
 int pc_quic_open_packet(uint32_t version, const uint8_t *pkt, size_t hdr_len, size_t pkt_len,

@@ -15,6 +15,9 @@
  *    (technical_details/JA4.md): t13d1516h2_8daaf6152771_e5627efa2ab1, the
  *    no-signature-algorithm hash 6d807ffa2a79 and the five ALPN hex cases;
  *  - hand-built certificate flights whose bytes the test knows.
+ *
+ * Long (~600 lines) mostly in data: real ClientHellos and certificate flights
+ * copied byte for byte, next to the checks that read them.
  */
 #include "parser_harness.h"
 

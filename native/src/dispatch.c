@@ -1,5 +1,5 @@
 /*
- * app.c - which parser gets a payload, plus DHCP.
+ * dispatch.c - which parser gets a payload (contract in dispatch.h).
  *
  * UDP is dispatched on ports (DNS 53, mDNS 5353, LLMNR 5355, DHCP 67/68,
  * SSDP 1900, either side); any other datagram whose first byte has the long-header bit
@@ -11,121 +11,7 @@
  * the tunnel dispatched again; anything else is declined at once so the
  * packet path stops buffering it.
  */
-#include <arpa/inet.h>
-#include <stdio.h>
-
-#include "parsers.h"
-
-/* ---- text --------------------------------------------------------------- */
-
-/* ASCII-safe copy; contract in parsers.h. */
-size_t pc_text_escape(char *dst, size_t cap, const uint8_t *src, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = src[i];
-        if (c >= 0x20 && c <= 0x7e && c != '\\') {
-            if (o + 1 > cap)
-                break;
-            dst[o++] = (char)c;
-        } else if (c == '\\') {
-            if (o + 2 > cap)
-                break;
-            dst[o++] = '\\';
-            dst[o++] = '\\';
-        } else {
-            if (o + 4 > cap)
-                break;
-            dst[o++] = '\\';
-            dst[o++] = 'x';
-            dst[o++] = hex[c >> 4];
-            dst[o++] = hex[c & 15];
-        }
-    }
-    return o;
-}
-
-/* ---- DHCP --------------------------------------------------------------- */
-
-#define DHCP_FIXED   236          /* BOOTP header up to the options */
-#define DHCP_MAGIC   0x63825363u
-
-/*
- * A BOOTP/DHCP datagram (RFC 2131). Client messages that ask for or confirm
- * an address (DISCOVER, REQUEST, INFORM) become PC_EV_DHCP: name = host name
- * option 12 (escaped), data = requested address option 50, else ciaddr, else
- * yiaddr, as dotted text ("" when none), the MAC = chaddr when it is an
- * Ethernet address (else the flow's MAC). Server messages and plain BOOTP
- * are ignored. Options are read with bounds; option overload (52) is not
- * followed.
- */
-void pc_dhcp_message(pc_ctx *cx, const pc_meta *m, const uint8_t *d, size_t len)
-{
-    char host[255 * 4];
-    char addr[INET_ADDRSTRLEN];
-    const uint8_t *hostopt = NULL, *reqip = NULL;
-    size_t hostlen = 0, hl = 0, i;
-    int type = 0;
-    pc_out o;
-
-    if (len < DHCP_FIXED + 4 || d[0] != 1 || pc_rd32(d + DHCP_FIXED) != DHCP_MAGIC)
-        goto fail;
-    for (i = DHCP_FIXED + 4; i < len;) {
-        uint8_t code = d[i], olen;
-        if (code == 0) {          /* pad */
-            i++;
-            continue;
-        }
-        if (code == 255)          /* end */
-            break;
-        if (i + 2 > len)
-            goto fail;
-        olen = d[i + 1];
-        if (i + 2 + olen > len)
-            goto fail;
-        if (code == 53 && olen >= 1)
-            type = d[i + 2];
-        else if (code == 12 && olen >= 1) {
-            hostopt = d + i + 2;
-            hostlen = olen;
-        } else if (code == 50 && olen == 4)
-            reqip = d + i + 2;
-        i += 2 + (size_t)olen;
-    }
-    if (type != 1 && type != 3 && type != 8)   /* DISCOVER, REQUEST, INFORM */
-        return;
-
-    memset(&o, 0, sizeof o);
-    o.kind = PC_EV_DHCP;
-    o.flags = m->truncated ? PC_EVF_PARTIAL : 0;
-    if (hostopt)
-        hl = pc_text_escape(host, sizeof host, hostopt, hostlen);
-    o.name.p = (const uint8_t *)host;
-    o.name.n = hl;
-    if (!reqip && pc_rd32(d + 12) != 0)       /* ciaddr */
-        reqip = d + 12;
-    if (!reqip && pc_rd32(d + 16) != 0)       /* yiaddr */
-        reqip = d + 16;
-    if (reqip && inet_ntop(AF_INET, reqip, addr, sizeof addr)) {
-        o.data.p = (const uint8_t *)addr;
-        o.data.n = strlen(addr);
-    }
-    if (d[1] == 1 && d[2] == 6) {             /* htype Ethernet, hlen 6 */
-        /* The client is chaddr, also when a relay forwarded the message. */
-        pc_meta mm = *m;
-        memcpy(mm.mac, d + 28, 6);
-        mm.has_mac = 1;
-        pc_emit(cx, &mm, &o);
-    } else {
-        pc_emit(cx, m, &o);
-    }
-    return;
-fail:
-    if (!m->truncated)
-        pc_count_malformed(cx);
-}
+#include "dispatch.h"
 
 /* ---- UDP ---------------------------------------------------------------- */
 
@@ -162,6 +48,23 @@ void pc_app_udp_end(pc_ctx *cx, const pc_meta *m, pc_udp_app **app)
 }
 
 /* ---- TCP ---------------------------------------------------------------- */
+
+/*
+ * The end of a SOCKS5 request or reply that starts at d[p] (VER CMD|REP RSV
+ * ATYP ADDR PORT; the caller has checked that its first 5 bytes are here):
+ * the preamble's length when all of it is here, 0 when more bytes are
+ * needed, -1 for an unknown address type.
+ */
+static long socks5_addr_end(const uint8_t *d, size_t len, size_t p)
+{
+    switch (d[p + 3]) {
+    case 1: p += 4 + 4 + 2; break;
+    case 3: p += 4 + 1 + (size_t)d[p + 4] + 2; break;
+    case 4: p += 4 + 16 + 2; break;
+    default: return -1;
+    }
+    return len < p ? 0 : (long)p;
+}
 
 /*
  * Length of a SOCKS client preamble at data (SOCKS4/4a request, or SOCKS5
@@ -216,13 +119,7 @@ static long socks_client_len(const uint8_t *d, size_t len)
         return -1;
     if (len < p + 5)
         return 0;
-    switch (d[p + 3]) {
-    case 1: p += 4 + 4 + 2; break;
-    case 3: p += 4 + 1 + (size_t)d[p + 4] + 2; break;
-    case 4: p += 4 + 16 + 2; break;
-    default: return -1;
-    }
-    return len < p ? 0 : (long)p;
+    return socks5_addr_end(d, len, p);
 }
 
 /* Length of a SOCKS server preamble (the replies to the client's preamble); as above. */
@@ -248,13 +145,7 @@ static long socks_server_len(const uint8_t *d, size_t len)
         return 0;
     if (d[p] != 5 || d[p + 1] != 0)          /* refused: nothing to follow */
         return -1;
-    switch (d[p + 3]) {
-    case 1: p += 4 + 4 + 2; break;
-    case 3: p += 4 + 1 + (size_t)d[p + 4] + 2; break;
-    case 4: p += 4 + 16 + 2; break;
-    default: return -1;
-    }
-    return len < p ? 0 : (long)p;
+    return socks5_addr_end(d, len, p);
 }
 
 /*
@@ -311,7 +202,7 @@ static uint8_t choose_tcp(const pc_meta *m, const uint8_t *data, size_t len, int
 }
 
 /*
- * The in-order bytes of one TCP direction (contract in internal.h): picks a
+ * The in-order bytes of one TCP direction (contract in dispatch.h): picks a
  * parser, then feeds it. A tunnel preamble (SOCKS, HTTP CONNECT and its 200
  * answer) is consumed by its parser, which hands the direction back here to
  * choose again for the bytes inside the tunnel. After PC_STREAM_DONE

@@ -1,14 +1,15 @@
 /*
- * pkt_engine.h - the seam between engine.c (decoding, flows, streams, the
- * event queue; no libpcap) and capture.c (libpcap files and live
- * interfaces). engine.c owns the reader; a packet source plugs into it
- * through a small table of functions, so the ARM cross-build and the unit
- * tests can run the whole packet path without libpcap (feed readers).
+ * reader.h - the reader's private side: the seam between the packet path
+ * (reader.c and below; no libpcap) and capture.c (libpcap files and live
+ * interfaces), plus one door for the C unit tests. reader.c owns the
+ * reader; a packet source plugs into it through a small table of
+ * functions, so the ARM cross-build and the unit tests can run the whole
+ * packet path without libpcap (feed readers). Parsers never include it.
  */
-#ifndef PC_PKT_ENGINE_H
-#define PC_PKT_ENGINE_H
+#ifndef PC_READER_H
+#define PC_READER_H
 
-#include "internal.h"
+#include "events.h"
 
 /* pc_source_ops.next(): a packet was read (distinct from PC_EOF, which is 1). */
 #define PC_SRC_PACKET 2
@@ -59,5 +60,12 @@ void pc_engine_set_error(pc_reader *r, const char *fmt, ...)
 
 /* The number of frames read so far (the last frame's number). */
 uint64_t pc_engine_frames(const pc_reader *r);
+
+/*
+ * For C unit tests of one parser: the state of a feed reader, so a test can
+ * call pc_dns_message() and friends directly and read the events back with
+ * pc_reader_next(). NULL for NULL.
+ */
+pc_ctx *pc_reader_ctx(pc_reader *r);
 
 #endif

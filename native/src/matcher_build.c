@@ -1,0 +1,387 @@
+/*
+ * matcher_build.c - pc_matcher_prepare(): turns the staged patterns into
+ * the sections of matcher_int.h (the domain hash table and its Bloom
+ * filter, the keyword automaton with its complete transition function,
+ * the sorted prefix groups and hash keys).
+ */
+#include <stdlib.h>
+
+#include "matcher_int.h"
+
+/* Heap section sec of nbytes, zeroed; NULL on failure. */
+static void *sec_alloc(void **owned, uint64_t *sz, int sec, size_t nbytes)
+{
+    owned[sec] = pc_calloc(1, nbytes ? nbytes : 8);
+    sz[sec] = nbytes;
+    return owned[sec];
+}
+
+/* Assigns ids to entries: rec_ent[i] is record i's entry; fills ent ids offset/count and ids. */
+static int fill_ids(const srec *rec, const uint32_t *rec_ent, size_t nrec, uint32_t *ent, size_t stride,
+                    size_t idoff_field, uint32_t nent, uint32_t *ids)
+{
+    uint32_t pos = 0;
+    for (uint32_t e = 0; e < nent; e++) {
+        uint32_t cnt = ent[stride * e + idoff_field + 1];
+        ent[stride * e + idoff_field] = pos;
+        ent[stride * e + idoff_field + 1] = 0;
+        pos += cnt;
+    }
+    for (size_t i = 0; i < nrec; i++) {
+        uint32_t *f = &ent[stride * rec_ent[i] + idoff_field];
+        ids[f[0] + f[1]] = rec[i].id;
+        f[1]++;
+    }
+    return PC_OK;
+}
+
+static int build_domains(pc_matcher *m, void **owned, uint64_t *sz, uint32_t *par)
+{
+    const srec *rec = (const srec *)(void *)m->drec.p;
+    size_t nrec = m->drec.n / sizeof(srec);
+    uint32_t nslots = 0, nent = 0, dmin = 0xffffffffu, dmax = 0;
+    uint32_t *slots, *ent, *ids, *bloom, *rec_ent = NULL;
+    uint8_t *str;
+    size_t strbytes = 0;
+    int rc = PC_ERR_NOMEM;
+
+    if (nrec) {
+        nslots = 16;
+        while (nslots < 2 * nrec)
+            nslots *= 2;
+    }
+    slots = sec_alloc(owned, sz, S_DSLOT, (size_t)nslots * 8);
+    ent = sec_alloc(owned, sz, S_DENT, nrec * 16);
+    ids = sec_alloc(owned, sz, S_DIDS, nrec * 4);
+    bloom = sec_alloc(owned, sz, S_DBLOOM, (size_t)nslots / 2);
+    rec_ent = pc_malloc(nrec * 4 + 4);
+    if (!slots || !ent || !ids || !bloom || !rec_ent)
+        goto fail;
+    /* Entries, deduplicated by string through the slot table itself. */
+    for (size_t i = 0; i < nrec; i++) {
+        const uint8_t *s = m->dstr.p + rec[i].off;
+        uint32_t len = rec[i].len, h = H_INIT, slot;
+        for (uint32_t j = len; j-- > 0;)
+            h = H_STEP(h, s[j]);
+        slot = pc_mix32(h);
+        bloom[(slot >> 5) & (nslots / 8 - 1)] |= 1u << (slot & 31);
+        slot &= nslots - 1;
+        for (;;) {
+            uint32_t e1 = slots[2 * slot + 1];
+            if (e1 == 0) {
+                slots[2 * slot] = h;
+                slots[2 * slot + 1] = nent + 1;
+                ent[4 * nent] = rec[i].off;     /* staging offset for now */
+                ent[4 * nent + 1] = len;
+                rec_ent[i] = nent++;
+                strbytes += len;
+                break;
+            }
+            if (slots[2 * slot] == h && ent[4 * (e1 - 1) + 1] == len &&
+                memcmp(m->dstr.p + ent[4 * (e1 - 1)], s, len) == 0) {
+                rec_ent[i] = e1 - 1;
+                break;
+            }
+            slot = (slot + 1) & (nslots - 1);
+        }
+        ent[4 * rec_ent[i] + 3]++;
+        if (len < dmin)
+            dmin = len;
+        if (len > dmax)
+            dmax = len;
+    }
+    /* Compact the strings of the distinct entries. */
+    str = sec_alloc(owned, sz, S_DSTR, strbytes);
+    if (!str)
+        goto fail;
+    strbytes = 0;
+    for (uint32_t e = 0; e < nent; e++) {
+        memcpy(str + strbytes, m->dstr.p + ent[4 * e], ent[4 * e + 1]);
+        ent[4 * e] = (uint32_t)strbytes;
+        strbytes += ent[4 * e + 1];
+    }
+    sz[S_DENT] = (uint64_t)nent * 16;
+    fill_ids(rec, rec_ent, nrec, ent, 4, 2, nent, ids);
+    par[P_DSLOTS] = nslots;
+    par[P_DENT] = nent;
+    par[P_DMIN] = nent ? dmin : 0;
+    par[P_DMAX] = dmax;
+    rc = PC_OK;
+fail:
+    pc_free(rec_ent);
+    return rc;
+}
+
+static int build_keywords(pc_matcher *m, void **owned, uint64_t *sz, uint32_t *par)
+{
+    const srec *rec = (const srec *)(void *)m->krec.p;
+    size_t nrec = m->krec.n / sizeof(srec);
+    uint8_t *cls = sec_alloc(owned, sz, S_KCLS, 256);
+    uint32_t *trans = NULL, *out = NULL, *dict = NULL, *fail_ = NULL, *queue = NULL, *rec_ent = NULL;
+    uint32_t *ent, *ids;
+    uint32_t ncls = 1, nstates = 1, nent = 0, cap = 0;
+    int rc = PC_ERR_NOMEM;
+
+    if (!cls)
+        goto fail;
+    /* Class 0 is every byte no keyword uses: it always leads back to the root. */
+    for (size_t i = 0; i < nrec; i++)
+        for (uint32_t j = 0; j < rec[i].len; j++) {
+            uint8_t c = m->kstr.p[rec[i].off + j];
+            if (!cls[c])
+                cls[c] = (uint8_t)ncls++;
+        }
+    if (nrec == 0) {
+        ncls = 0;
+        nstates = 0;
+    } else {
+        size_t bound = 1, limit;
+        for (size_t i = 0; i < nrec; i++)
+            bound += rec[i].len;
+        /* The table grows as states appear, up to both bounds of the header. */
+        limit = PC_MATCHER_MAX_KW_CELLS / ncls;
+        if (limit > PC_MATCHER_MAX_KW_STATES)
+            limit = PC_MATCHER_MAX_KW_STATES;
+        if (bound < limit)
+            limit = bound;
+        cap = (uint32_t)(limit < 4096 ? limit : 4096);
+        trans = pc_calloc((size_t)cap * ncls, 4);
+        out = pc_calloc(cap, 4);
+        rec_ent = pc_malloc(nrec * 4);
+        if (!trans || !out || !rec_ent)
+            goto fail;
+        /* The trie of reversed keywords (0 = no edge; the root is never a target). */
+        for (size_t i = 0; i < nrec; i++) {
+            uint32_t s = 0;
+            for (uint32_t j = rec[i].len; j-- > 0;) {
+                uint32_t c = cls[m->kstr.p[rec[i].off + j]];
+                uint32_t t = trans[(size_t)s * ncls + c];
+                if (!t) {
+                    if (nstates >= cap) {
+                        uint32_t ncap = cap * 2 < limit ? cap * 2 : (uint32_t)limit;
+                        uint32_t *nt, *no;
+                        if (cap >= limit) {
+                            pc_m_seterr(m, "keyword automaton over %u states or %u transitions",
+                                   PC_MATCHER_MAX_KW_STATES, PC_MATCHER_MAX_KW_CELLS);
+                            rc = PC_ERR_LIMIT;
+                            goto fail;
+                        }
+                        nt = pc_realloc(trans, (size_t)ncap * ncls * 4);
+                        if (!nt)
+                            goto fail;
+                        trans = nt;
+                        no = pc_realloc(out, (size_t)ncap * 4);
+                        if (!no)
+                            goto fail;
+                        out = no;
+                        memset(trans + (size_t)cap * ncls, 0, (size_t)(ncap - cap) * ncls * 4);
+                        memset(out + cap, 0, (size_t)(ncap - cap) * 4);
+                        cap = ncap;
+                    }
+                    t = nstates++;
+                    trans[(size_t)s * ncls + c] = t;
+                }
+                s = t;
+            }
+            if (!out[s])
+                out[s] = ++nent;
+            rec_ent[i] = out[s] - 1;
+        }
+        dict = pc_calloc(nstates, 4);
+        fail_ = pc_calloc(nstates, 4);
+        queue = pc_malloc((size_t)nstates * 4);
+        if (!dict || !fail_ || !queue)
+            goto fail;
+        /* Breadth-first: failure links, then the missing edges filled in (a DFA). */
+        size_t qh = 0, qt = 0;
+        for (uint32_t c = 0; c < ncls; c++) {
+            uint32_t t = trans[c];
+            if (t) {
+                fail_[t] = 0;
+                queue[qt++] = t;
+            }
+        }
+        while (qh < qt) {
+            uint32_t s = queue[qh++];
+            uint32_t f = fail_[s];
+            dict[s] = out[f] ? f + 1 : dict[f];
+            for (uint32_t c = 0; c < ncls; c++) {
+                uint32_t *t = &trans[(size_t)s * ncls + c];
+                if (*t) {
+                    fail_[*t] = trans[(size_t)f * ncls + c];
+                    queue[qt++] = *t;
+                } else {
+                    *t = trans[(size_t)f * ncls + c];
+                }
+            }
+        }
+    }
+    ent = sec_alloc(owned, sz, S_KENT, (size_t)nent * 8);
+    ids = sec_alloc(owned, sz, S_KIDS, nrec * 4);
+    if (!ent || !ids)
+        goto fail;
+    for (size_t i = 0; i < nrec; i++)
+        ent[2 * rec_ent[i] + 1]++;
+    fill_ids(rec, rec_ent, nrec, ent, 2, 0, nent, ids);
+    /* Hand the automaton over as sections, shrunk to the states used. */
+    if (nstates) {
+        uint32_t *t2 = pc_realloc(trans, (size_t)nstates * ncls * 4);
+        if (t2)
+            trans = t2;
+    }
+    owned[S_KTRANS] = trans;
+    sz[S_KTRANS] = (uint64_t)nstates * ncls * 4;
+    owned[S_KOUT] = out;
+    sz[S_KOUT] = (uint64_t)nstates * 4;
+    owned[S_KDICT] = dict;
+    sz[S_KDICT] = (uint64_t)nstates * 4;
+    trans = out = dict = NULL;
+    if (!owned[S_KTRANS] && !(owned[S_KTRANS] = pc_calloc(1, 8)))
+        goto fail;
+    if (!owned[S_KOUT] && !(owned[S_KOUT] = pc_calloc(1, 8)))
+        goto fail;
+    if (!owned[S_KDICT] && !(owned[S_KDICT] = pc_calloc(1, 8)))
+        goto fail;
+    par[P_KSTATES] = nstates;
+    par[P_KCLS] = ncls;
+    par[P_KENT] = nent;
+    rc = PC_OK;
+fail:
+    pc_free(trans);
+    pc_free(out);
+    pc_free(dict);
+    pc_free(fail_);
+    pc_free(queue);
+    pc_free(rec_ent);
+    return rc;
+}
+
+static int cmp_ip(const void *a, const void *b)
+{
+    const iprec *x = a, *y = b;
+    if (x->ver != y->ver)
+        return x->ver < y->ver ? -1 : 1;
+    if (x->plen != y->plen)
+        return x->plen > y->plen ? -1 : 1;   /* longest prefix first */
+    return memcmp(x->addr, y->addr, 16);
+}
+
+static int build_ips(pc_matcher *m, void **owned, uint64_t *sz, uint32_t *par)
+{
+    iprec *r = (iprec *)(void *)m->ips.p;
+    size_t n = m->ips.n / sizeof(iprec), ng = 0;
+    uint32_t *grp, *ids;
+    uint8_t *addr;
+    if (n)
+        qsort(r, n, sizeof *r, cmp_ip);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || r[i].ver != r[i - 1].ver || r[i].plen != r[i - 1].plen)
+            ng++;
+    grp = sec_alloc(owned, sz, S_IGRP, ng * 16);
+    addr = sec_alloc(owned, sz, S_IADDR, n * 16);
+    ids = sec_alloc(owned, sz, S_IIDS, n * 4);
+    if (!grp || !addr || !ids)
+        return PC_ERR_NOMEM;
+    ng = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || r[i].ver != r[i - 1].ver || r[i].plen != r[i - 1].plen) {
+            grp[4 * ng] = r[i].ver;
+            grp[4 * ng + 1] = r[i].plen;
+            grp[4 * ng + 2] = (uint32_t)i;
+            ng++;
+        }
+        grp[4 * (ng - 1) + 3]++;
+        memcpy(addr + 16 * i, r[i].addr, 16);
+        ids[i] = r[i].id;
+    }
+    par[P_IGRP] = (uint32_t)ng;
+    par[P_IN] = (uint32_t)n;
+    return PC_OK;
+}
+
+static int cmp_hash(const void *a, const void *b)
+{
+    const hrec *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return memcmp(x->key, y->key, x->len);
+}
+
+static int build_hashes(pc_matcher *m, void **owned, uint64_t *sz, uint32_t *par)
+{
+    hrec *r = (hrec *)(void *)m->hashes.p;
+    size_t n = m->hashes.n / sizeof(hrec), n1 = 0;
+    uint8_t *k1, *k2;
+    uint32_t *i1, *i2;
+    if (n)
+        qsort(r, n, sizeof *r, cmp_hash);
+    while (n1 < n && r[n1].len == 20)
+        n1++;
+    k1 = sec_alloc(owned, sz, S_H1KEY, n1 * 20);
+    i1 = sec_alloc(owned, sz, S_H1IDS, n1 * 4);
+    k2 = sec_alloc(owned, sz, S_H2KEY, (n - n1) * 32);
+    i2 = sec_alloc(owned, sz, S_H2IDS, (n - n1) * 4);
+    if (!k1 || !i1 || !k2 || !i2)
+        return PC_ERR_NOMEM;
+    for (size_t i = 0; i < n1; i++) {
+        memcpy(k1 + 20 * i, r[i].key, 20);
+        i1[i] = r[i].id;
+    }
+    for (size_t i = n1; i < n; i++) {
+        memcpy(k2 + 32 * (i - n1), r[i].key, 32);
+        i2[i - n1] = r[i].id;
+    }
+    par[P_H1] = (uint32_t)n1;
+    par[P_H2] = (uint32_t)(n - n1);
+    return PC_OK;
+}
+
+/* Builds every table from the staged patterns (see pc_matcher.h). */
+int pc_matcher_prepare(pc_matcher *m)
+{
+    void *owned[S_COUNT] = {0};
+    uint64_t sz[S_COUNT] = {0};
+    uint32_t par[P_COUNT_] = {0};
+    int rc;
+    if (!m)
+        return PC_ERR_ARG;
+    if (m->state != ST_ADDING) {
+        pc_m_seterr(m, "the matcher is already prepared");
+        return PC_ERR_STATE;
+    }
+    rc = build_domains(m, owned, sz, par);
+    if (rc == PC_OK)
+        rc = build_keywords(m, owned, sz, par);
+    if (rc == PC_OK)
+        rc = build_ips(m, owned, sz, par);
+    if (rc == PC_OK)
+        rc = build_hashes(m, owned, sz, par);
+    if (rc == PC_OK) {
+        par[P_IDS] = (uint32_t)(m->drec.n / sizeof(srec) + m->krec.n / sizeof(srec) +
+                                m->ips.n / sizeof(iprec) + m->hashes.n / sizeof(hrec));
+        owned[S_PARAMS] = pc_calloc(P_COUNT_, 4);
+        if (!owned[S_PARAMS])
+            rc = PC_ERR_NOMEM;
+    }
+    if (rc != PC_OK)
+        goto fail;
+    memcpy(owned[S_PARAMS], par, sizeof par);
+    sz[S_PARAMS] = sizeof par;
+    for (int i = 0; i < S_COUNT; i++) {
+        m->owned[i] = owned[i];
+        m->sec[i] = owned[i];
+        m->secsz[i] = sz[i];
+    }
+    memcpy(m->par, par, sizeof par);
+    pc_m_staging_free(m);
+    m->state = ST_PREPARED;
+    m->err[0] = 0;
+    return PC_OK;
+fail:
+    for (int i = 0; i < S_COUNT; i++)
+        pc_free(owned[i]);
+    if (rc == PC_ERR_NOMEM)
+        pc_m_seterr(m, "out of memory while preparing");
+    return rc;
+}
+

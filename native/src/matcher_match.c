@@ -1,0 +1,363 @@
+/*
+ * matcher_match.c - matching batches of names (domains on label
+ * boundaries, keywords anywhere), addresses (longest prefixes first) and
+ * certificate hashes against a prepared or loaded matcher.
+ */
+#include "matcher_int.h"
+
+/* The hits of one item under construction: [start, pos) of the caller's array. */
+typedef struct hitbuf {
+    pc_hit *hits;
+    size_t cap, start, pos;
+    int overflow;
+} hitbuf;
+
+static inline void hb_add(hitbuf *hb, uint32_t item, uint32_t id)
+{
+    for (size_t k = hb->start; k < hb->pos; k++)
+        if (hb->hits[k].id == id)
+            return;
+    if (hb->pos >= hb->cap) {
+        hb->overflow = 1;
+        return;
+    }
+    hb->hits[hb->pos].item = item;
+    hb->hits[hb->pos].id = id;
+    hb->pos++;
+}
+
+/* Starts a batch over the caller's hits[cap]. */
+static void hb_init(hitbuf *hb, pc_hit *hits, size_t cap)
+{
+    hb->hits = hits;
+    hb->cap = cap;
+    hb->start = hb->pos = 0;
+    hb->overflow = 0;
+}
+
+/* Starts the hits of the next item. */
+static void hb_begin(hitbuf *hb)
+{
+    hb->start = hb->pos;
+    hb->overflow = 0;
+}
+
+/*
+ * Ends an item: when its hits did not fit, they are taken back and the batch
+ * stops (returns 1); *rc becomes PC_ERR_LIMIT when not even one item fits.
+ */
+static int hb_end(hitbuf *hb, int *rc)
+{
+    if (!hb->overflow)
+        return 0;
+    hb->pos = hb->start;
+    if (hb->start == 0)
+        *rc = PC_ERR_LIMIT;
+    return 1;
+}
+
+static void hb_add_ids(hitbuf *hb, uint32_t item, const uint8_t *idsec, uint32_t off, uint32_t cnt)
+{
+    for (uint32_t k = 0; k < cnt; k++)
+        hb_add(hb, item, u32at(idsec, (size_t)off + k));
+}
+
+static int check_match_args(const pc_matcher *m, const void *a, const void *b, size_t n,
+                            const size_t *next, const pc_hit *hits, size_t cap)
+{
+    if (!m || !next || !hits || !cap || (n && (!a || !b)) || *next > n)
+        return PC_ERR_ARG;
+    if (m->state != ST_PREPARED)
+        return PC_ERR_STATE;
+    if (cap > (size_t)INT32_MAX)
+        return PC_ERR_ARG;
+    return PC_OK;
+}
+
+/* The domain tables, copied out of the matcher once per batch. */
+typedef struct domtab {
+    const uint8_t *slots, *ent, *str, *bloom;
+    uint32_t mask, bmask, n, dmin, dmax;
+} domtab;
+
+static void domtab_init(const pc_matcher *m, domtab *d)
+{
+    d->slots = m->sec[S_DSLOT];
+    d->ent = m->sec[S_DENT];
+    d->str = m->sec[S_DSTR];
+    d->bloom = m->sec[S_DBLOOM];
+    d->n = m->par[P_DENT];
+    d->mask = m->par[P_DSLOTS] - 1;
+    d->bmask = m->par[P_DSLOTS] / 8 - 1;
+    d->dmin = m->par[P_DMIN];
+    d->dmax = m->par[P_DMAX];
+}
+
+/*
+ * Looks up name[from, to) (folded on the fly; h is its hash) among the
+ * domains and records the entry in dhit. The bit filter answers most misses
+ * from a table a quarter of the slot table's size.
+ */
+static inline void dom_probe(const domtab *d, const uint8_t *name, size_t from, size_t to, uint32_t h,
+                             uint32_t *dhit, size_t *nd)
+{
+    uint32_t len = (uint32_t)(to - from), f, slot;
+    if (!d->n || len < d->dmin || len > d->dmax)
+        return;
+    f = pc_mix32(h);
+    if (!((u32at(d->bloom, (f >> 5) & d->bmask) >> (f & 31)) & 1))
+        return;
+    for (slot = f & d->mask;; slot = (slot + 1) & d->mask) {
+        uint32_t e1 = u32at(d->slots, 2 * (size_t)slot + 1);
+        if (!e1)
+            return;
+        if (u32at(d->slots, 2 * (size_t)slot) == h && u32at(d->ent, 4 * (size_t)(e1 - 1) + 1) == len) {
+            const uint8_t *s = d->str + u32at(d->ent, 4 * (size_t)(e1 - 1));
+            uint32_t j = 0;
+            while (j < len && pc_m_fold[name[from + j]] == s[j])
+                j++;
+            if (j == len) {
+                dhit[(*nd)++] = e1 - 1;
+                return;
+            }
+        }
+    }
+}
+
+#define KW_LOCAL 256
+
+/*
+ * Matches one name: hits into hb (domains longest first, then keywords).
+ * Returns 1 when the name was rejected.
+ */
+static int match_one(const pc_matcher *m, const domtab *dt, const uint8_t *name, size_t len,
+                     uint32_t item, hitbuf *hb)
+{
+    uint32_t dhit[PC_MATCHER_MAX_NAME / 2 + 2];
+    uint32_t kent[KW_LOCAL];
+    size_t nd = 0, nk = 0;
+    int kw_spill = 0;
+    const uint32_t ncls = m->par[P_KCLS];
+    const uint8_t *cls = m->sec[S_KCLS], *trans = m->sec[S_KTRANS];
+    const uint8_t *kout = m->sec[S_KOUT], *kdict = m->sec[S_KDICT];
+    uint32_t h = H_INIT, s = 0;
+    size_t label = 0;
+
+    if (len && name[len - 1] == '.')
+        len--;
+    if (len == 0 || len > PC_MATCHER_MAX_NAME)
+        return 1;
+    if (!m->par[P_KSTATES]) {
+        /* Domains only: the common case, kept to the bare loop. */
+        for (size_t i = len; i-- > 0;) {
+            uint8_t c = pc_m_fold[name[i]];
+            if (c == '.') {
+                if (label == 0)
+                    return 1;
+                label = 0;
+                dom_probe(dt, name, i + 1, len, h, dhit, &nd);
+            } else {
+                label++;
+            }
+            h = H_STEP(h, c);
+        }
+    } else {
+        for (size_t i = len; i-- > 0;) {
+            uint8_t c = pc_m_fold[name[i]];
+            if (c == '.') {
+                if (label == 0)
+                    return 1;
+                label = 0;
+                dom_probe(dt, name, i + 1, len, h, dhit, &nd);
+            } else {
+                label++;
+            }
+            h = H_STEP(h, c);
+            s = u32at(trans, (size_t)s * ncls + cls[c]);
+            if (u32at(kout, s) | u32at(kdict, s)) {
+                for (uint32_t t = s;;) {
+                    uint32_t e = u32at(kout, t), d;
+                    if (e) {
+                        size_t k = 0;
+                        while (k < nk && kent[k] != e - 1)
+                            k++;
+                        if (k == nk) {
+                            if (nk < KW_LOCAL)
+                                kent[nk++] = e - 1;
+                            else
+                                kw_spill = 1;
+                        }
+                    }
+                    d = u32at(kdict, t);
+                    if (!d)
+                        break;
+                    t = d - 1;
+                }
+            }
+        }
+    }
+    if (label == 0)
+        return 1;
+    dom_probe(dt, name, 0, len, h, dhit, &nd);
+    while (nd-- > 0) {
+        uint32_t e = dhit[nd];
+        hb_add_ids(hb, item, m->sec[S_DIDS], u32at(m->sec[S_DENT], 4 * (size_t)e + 2),
+                   u32at(m->sec[S_DENT], 4 * (size_t)e + 3));
+    }
+    /* kent holds entries in order of discovery; more than KW_LOCAL distinct
+     * keywords in one name (pathological) means a second pass for all of them. */
+    if (kw_spill) {
+        s = 0;
+        for (size_t i = len; i-- > 0;) {
+            s = u32at(trans, (size_t)s * ncls + cls[pc_m_fold[name[i]]]);
+            for (uint32_t t = s;;) {
+                uint32_t e = u32at(kout, t), d;
+                if (e)
+                    hb_add_ids(hb, item, m->sec[S_KIDS], u32at(m->sec[S_KENT], 2 * (size_t)(e - 1)),
+                               u32at(m->sec[S_KENT], 2 * (size_t)(e - 1) + 1));
+                d = u32at(kdict, t);
+                if (!d)
+                    break;
+                t = d - 1;
+            }
+        }
+    } else {
+        for (size_t k = 0; k < nk; k++)
+            hb_add_ids(hb, item, m->sec[S_KIDS], u32at(m->sec[S_KENT], 2 * (size_t)kent[k]),
+                       u32at(m->sec[S_KENT], 2 * (size_t)kent[k] + 1));
+    }
+    return 0;
+}
+
+/* Matches a batch of names into the caller's hit array (see pc_matcher.h). */
+int pc_matcher_match_names(const pc_matcher *m, const uint8_t *buf, const uint32_t *off,
+                           size_t n, size_t *next, pc_hit *hits, size_t cap,
+                           uint64_t *rejected)
+{
+    hitbuf hb;
+    domtab dt;
+    uint64_t rej = 0;
+    size_t i;
+    int rc = check_match_args(m, buf, off, n, next, hits, cap);
+    if (rc < 0)
+        return rc;
+    domtab_init(m, &dt);
+    hb_init(&hb, hits, cap);
+    for (i = *next; i < n; i++) {
+        if (off[i + 1] < off[i]) {
+            rc = PC_ERR_ARG;
+            break;
+        }
+        hb_begin(&hb);
+        if (match_one(m, &dt, buf + off[i], off[i + 1] - off[i], (uint32_t)i, &hb)) {
+            rej++;
+            hb.pos = hb.start;
+            continue;
+        }
+        if (hb_end(&hb, &rc))
+            break;
+    }
+    *next = i;
+    if (rejected)
+        *rejected += rej;
+    return rc < 0 ? rc : (int)hb.pos;
+}
+
+/* lower_bound over n keys of klen bytes. */
+static size_t lower_bound(const uint8_t *keys, size_t klen, size_t lo, size_t hi, const uint8_t *key)
+{
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(keys + klen * mid, key, klen) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Matches a batch of addresses (see pc_matcher.h). */
+int pc_matcher_match_ips(const pc_matcher *m, const uint8_t *addrs, const uint8_t *versions,
+                         size_t n, size_t *next, pc_hit *hits, size_t cap)
+{
+    hitbuf hb;
+    size_t i;
+    int rc = check_match_args(m, addrs, versions, n, next, hits, cap);
+    if (rc < 0)
+        return rc;
+    hb_init(&hb, hits, cap);
+    for (i = *next; i < n; i++) {
+        uint8_t a[16] = {0};
+        uint8_t ver = versions[i];
+        hb_begin(&hb);
+        if (ver == 4) {
+            memcpy(a, addrs + 16 * i, 4);
+        } else if (ver == 6) {
+            memcpy(a, addrs + 16 * i, 16);
+            if (memcmp(a, pc_m_v4mapped, 12) == 0) {
+                memmove(a, a + 12, 4);
+                memset(a + 4, 0, 12);
+                ver = 4;
+            }
+        } else {
+            continue;
+        }
+        for (uint32_t g = 0; g < m->par[P_IGRP]; g++) {
+            const uint8_t *gr = m->sec[S_IGRP];
+            uint8_t k[16];
+            size_t start = u32at(gr, 4 * (size_t)g + 2), end = start + u32at(gr, 4 * (size_t)g + 3);
+            if (u32at(gr, 4 * (size_t)g) != ver)
+                continue;
+            memcpy(k, a, 16);
+            pc_m_mask_addr(k, u32at(gr, 4 * (size_t)g + 1));
+            for (size_t j = lower_bound(m->sec[S_IADDR], 16, start, end, k);
+                 j < end && memcmp(m->sec[S_IADDR] + 16 * j, k, 16) == 0; j++)
+                hb_add(&hb, (uint32_t)i, u32at(m->sec[S_IIDS], j));
+        }
+        if (hb_end(&hb, &rc))
+            break;
+    }
+    *next = i;
+    return rc < 0 ? rc : (int)hb.pos;
+}
+
+/* Matches a batch of certificate fingerprints (see pc_matcher.h). */
+int pc_matcher_match_hashes(const pc_matcher *m, const uint8_t *buf, const uint32_t *off,
+                            size_t n, size_t *next, pc_hit *hits, size_t cap)
+{
+    hitbuf hb;
+    size_t i;
+    int rc = check_match_args(m, buf, off, n, next, hits, cap);
+    if (rc < 0)
+        return rc;
+    hb_init(&hb, hits, cap);
+    for (i = *next; i < n; i++) {
+        uint32_t len = off[i + 1] - off[i];
+        const uint8_t *keys, *ids;
+        size_t cnt;
+        if (off[i + 1] < off[i]) {
+            rc = PC_ERR_ARG;
+            break;
+        }
+        if (len == 20) {
+            keys = m->sec[S_H1KEY];
+            ids = m->sec[S_H1IDS];
+            cnt = m->par[P_H1];
+        } else if (len == 32) {
+            keys = m->sec[S_H2KEY];
+            ids = m->sec[S_H2IDS];
+            cnt = m->par[P_H2];
+        } else {
+            continue;
+        }
+        hb_begin(&hb);
+        for (size_t j = lower_bound(keys, len, 0, cnt, buf + off[i]);
+             j < cnt && memcmp(keys + (size_t)len * j, buf + off[i], len) == 0; j++)
+            hb_add(&hb, (uint32_t)i, u32at(ids, j));
+        if (hb_end(&hb, &rc))
+            break;
+    }
+    *next = i;
+    return rc < 0 ? rc : (int)hb.pos;
+}
+
