@@ -89,8 +89,8 @@ image: .venv/done  ## build the SD card: make image TARGET=zerow|zero2w (root; ~
 	WIFI_FIRMWARE_DIR=$(WIFI_FIRMWARE_DIR) bash image/build.sh $(TARGET)
 
 image-test: .venv/done  ## check a built image and boot it in QEMU: make image-test TARGET=zerow|zero2w
-	$(PYTEST) -q tests/test_image_static.py
-	IMAGE_TARGET=$(TARGET) $(PYTEST) -q -s -m slow tests/test_image_boot.py
+	$(PYTEST) -q tests/integration/test_image_static.py
+	IMAGE_TARGET=$(TARGET) $(PYTEST) -q -s -m slow tests/integration/test_image_boot.py
 
 lint: .venv/done  ## ruff over the Python
 	.venv/bin/ruff check appliance tests

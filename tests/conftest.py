@@ -1,14 +1,22 @@
-"""Shared fixtures: where the public captures and upstream indicator sets live."""
-import os
+"""Shared fixtures: the public captures and upstream indicator sets, fresh mock pins, age keys.
+
+The helpers every test folder shares (appfakes, oracle, traffic, paths, the
+hostile builders) live in ``tests/support/``, which pytest puts on the import
+path (pyproject.toml, ``pythonpath``).
+"""
 import pathlib
 
 import pytest
+from gpiozero import Device
+from paths import IOCS_UPSTREAM, PCAPS
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-# ../shared beside the work tree (a developer's checkout) or beside the CI clone.
-SHARED = pathlib.Path(os.environ.get("POCKETCHECK_SHARED", ROOT.parent / "shared"))
-PCAPS = SHARED / "pcaps"
-IOCS_UPSTREAM = SHARED / "iocs-upstream"
+
+@pytest.fixture(autouse=True)
+def _fresh_pins():
+    """Each test starts from fresh mock pins (gpiozero's MockFactory keeps pin states between tests otherwise)."""
+    yield
+    if Device.pin_factory is not None:
+        Device.pin_factory.reset()
 
 
 @pytest.fixture(scope="session")

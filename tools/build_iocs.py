@@ -6,7 +6,7 @@ licences, attribution, SHA-256 pins), ``allowlist-extra.txt``,
 ``heuristics-extra.yaml``; and the upstream files themselves
 (``$POCKETCHECK_SHARED/iocs-upstream``, default ``../shared/iocs-upstream``).
 
-Outputs (generated; never edit by hand; ``tests/test_iocs_shipped.py`` fails
+Outputs (generated; never edit by hand; ``tests/unit/test_iocs_shipped.py`` fails
 when they are stale):
 
 * ``appliance/data/iocs-default.json``  the normalised set (package data)

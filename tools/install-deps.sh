@@ -8,8 +8,8 @@ PKGS=(
   tshark tcpdump
   gcc-arm-linux-gnueabi libc6-dev-armel-cross qemu-user
   iproute2 dnsmasq nftables hostapd iptables
-  busybox  # udhcpc: the simulated phones' DHCP client (tests/test_netsim.py)
-  wpasupplicant  # the Wi-Fi uplink; its config is checked by wpa_supplicant itself (tests/test_hotspot.py)
+  busybox  # udhcpc: the simulated phones' DHCP client (tests/integration/test_netsim.py)
+  wpasupplicant  # the Wi-Fi uplink; its config is checked by wpa_supplicant itself (tests/integration/test_hotspot.py)
   mtools exfatprogs exfat-fuse fuse3 dosfstools
   age  # report encryption to an organisation key (appliance/report/seal.py)
   chromium fonts-dejavu-core

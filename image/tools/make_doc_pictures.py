@@ -9,7 +9,7 @@
 
     python image/tools/make_doc_pictures.py [--out DIR]
 
-tests/test_image_static.py regenerates them and fails when the committed
+tests/integration/test_image_static.py regenerates them and fails when the committed
 pictures are stale.
 """
 import argparse

@@ -4,7 +4,7 @@
  * spending its time in Python string formatting.
  *
  * The output is byte for byte what appliance/extract.py writes for the same
- * event (tests/test_extract_cli.py compares the two on every shared capture).
+ * event (tests/unit/test_extract_cli.py compares the two on every shared capture).
  * Events that need Python stop the batch: certificates (parsed with
  * cryptography) and strings holding bytes outside printable ASCII (Python
  * decodes them as UTF-8).

@@ -5,7 +5,7 @@ import os
 import pathlib
 import subprocess
 
-from conftest import PCAPS
+from paths import PCAPS
 
 CACHE = pathlib.Path(os.environ.get("POCKETCHECK_BENCH_DIR", pathlib.Path(__file__).resolve().parents[2] / "build"
                                     / "bench"))

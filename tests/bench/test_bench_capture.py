@@ -8,9 +8,8 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 import bigcap
+import pytest
 
 pytestmark = pytest.mark.bench
 
