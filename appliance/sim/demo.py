@@ -173,6 +173,22 @@ def _netns_possible() -> str | None:
     return None
 
 
+def press_button(app, pin, wait_s: float = 2) -> None:
+    """A short press on a gpiozero mock pin (pulled up: low is pressed), then the App handles what it posted.
+
+    Args:
+        app: the App whose button is on that pin.
+        pin: the MockFactory pin of the button.
+        wait_s: how long to wait for gpiozero's thread to post the press.
+    """
+    pin.drive_low()
+    pin.drive_high()
+    deadline = time.monotonic() + wait_s
+    while app.events.empty() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    app.pump()
+
+
 def run_demo(out: pathlib.Path, mode: str = "auto", quiet: bool = False, stream=None) -> list[dict]:
     """Runs two sessions end to end on simulated hardware; leaves reports and screens in `out`.
 
@@ -253,12 +269,7 @@ def run_demo(out: pathlib.Path, mode: str = "auto", quiet: bool = False, stream=
     holder["app"] = app
 
     def press() -> None:
-        button.drive_low()
-        button.drive_high()
-        deadline = time.monotonic() + 5
-        while app.events.empty() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        app.pump()
+        press_button(app, button, wait_s=5)
 
     results = []
     app.start()

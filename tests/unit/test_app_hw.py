@@ -8,16 +8,7 @@ from gpiozero import Device
 
 from appliance import leds
 from appliance.box import Ev, State
-
-
-def press(app, pin):
-    """A short press on the mock pin (pulled up: low = pressed)."""
-    pin.drive_low()
-    pin.drive_high()
-    deadline = time.monotonic() + 2
-    while app.events.empty() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    app.pump()
+from appliance.sim.demo import press_button
 
 
 def pins(app):
@@ -31,13 +22,13 @@ def test_short_press_starts_and_second_stops(tmp_path):
     """A press on the button pin starts a session; after a phone joins, another stops the capture."""
     a, _hw, clock, _frames = make_app(tmp_path)
     button, green, red = pins(a)
-    press(a, button)
+    press_button(a, button)
     assert a.state is State.WAITING_FOR_PHONE
     FakeHotspot.instances[-1].phones = [1]
     a.tick()
     assert a.state is State.CAPTURING
     clock.advance(600)
-    press(a, button)
+    press_button(a, button)
     assert a.state is State.VERDICT
     # green verdict: green steady on, red off
     assert green.state and not red.state
@@ -70,10 +61,10 @@ def test_verdict_leds(tmp_path, verdict, g, r):
 
     a, _hw, _clock, _frames = make_app(tmp_path, analyse=fake_analyse(verdict, "why"))
     button, green, red = pins(a)
-    press(a, button)
+    press_button(a, button)
     FakeHotspot.instances[-1].phones = [1]
     a.tick()
-    press(a, button)
+    press_button(a, button)
     assert a.state is State.VERDICT
     time.sleep(0.05)
     assert (int(green.state), int(red.state)) == (g, r)

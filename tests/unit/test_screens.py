@@ -100,20 +100,6 @@ def test_catalogue_words_fit_the_screen(monkeypatch):
     assert cut == []
 
 
-def test_catalogues_have_the_same_keys():
-    """Every catalogue has exactly the reference's keys, so no text is missing in one language."""
-    def keys(d, at=""):
-        out = set()
-        for k, v in d.items():
-            out.add(at + k)
-            if isinstance(v, dict):
-                out |= keys(v, at + k + ".")
-        return out
-
-    for lang in text.LANGUAGES:
-        assert keys(text.catalogue(lang)) == keys(text.catalogue(text.REFERENCE)), lang
-
-
 def test_every_renderer_has_a_golden():
     """No screen goes without a golden test."""
     assert {screen for screen, _ in CASES.values()} == set(screens.RENDERERS)
