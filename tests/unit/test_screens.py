@@ -94,7 +94,7 @@ def test_catalogue_words_fit_the_screen(monkeypatch):
 
     monkeypatch.setattr(screens, "fit", watching_fit)
     for cases in (CASES, FRENCH):
-        for name, (screen, model) in cases.items():
+        for screen, model in cases.values():
             if screen != "hotspot":  # the network name and password are the session's, not the catalogue's
                 screens.render(screen, model)
     assert cut == []
