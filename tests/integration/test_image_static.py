@@ -200,11 +200,11 @@ def test_service_unit_restarts_and_uses_the_watchdog():
 
 
 def test_usb_rule_matches_what_the_app_watches():
-    """The udev rule acts on USB block devices, the ones appliance/usb.py mounts."""
+    """The udev rule acts on USB block devices, the ones appliance/usb/mounted.py mounts."""
     rules = (STAGES / "40-services/files/etc/udev/rules.d/90-pocketcheck-usb.rules").read_text()
     active = [ln for ln in rules.splitlines() if ln and not ln.startswith("#")]
     assert active and all('SUBSYSTEM=="block"' in ln and 'ENV{ID_BUS}=="usb"' in ln for ln in active)
-    usb_src = (ROOT / "appliance" / "usb.py").read_text()
+    usb_src = (ROOT / "appliance" / "usb" / "mounted.py").read_text()
     assert '"ID_BUS"' in usb_src and '"usb"' in usb_src
 
 
