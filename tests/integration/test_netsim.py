@@ -24,7 +24,9 @@ needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark
 
 
 def our_namespaces():
-    return [n for n in namespaces.list_namespaces() if n.startswith(namespaces.NS_PREFIX)]
+    """The namespaces this test process made (another run on the same machine has its own pid in theirs)."""
+    mine = f"{namespaces.NS_PREFIX}-{os.getpid()}-"
+    return [n for n in namespaces.list_namespaces() if n.startswith(mine)]
 
 
 # ---------------------------------------------------------------- builders
