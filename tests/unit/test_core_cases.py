@@ -92,3 +92,26 @@ def test_quic_unknown_version_never_garbage(tmp_path, damage):
     with Reader.open_file(str(path)) as r:
         assert [e.kind for e in r if e.kind != "flow"] == []
         assert r.stats()["malformed"] == 0
+
+
+def test_response_question_matched_as_the_phones_query(tmp_path):
+    """A C2 name known only from a DNS response (query not captured) is a high ioc.dns-query alert on the phone
+    (the response's destination), not on the resolver that sent it."""
+    from appliance import indicators
+    from appliance.analysis import Analyzer
+    from appliance.native import Reader
+    from appliance.sim import packets as P
+
+    iset = indicators.load_default()
+    c2 = next(i.value for i in iset.indicators()
+              if i.kind == "domain" and i.category == "stalkerware-c2" and i.severity == "high" and i.value.count(".") == 1)
+    reply = P.dns_reply(P.dns_query(c2, qid=5), "192.0.2.45")
+    path = tmp_path / "reply-only.pcap"
+    P.write_pcap(path, [P.eth(P.ipv4(P.SERVER_IP, P.PHONE_IP, 17, P.udp(53, 40002, reply)),
+                              src=P.BOX_MAC, dst=P.PHONE_MAC)])
+    a = Analyzer(iset)
+    with Reader.open_file(str(path)) as r:
+        a.feed(list(r))
+    result = a.result()
+    hits = [(x.rule, x.level, x.device, x.device_ip, x.name) for x in result.alerts if x.rule == "ioc.dns-query"]
+    assert hits == [("ioc.dns-query", "high", P.PHONE_MAC, P.PHONE_IP, c2)]
