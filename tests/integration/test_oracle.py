@@ -10,9 +10,10 @@ UNREADABLE = {"libpcap__pcap-invalid-version-1.pcap", "libpcap__shb-option-too-l
 
 # Accepted differences, each with its reason. "extra": the core sees it, tshark 4.0 does not;
 # "missing": tshark sees it, the core does not. Matched as (kind, value) pairs or as whole kinds.
-_LIBPCAP_MULTI_IDB = ("libpcap 1.10 stops reading a pcapng file at the first packet of an interface whose link type or "
-                      "snapshot length differs from the first interface's; the core reports what libpcap read and "
-                      "warns (see test_extract_cli)")
+_LIBPCAP_MULTI_IDB = ("libpcap (1.10.3 here, 1.10.5 and upstream master alike) stops reading a pcapng file at the first "
+                      "interface whose link type or snapshot length differs from the first interface's and has no "
+                      "per-interface API; the core reports what libpcap read and warns (see native/README.md, "
+                      "test_multi_interface_pcapng_reports_what_libpcap_reads)")
 ACCEPTED: dict[str, dict] = {
     "ja4__chrome-cloudflare-quic-with-secrets.pcapng": {
         "missing": ("tls.cert",),
@@ -23,7 +24,8 @@ ACCEPTED: dict[str, dict] = {
         "missing": (("tls.sni", "localhost"), "ja3"),
         "extra": (("quic.sni", "localhost"),),
         "reason": "tshark 4.0 predates QUIC version 2 (RFC 9369) and mistakes its decrypted hello for TLS over "
-                  "TCP; the core decrypts v2 Initials and reports quic.sni",
+                  "TCP; the core decrypts v2 Initials and reports quic.sni (frames 7 and 11 too: Initials of the "
+                  "unknown version 0x00000002 on port 4434 that v1's keys open; tshark does not try them)",
     },
     "tcpdump__quic_vn.pcap": {
         "extra": (("quic.sni", "localhost"),),
