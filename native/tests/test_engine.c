@@ -437,6 +437,37 @@ static void test_nflog(void)
     }
 }
 
+/*
+ * A DNS response that starts a UDP flow (its query was not captured): the
+ * receiver is the flow's client, as for a SYN-ACK, with the MAC the response
+ * was sent to; its question is a response question naming the asker.
+ */
+static void test_dns_response_starts_flow(void)
+{
+    uint8_t q[512], u[600], ip[700], f[800];
+    size_t n;
+    pc_reader *r = feed_reader(NULL);
+    int i;
+
+    n = dns_query(q, 0x4242, "reply-first.example");
+    q[2] |= 0x80;                                  /* QR: a response */
+    n = udp_hdr(u, 53, 40100, q, n);
+    n = ip4(ip, B4, A4, 17, 1, 0, u, n);           /* server B4:53 -> phone A4:40100 */
+    n = eth(f, MAC_C, MAC_S, 0x0800, ip, n);
+    pc_reader_feed(r, 1, NS, f, n, n);
+    finish_collect(r);
+    i = find_name(&G, PC_EV_DNS_RESPONSE_QUESTION, "reply-first.example");
+    CHECK(i >= 0 && !memcmp(G.ev[i].src, A4, 4) && G.ev[i].sport == 40100 && G.ev[i].dport == 53
+              && G.ev[i].has_mac && !memcmp(G.ev[i].mac, MAC_C, 6),
+          "response first: the question names the asker");
+    for (i = 0; i < G.n && G.ev[i].kind != PC_EV_FLOW; i++)
+        ;
+    CHECK(i < G.n && !memcmp(G.ev[i].src, A4, 4) && !memcmp(G.ev[i].dst, B4, 4) && G.ev[i].sport == 40100
+              && G.ev[i].has_mac && !memcmp(G.ev[i].mac, MAC_C, 6) && G.ev[i].pkts[0] == 0 && G.ev[i].pkts[1] == 1,
+          "response first: the flow's client is the asker, the response counted server to client");
+    pc_reader_free(r);
+}
+
 static void test_padding_and_truncation(void)
 {
     uint8_t ip[700], f[800];
@@ -1572,6 +1603,7 @@ int main(void)
 {
     test_link_types();
     test_nflog();
+    test_dns_response_starts_flow();
     test_padding_and_truncation();
     test_ipv6_ext();
     test_frag4();

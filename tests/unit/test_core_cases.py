@@ -96,7 +96,7 @@ def test_quic_unknown_version_never_garbage(tmp_path, damage):
 
 def test_response_question_matched_as_the_phones_query(tmp_path):
     """A C2 name known only from a DNS response (query not captured) is a high ioc.dns-query alert on the phone
-    (the response's destination), not on the resolver that sent it."""
+    (the response's destination), and the resolver that sent it is no device."""
     from appliance import indicators
     from appliance.analysis import Analyzer
     from appliance.native import Reader
@@ -115,3 +115,4 @@ def test_response_question_matched_as_the_phones_query(tmp_path):
     result = a.result()
     hits = [(x.rule, x.level, x.device, x.device_ip, x.name) for x in result.alerts if x.rule == "ioc.dns-query"]
     assert hits == [("ioc.dns-query", "high", P.PHONE_MAC, P.PHONE_IP, c2)]
+    assert [(d.mac, d.ip) for d in result.devices] == [(P.PHONE_MAC, P.PHONE_IP)]
