@@ -33,8 +33,11 @@ from .errors import ConfigError
 from .names import normalize
 from .rules import LEVEL_RANK, LEVELS, VERDICTS, iso, verdict_of
 
-_NAME_RULE = {"dns.query": "ioc.dns-query", "tls.sni": "ioc.tls-sni", "quic.sni": "ioc.quic-sni",
-              "http.host": "ioc.http-host"}
+# A question echoed in a DNS response is the name its destination asked for (the
+# query itself may not have been captured): matched as that device's query.
+_DNS_QUESTION_KINDS = ("dns.query", "dns.response-question")
+_NAME_RULE = {"dns.query": "ioc.dns-query", "dns.response-question": "ioc.dns-query", "tls.sni": "ioc.tls-sni",
+              "quic.sni": "ioc.quic-sni", "http.host": "ioc.http-host"}
 
 # Addresses that are never "the internet": the hotspot's own networks,
 # loopback, link-local, multicast and broadcast. Documentation and benchmark
@@ -345,7 +348,7 @@ class Analyzer:
                 continue
             dev = self._device(ev)
             name = _norm(ev.name)
-            if kind == "dns.query" and self._echo(ev, name):
+            if kind in _DNS_QUESTION_KINDS and self._echo(ev, name):
                 continue
             if name and kind in ("tls.sni", "quic.sni", "http.host") and _is_ip_literal(name):
                 name = ""   # "Host: 203.0.113.9": the server address rules see it, not the name rules
@@ -527,7 +530,7 @@ class Analyzer:
         return v
 
     def _heur_name(self, name, ev, dev) -> None:
-        if ev.kind not in ("dns.query", "tls.sni", "quic.sni", "http.host") or self._allowlisted(name):
+        if ev.kind not in (*_DNS_QUESTION_KINDS, "tls.sni", "quic.sni", "http.host") or self._allowlisted(name):
             return
         labels = name.split(".")
         for i in range(1, len(labels) - 1):          # a strict subdomain of the provider
@@ -536,7 +539,7 @@ class Analyzer:
                 break
         if len(labels) > 1 and labels[-1] in self._rare:
             self._add("low", "heur.rare-tld", ev, name=name, detail={"tld": labels[-1]})
-        if name in self._doh_names and ev.kind != "dns.query":
+        if name in self._doh_names and ev.kind not in _DNS_QUESTION_KINDS:
             self._add("low", "heur.encrypted-dns", ev, name=name, ip=ev.dst, detail={"protocol": "doh"})
 
     def _heur_port(self, kind, name, ev, dev) -> None:

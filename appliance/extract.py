@@ -37,7 +37,7 @@ def record(ev) -> dict:
     kind = ev.kind
     if kind == "dns.answer":
         rec.update(rrtype=ev.rrtype, data=ev.data, ttl=ev.ttl)
-    elif kind in ("dns.query", "mdns.query", "llmnr.query"):
+    elif kind in ("dns.query", "dns.response-question", "mdns.query", "llmnr.query"):
         rec["rrtype"] = ev.rrtype
     elif kind in ("tls.sni", "quic.sni"):
         rec.update(ja4=ev.ja4, ja3=ev.ja3, alpn=ev.alpn)

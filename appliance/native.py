@@ -133,7 +133,7 @@ def _event_struct() -> struct.Struct:
 
 
 _EVENT = _event_struct()
-_NAME_KINDS_DNS = ("dns.answer", "dns.query", "mdns.query", "llmnr.query")
+_NAME_KINDS_DNS = ("dns.answer", "dns.query", "dns.response-question", "mdns.query", "llmnr.query")
 
 
 class _Converter:

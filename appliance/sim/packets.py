@@ -304,6 +304,8 @@ def certificate_msg(ders: list[bytes]) -> bytes:
 
 # ----------------------------------------------------------------------- QUIC
 _QUIC_V1_SALT = bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a")
+# Drafts 23-28 had their own Initial salt (draft-ietf-quic-tls-23 5.2).
+_QUIC_D23_SALT = bytes.fromhex("c3eef712c72ebb5a11a7d2432bb46365bef9f502")
 
 
 def varint(n: int) -> bytes:
@@ -327,17 +329,23 @@ def _hkdf_expand_label(secret: bytes, label: str, length: int) -> bytes:
     return out[:length]
 
 
-def quic_client_initial_keys(dcid: bytes) -> tuple[bytes, bytes, bytes]:
-    """Derives a QUIC v1 client's Initial packet key, IV and header-protection key (RFC 9001 5.2)."""
+def quic_client_initial_keys(dcid: bytes, version: int = 1) -> tuple[bytes, bytes, bytes]:
+    """Derives a QUIC client's Initial packet key, IV and header-protection key (RFC 9001 5.2).
+
+    Drafts 23-28 (0xff000017-0xff00001c) use their own salt; every other
+    version gets v1's, as a client forcing Version Negotiation with a
+    greased version does.
+    """
+    salt = _QUIC_D23_SALT if 0xFF000017 <= version <= 0xFF00001C else _QUIC_V1_SALT
     # HKDF-Extract(salt, ikm) is HMAC-SHA256 keyed with the salt (RFC 5869).
-    initial = hmac.new(_QUIC_V1_SALT, dcid, hashlib.sha256).digest()
+    initial = hmac.new(salt, dcid, hashlib.sha256).digest()
     client = _hkdf_expand_label(initial, "client in", 32)
     return (_hkdf_expand_label(client, "quic key", 16), _hkdf_expand_label(client, "quic iv", 12),
             _hkdf_expand_label(client, "quic hp", 16))
 
 
 def quic_initial(sni: str, dcid: bytes | None = None, scid: bytes | None = None, pn: int = 0,
-                 alpn=("h3",)) -> bytes:
+                 alpn=("h3",), version: int = 1) -> bytes:
     """A client's first QUIC v1 Initial datagram carrying a ClientHello, protected per RFC 9001 section 5.
 
     The packet is protected exactly as a real client does it (Initial keys
@@ -351,16 +359,18 @@ def quic_initial(sni: str, dcid: bytes | None = None, scid: bytes | None = None,
         scid: the source connection ID (random 8 bytes when omitted).
         pn: the packet number.
         alpn: ALPN protocol names.
+        version: the long header's version (v1's packet layout; keys as
+            :func:`quic_client_initial_keys` derives them).
     Returns:
         The UDP payload.
     """
     dcid = secrets.token_bytes(8) if dcid is None else dcid
     scid = secrets.token_bytes(8) if scid is None else scid
-    key, iv, hp = quic_client_initial_keys(dcid)
+    key, iv, hp = quic_client_initial_keys(dcid, version)
     ch = client_hello(sni, alpn, quic=True, seed=dcid.hex())
     frames = b"\x06" + varint(0) + varint(len(ch)) + ch
     pn_len = 2
-    head_wo_len = (bytes([0xC0 | (pn_len - 1)]) + struct.pack("!I", 1) + bytes([len(dcid)]) + dcid
+    head_wo_len = (bytes([0xC0 | (pn_len - 1)]) + struct.pack("!I", version) + bytes([len(dcid)]) + dcid
                    + bytes([len(scid)]) + scid + varint(0))
     # Pad the frames so the whole datagram is 1200 bytes (RFC 9000 14.1; length field: 2-byte varint).
     pad = 1200 - (len(head_wo_len) + 2 + pn_len + len(frames) + 16)

@@ -13,7 +13,7 @@
 #include "pocketcheck.h"
 
 /* Every DLT the packet path decodes. */
-static const int LINKTYPES[] = {1, 113, 276, 12, 14, 101, 228, 229, 0, 108};
+static const int LINKTYPES[] = {1, 113, 276, 12, 14, 101, 228, 229, 0, 108, 239};
 #define NLINK (sizeof LINKTYPES / sizeof LINKTYPES[0])
 
 /*

@@ -55,7 +55,10 @@ const char *pc_strerror(int status);
 #define PC_EV_TLS_CERT     8  /* data = one DER certificate, index = position in the chain (0 = leaf) */
 #define PC_EV_FLOW         9  /* a flow ended or was evicted: pkts/bytes/first/last/tcp_state valid */
 #define PC_EV_DHCP        10  /* a DHCP client message: name = host name option, data = requested/assigned IPv4 text, mac = client */
-#define PC_EV_KIND_MAX    10
+#define PC_EV_DNS_RESPONSE_QUESTION 11  /* as DNS_QUERY, but the question echoed in a DNS response (port 53):
+                                         * src, sport and mac are the response's destination (the asker), dst
+                                         * the server, whichever side the flow saw first */
+#define PC_EV_KIND_MAX    11
 
 /*
  * The name of an event kind as the extract output and the Python layer spell

@@ -3,10 +3,14 @@
  *
  * Choices, so the events can be compared with tshark's dns.qry.name /
  * dns.resp.name:
- *  - DNS (port 53): every question of every message becomes a query event,
- *    also the question echoed in a response: a response whose query was not
- *    captured still tells which name the phone asked for (tshark shows
- *    dns.qry.name for both);
+ *  - DNS (port 53): the questions of a query (QR=0) become PC_EV_DNS_QUERY
+ *    (tshark: dns.flags.response == 0); the question echoed in a response
+ *    becomes PC_EV_DNS_RESPONSE_QUESTION, so a reader can tell the phone's
+ *    own query from a name known only from the answer to it (the query was
+ *    not captured, or is reported as well). A response's events (its
+ *    question and answers) name the response's destination as src and mac:
+ *    the one who asked, even when the flow's first packet seen was the
+ *    response and the flow's "client" is therefore the server;
  *  - mDNS (5353) and LLMNR (5355): only the questions of queries (QR=0)
  *    become events; their answers are not reported at all (they describe
  *    names on the local link, answered by any device);
@@ -94,6 +98,28 @@ int pc_dns_name(const uint8_t *msg, size_t len, size_t off, char *out, size_t *n
     return (int)o;
 }
 
+/*
+ * The flow fields of a response's events: the asker (the response's
+ * destination) as src, sport and mac, the server as dst. A flow picked up
+ * at the response has the server as its client, so that side is swapped.
+ */
+static pc_meta asker_meta(const pc_meta *m)
+{
+    pc_meta r = *m;
+
+    if (m->from_client) {
+        memcpy(r.src, m->dst, 16);
+        memcpy(r.dst, m->src, 16);
+        r.sport = m->dport;
+        r.dport = m->sport;
+        memcpy(r.mac, m->pkt_dst_mac, 6);
+        /* An all-zero MAC is "the link layer did not say" (flow.h). */
+        r.has_mac = (uint8_t)(memcmp(r.mac, (const uint8_t[6]){ 0 }, 6) != 0);
+        r.from_client = 0;
+    }
+    return r;
+}
+
 /* Fills the string part of o and queues it. */
 static void emit_str(pc_ctx *cx, const pc_meta *m, pc_out *o,
                      const char *name, size_t name_len, const char *data, size_t data_len)
@@ -117,16 +143,22 @@ void pc_dns_message_kind(pc_ctx *cx, const pc_meta *m, const uint8_t *msg, size_
     char data[PC_DNS_NAME_MAX];
     size_t off = 12;
     unsigned qd, an;
+    pc_meta rm;
     pc_out o;
 
     if (len < 12)
         goto fail;
     qd = pc_rd16(msg + 4);
     an = pc_rd16(msg + 6);
-    /* mDNS / LLMNR: only queries tell what this device asks for; their
-     * responses answer other devices too. */
-    if (!answers && (msg[2] & 0x80))
-        return;
+    if (msg[2] & 0x80) {
+        /* mDNS / LLMNR: only queries tell what this device asks for; their
+         * responses answer other devices too. */
+        if (!answers)
+            return;
+        qkind = PC_EV_DNS_RESPONSE_QUESTION;
+        rm = asker_meta(m);
+        m = &rm;
+    }
 
     for (unsigned i = 0; i < qd; i++) {
         size_t next = 0;

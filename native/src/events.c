@@ -20,7 +20,7 @@
 /* Indexed by PC_EV_*; "" for the unused 0. */
 static const char *const kind_names[PC_EV_KIND_MAX + 1] = {
     "", "dns.query", "dns.answer", "mdns.query", "llmnr.query", "tls.sni",
-    "quic.sni", "http.host", "tls.cert", "flow", "dhcp",
+    "quic.sni", "http.host", "tls.cert", "flow", "dhcp", "dns.response-question",
 };
 
 /* See pocketcheck.h. */

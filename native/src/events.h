@@ -32,8 +32,8 @@ typedef struct pc_meta {
     uint8_t  has_mac;
     uint8_t  from_client; /* 1: this payload travels client -> server */
     uint8_t  truncated;   /* 1: the payload was cut (snaplen, missing segment) */
-    /* The packet's own addresses and MACs (not flipped to client-first), for
-     * parsers that care who sent it (DHCP). */
+    /* The packet's own MACs (not flipped to client-first), for parsers that
+     * care who sent it (DHCP, DNS responses); all zero when unknown. */
     uint8_t  pkt_src_mac[6];
     uint8_t  pkt_dst_mac[6];
 } pc_meta;

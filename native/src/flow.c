@@ -232,8 +232,13 @@ static void flow_touch(pc_ctx *cx, pc_flow *f, const pc_pkt *pk, int from_client
     if (cx->cur_ts > f->last_ns)
         f->last_ns = cx->cur_ts;
     f->seen_ns = cx->now;
-    if (from_client && !f->has_mac && pk->has_src_mac) {
+    /* The client's MAC: the source of its packets, or the destination of
+     * the server's (a flow picked up at the server's packet). */
+    if (!f->has_mac && from_client && pk->has_src_mac) {
         memcpy(f->mac, pk->src_mac, 6);
+        f->has_mac = 1;
+    } else if (!f->has_mac && !from_client && pk->has_dst_mac) {
+        memcpy(f->mac, pk->dst_mac, 6);
         f->has_mac = 1;
     }
     pc_lru *l = &cx->lru[f->list];
@@ -324,7 +329,15 @@ void pc_flow_udp(pc_ctx *cx, const pc_pkt *pk, int ipver, const uint8_t *src, co
     int from_client = 1;
     pc_flow *f = flow_lookup(cx, ipver, 17, src, dst, sport, dport, h, &from_client);
     if (!f) {
-        f = flow_create(cx, ipver, 17, src, dst, sport, dport, h);
+        /* A DNS response that starts a flow (its query was not captured):
+         * the asker, its destination, is the client, as the receiver of a
+         * SYN-ACK is for TCP. */
+        if (sport == 53 && dport != 53) {
+            f = flow_create(cx, ipver, 17, dst, src, dport, sport, h);
+            from_client = 0;
+        } else {
+            f = flow_create(cx, ipver, 17, src, dst, sport, dport, h);
+        }
         if (!f)
             return;
     }

@@ -66,13 +66,14 @@ static inline void pc_flow_meta(const pc_ctx *cx, const pc_flow *f, const pc_pkt
     m->has_mac = f->has_mac;
     m->from_client = (uint8_t)from_client;
     m->truncated = pk ? pk->truncated : 0;
-    if (pk) {
+    /* All zero when the link layer carries no such address (SLL has no
+     * destination, NFLOG and raw IP none): never a device's MAC. */
+    memset(m->pkt_src_mac, 0, 6);
+    memset(m->pkt_dst_mac, 0, 6);
+    if (pk && pk->has_src_mac)
         memcpy(m->pkt_src_mac, pk->src_mac, 6);
+    if (pk && pk->has_dst_mac)
         memcpy(m->pkt_dst_mac, pk->dst_mac, 6);
-    } else {
-        memset(m->pkt_src_mac, 0, 6);
-        memset(m->pkt_dst_mac, 0, 6);
-    }
 }
 
 /* ---- stream.c ------------------------------------------------------------- */

@@ -179,7 +179,8 @@ static void json_line(outbuf *o, const pc_event *e, const uint8_t *sb, const cha
         key(o, "rrtype"); put_u64(o, e->rrtype);
         key(o, "data"); put_str(o, sb, e->data, 1);
         key(o, "ttl"); put_u64(o, e->ttl);
-    } else if (k == PC_EV_DNS_QUERY || k == PC_EV_MDNS_QUERY || k == PC_EV_LLMNR_QUERY) {
+    } else if (k == PC_EV_DNS_QUERY || k == PC_EV_DNS_RESPONSE_QUESTION || k == PC_EV_MDNS_QUERY
+               || k == PC_EV_LLMNR_QUERY) {
         key(o, "rrtype"); put_u64(o, e->rrtype);
     } else if (k == PC_EV_TLS_SNI || k == PC_EV_QUIC_SNI) {
         key(o, "ja4"); put_str(o, sb, e->s1, 1);

@@ -1,6 +1,7 @@
 /*
  * link.c - from a raw frame to an IP packet: Ethernet with VLAN stacks and
- * PPPoE, Linux SLL/SLL2, raw IP, LINKTYPE_IPV4/IPV6, BSD NULL/LOOP; the MACs
+ * PPPoE, Linux SLL/SLL2, raw IP, LINKTYPE_IPV4/IPV6, BSD NULL/LOOP, Linux
+ * NFLOG; the MACs
  * a frame carries. pc_engine_packet() is the packet path's entry: it numbers
  * and counts the frame and runs the time-driven expiry first.
  *
@@ -62,6 +63,69 @@ static int null_family(uint32_t af)
     }
 }
 
+/* NFLOG TLV types (linux/netfilter/nfnetlink_log.h). */
+#define NFULA_HWADDR   8    /* struct nfulnl_msg_packet_hw: be16 length, 2 pad bytes, 8 address bytes */
+#define NFULA_PAYLOAD  9    /* the packet from its network header on */
+
+/*
+ * LINKTYPE_NFLOG (239, https://www.tcpdump.org/linktypes/LINKTYPE_NFLOG.html):
+ * a 4-byte header (address family, version 0, resource id), then TLVs of
+ * a 2-byte length (header included) and a 2-byte type, each padded to 4
+ * bytes. Length and type are in the byte order of the host that logged
+ * (little-endian on the x86 and ARM boxes that run iptables' NFLOG); a
+ * first TLV whose little-endian length cannot be right is read big-endian
+ * (a big-endian host logged it). Each TLV is at least 4 bytes,
+ * so the walk ends within the frame. The IP packet is NFULA_PAYLOAD's value;
+ * NFULA_HWADDR gives the sender's MAC. A payload TLV that runs past a frame
+ * the snapshot length cut is the cut packet; past an uncut frame, malformed.
+ */
+static void nflog(pc_ctx *cx, pc_pkt *pk, const uint8_t *p, size_t n, int cut)
+{
+    size_t off = 4;
+    int be = 0;
+
+    if (n < 4 || p[1] != 0)
+        goto bad;
+    if (n >= 8) {
+        size_t le_len = pc_rd16le(p + 4);
+        if (le_len < 4 || le_len > n - 4)
+            be = 1;
+    }
+    while (n - off >= 4) {
+        size_t len = be ? pc_rd16(p + off) : pc_rd16le(p + off);
+        unsigned type = (be ? pc_rd16(p + off + 2) : pc_rd16le(p + off + 2)) & 0x3fff;  /* NLA_F_* flags off */
+
+        if (len < 4)
+            goto bad;
+        if (len > n - off) {
+            if (type == NFULA_PAYLOAD && cut && n - off > 4) {
+                pc_ip_packet(cx, pk, p + off + 4, n - off - 4, 0, cut);
+                return;
+            }
+            if (cut)
+                return;
+            goto bad;
+        }
+        if (type == NFULA_PAYLOAD) {
+            if (len == 4)
+                goto bad;
+            pc_ip_packet(cx, pk, p + off + 4, len - 4, 0, cut);
+            return;
+        }
+        if (type == NFULA_HWADDR && len >= 4 + 4 + 6 && pc_rd16(p + off + 4) == 6) {
+            memcpy(pk->src_mac, p + off + 8, 6);
+            pk->has_src_mac = 1;
+        }
+        len = (len + 3) & ~(size_t)3;
+        if (len >= n - off)
+            return;   /* no payload TLV: a logged packet without its bytes */
+        off += len;
+    }
+    return;
+bad:
+    cx->st.malformed++;
+}
+
 static void link_decode(pc_ctx *cx, pc_pkt *pk, int linktype, const uint8_t *p, size_t n, int cut)
 {
     switch (linktype) {
@@ -120,6 +184,9 @@ static void link_decode(pc_ctx *cx, pc_pkt *pk, int linktype, const uint8_t *p, 
         pc_ip_packet(cx, pk, p + 4, n - 4, 0, cut);
         return;
     }
+    case 239: /* LINKTYPE_NFLOG */
+        nflog(cx, pk, p, n, cut);
+        return;
     default:
         cx->st.unknown_linktype++;
         return;

@@ -67,10 +67,12 @@ int pc_dns_name(const uint8_t *msg, size_t len, size_t off, char *out, size_t *n
 
 /*
  * One DNS-format message (DNS, mDNS, LLMNR). answers = 1 (DNS): every
- * question becomes an event of kind qkind and the A, AAAA and CNAME answers
- * PC_EV_DNS_ANSWER. answers = 0 (mDNS, LLMNR): only the questions of queries
- * (QR = 0) become events of kind qkind. A damaged message yields the events before the damage and
- * counts as malformed.
+ * question of a query becomes an event of kind qkind, every question of a
+ * response PC_EV_DNS_RESPONSE_QUESTION, and the A, AAAA and CNAME answers
+ * PC_EV_DNS_ANSWER (a response's events name its destination as src).
+ * answers = 0 (mDNS, LLMNR): only the questions of queries (QR = 0) become
+ * events of kind qkind. A damaged message yields the events before the
+ * damage and counts as malformed.
  */
 void pc_dns_message_kind(pc_ctx *cx, const pc_meta *m, const uint8_t *msg, size_t len,
                          uint32_t qkind, int answers);

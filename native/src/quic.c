@@ -7,12 +7,16 @@
  * the header protection, open the AEAD, read the CRYPTO frames and rebuild
  * the TLS ClientHello, which tls.c then turns into SNI/ALPN/JA4.
  *
- * Scope: client Initials of QUIC v1 (RFC 9001), v2 (RFC 9369), drafts 27-32,
+ * Scope: client Initials of QUIC v1 (RFC 9001), v2 (RFC 9369), drafts 23-32,
  * Facebook's mvfst 0xfaceb002 and Google's T051 (the Google version that
  * already uses the IETF packet format and TLS; tshark decodes it, so the
- * box does too). Server Initials carry only the ServerHello and are skipped;
- * gQUIC with its own crypto (Q043, Q046, Q050...) and unknown versions are
- * skipped quietly. Every packet's keys come from that packet's own DCID, so
+ * box does too). A version this file does not know (a greased 0x?a?a?a?a
+ * that a client sends to force Version Negotiation, or a newer one) is
+ * tried with v1's salt and layout, as Wireshark does: the AEAD tag verifies
+ * only if those were the right keys, so what is reported is never garbage,
+ * and a failure is quiet (it was not ours to read). Server Initials carry
+ * only the ServerHello and are skipped; gQUIC with its own crypto (Q043,
+ * Q046, Q050, T050...) is skipped quietly. Every packet's keys come from that packet's own DCID, so
  * the second Initial after a Retry (new DCID) decrypts too.
  *
  * State per flow: nothing until a client Initial authenticates, then a small
@@ -81,11 +85,17 @@ static const uint8_t salt_t51[20] = {   /* Google T051 */
     0x7a, 0x4e, 0xde, 0xf4, 0xe7, 0xcc, 0xee, 0x5f, 0xa4, 0x50,
     0x6c, 0x19, 0x12, 0x4f, 0xc8, 0xcc, 0xda, 0x6e, 0x03, 0x3d };
 
-/* Fills *q for a version this file decrypts; returns 0 for any other. */
+/* What quic_version() says of a version. */
+#define QVER_NONE     0   /* not decrypted: Version Negotiation, gQUIC */
+#define QVER_KNOWN    1
+#define QVER_FALLBACK 2   /* unknown: tried as v1, failures are quiet */
+
+/* Fills *q for a version this file decrypts; returns one of QVER_*. */
 static int quic_version(uint32_t v, qver *q)
 {
     q->v2 = 0;
     q->crypto_type = 0x06;
+    q->salt = salt_v1;
     if (v == QV1)
         q->salt = salt_v1;
     else if (v == QV2) {
@@ -93,16 +103,19 @@ static int quic_version(uint32_t v, qver *q)
         q->v2 = 1;
     } else if (v >= 0xff00001du && v <= 0xff000020u)
         q->salt = salt_d29;
-    else if (v == 0xff00001bu || v == 0xff00001cu || v == QMVFST2)
-        q->salt = salt_d23;
+    else if ((v >= 0xff000017u && v <= 0xff00001cu) || v == QMVFST2)
+        q->salt = salt_d23;   /* drafts 23-28 */
     else if (v == QT051) {
         /* Seen in mercury__quic-crypto-packets: T051 carries the ClientHello
          * in frame type 0x08 laid out like CRYPTO (offset, length, data). */
         q->salt = salt_t51;
         q->crypto_type = 0x08;
-    } else
-        return 0;
-    return 1;
+    } else if (v == 0 || (v >> 24) == 'Q' || (v >> 24) == 'T')
+        /* Version Negotiation; Google's Qnnn/Tnnn have their own salts or crypto. */
+        return QVER_NONE;
+    else
+        return QVER_FALLBACK;
+    return QVER_KNOWN;
 }
 
 /* RFC 9000 section 16 variable-length integer at p[*pos]; -1 if it runs past n. */
@@ -156,8 +169,9 @@ static int expand_label(EVP_KDF_CTX *kctx, const uint8_t *secret, const char *la
  * Derives the client Initial packet protection keys of a version from the
  * client's Destination Connection ID (RFC 9001 5.2, RFC 9369 3.3): AEAD key
  * and IV, header protection key. Exposed (not in a header) for the C unit
- * tests, which check it against the RFC examples. Returns 0, or -1 for an
- * unknown version or a libcrypto failure.
+ * tests, which check it against the RFC examples. An unknown version gets
+ * v1's keys (see the file comment). Returns 0, or -1 for a version without
+ * IETF Initial keys (Version Negotiation, gQUIC) or a libcrypto failure.
  */
 int pc_quic_client_keys(uint32_t version, const uint8_t *dcid, size_t dcid_len,
                         uint8_t key[16], uint8_t iv[12], uint8_t hp[16])
@@ -169,7 +183,7 @@ int pc_quic_client_keys(uint32_t version, const uint8_t *dcid, size_t dcid_len,
     int mode = EVP_KDF_HKDF_MODE_EXTRACT_ONLY, rc = -1;
     OSSL_PARAM params[5];
 
-    if (!quic_version(version, &q))
+    if (quic_version(version, &q) == QVER_NONE)
         goto fail;
     kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
     if (kdf == NULL)
@@ -478,9 +492,9 @@ static void client_initial(pc_ctx *cx, const pc_meta *m, pc_udp_app **app, uint3
     int64_t largest = *app ? (*app)->largest_pn : -1;
     pc_udp_app *a = *app;
     qver q;
-    int rc;
+    int rc, qv = quic_version(version, &q);
 
-    if (!quic_version(version, &q))
+    if (qv == QVER_NONE)
         goto fail;
     if (pkt_len > sizeof stackbuf) {
         plain = pc_malloc(pkt_len);
@@ -490,7 +504,8 @@ static void client_initial(pc_ctx *cx, const pc_meta *m, pc_udp_app **app, uint3
     rc = pc_quic_open_packet(version, pkt, hdr_len, pkt_len, dcid, dcid_len, largest,
                              plain, &plain_len, &pn);
     if (rc != PC_OK) {
-        if (rc == PC_ERR_FORMAT)
+        /* An unknown version that v1's keys do not open was simply not v1. */
+        if (rc == PC_ERR_FORMAT && qv == QVER_KNOWN)
             pc_count_malformed(cx);
         goto fail;
     }
@@ -526,7 +541,7 @@ fail:
  * that authenticates). Malformed: a supported version's header that runs
  * past the datagram (unless the capture cut it, m->truncated), or a client
  * Initial whose tag does not verify. Skipped quietly: server packets,
- * Version Negotiation, Retry, unknown versions, short-header packets,
+ * Version Negotiation, Retry, unknown versions that are not v1 underneath, short-header packets,
  * datagrams too short to carry a version (other UDP protocols set the high
  * bit too: RTP's first byte is 0x80), and everything once the flow's
  * ClientHello was reported.
@@ -534,6 +549,7 @@ fail:
 void pc_quic_datagram(pc_ctx *cx, const pc_meta *m, pc_udp_app **app, const uint8_t *data, size_t len)
 {
     size_t off = 0;
+    int qv = QVER_NONE;
 
     if (*app != NULL && (*app)->done)
         return;
@@ -548,8 +564,17 @@ void pc_quic_datagram(pc_ctx *cx, const pc_meta *m, pc_udp_app **app, const uint
         if (n < 5)
             return;          /* too short to tell whether it is QUIC at all */
         version = pc_rd32(p + 1);
-        if (version == 0 || !quic_version(version, &q))
-            return;          /* Version Negotiation, gQUIC, unknown: not ours */
+        qv = quic_version(version, &q);
+        if (qv == QVER_NONE)
+            return;          /* Version Negotiation, gQUIC: not ours */
+        /* An unknown version is tried only on what can be a client's first
+         * Initial in v1's layout: fixed bit set, type 0, in a datagram
+         * padded to 1200 bytes (RFC 9000 14.1). That keeps other UDP
+         * traffic with the high bit (RTP's first byte is 0x80, fixed bit
+         * clear) away from the key derivation. */
+        if (qv == QVER_FALLBACK
+            && (!m->from_client || len < 1200 || (p[0] & 0x70) != 0x40))
+            return;
         if (n < 7)
             goto bad;
         type = (p[0] >> 4) & 3;
@@ -581,8 +606,9 @@ void pc_quic_datagram(pc_ctx *cx, const pc_meta *m, pc_udp_app **app, const uint
     }
     return;
 bad:
-    /* A cut capture (snaplen) is not the sender's fault. */
-    if (!m->truncated)
+    /* A cut capture (snaplen) is not the sender's fault; an unknown version
+     * that does not parse as v1 was not v1. */
+    if (!m->truncated && qv == QVER_KNOWN)
         pc_count_malformed(cx);
 }
 

@@ -40,6 +40,61 @@ static void run_udp(uint16_t sport, uint16_t dport)
     h_drain();
 }
 
+/*
+ * A response's question and answers name the asker (the response's
+ * destination) as src, sport and mac, whichever side the flow saw first;
+ * a query keeps the flow's client.
+ */
+static void test_response_names_the_asker(void)
+{
+    static const uint8_t phone_mac[6] = { 2, 0, 0, 0, 0, 0x11 }, server_mac[6] = { 2, 0, 0, 0, 0, 0x22 };
+    static const uint8_t a[4] = { 192, 0, 2, 80 };
+    pc_udp_app *app = NULL;
+    pc_meta m;
+    h_ev *q, *ans;
+
+    for (int picked_up_at_response = 0; picked_up_at_response < 2; picked_up_at_response++) {
+        h_open();
+        w_reset();
+        wheader(7, 0x8180, 1, 1, 0, 0);
+        wname("asked.example"); w16(1); w16(1);
+        w16(0xC00C); w16(1); w16(1); w32(30); w16(4); wbytes(a, 4);
+        if (picked_up_at_response) {
+            /* The response is the flow's first packet: its sender (the server) is the flow's client. */
+            m = h_meta(17, 53, 40000, 1);
+            memcpy(m.src, (const uint8_t[4]){ 192, 0, 2, 1 }, 4);
+            memcpy(m.dst, (const uint8_t[4]){ 192, 168, 4, 2 }, 4);
+            memcpy(m.mac, server_mac, 6);
+            memcpy(m.pkt_src_mac, server_mac, 6);
+            memcpy(m.pkt_dst_mac, phone_mac, 6);
+        } else {
+            m = h_meta(17, 40000, 53, 0);  /* the phone's query came first */
+            memcpy(m.mac, phone_mac, 6);
+            memcpy(m.pkt_src_mac, server_mac, 6);
+            memcpy(m.pkt_dst_mac, phone_mac, 6);
+        }
+        m.has_mac = 1;
+        pc_app_udp(h_cx, &m, &app, W.b, W.n);
+        pc_app_udp_end(h_cx, &m, &app);
+        h_drain();
+        q = h_get(PC_EV_DNS_RESPONSE_QUESTION, 0);
+        ans = h_get(PC_EV_DNS_ANSWER, 0);
+        CHECK(q && ans && h_count(PC_EV_DNS_QUERY) == 0, "response question and answer (%d)", picked_up_at_response);
+        if (!q || !ans)
+            continue;
+        CHECK(strcmp(q->name, "asked.example") == 0 && strcmp(ans->data, "192.0.2.80") == 0, "names kept");
+        for (int k = 0; k < 2; k++) {
+            const pc_event *e = k ? &ans->ev : &q->ev;
+            CHECK(e->src[0] == 192 && e->src[1] == 168 && e->src[2] == 4 && e->src[3] == 2
+                      && e->dst[0] == 192 && e->dst[1] == 0 && e->dst[3] == 1,
+                  "src is the asker (%d)", picked_up_at_response);
+            CHECK(e->sport == 40000 && e->dport == 53 && memcmp(e->mac, phone_mac, 6) == 0,
+                  "sport and mac are the asker's (%d)", picked_up_at_response);
+        }
+    }
+    h_close();
+}
+
 /* A plain query: one question event with the name and type as written. */
 static void test_query(void)
 {
@@ -104,7 +159,8 @@ static void test_response_chain(void)
     w16(3); w8(2); wbytes("hi", 2);
     run_udp(40000, 53);
 
-    CHECK(h_count(PC_EV_DNS_QUERY) == 1, "question of a response reported once");
+    CHECK(h_count(PC_EV_DNS_RESPONSE_QUESTION) == 1 && h_count(PC_EV_DNS_QUERY) == 0,
+          "question of a response reported once, as a response's question");
     CHECK(h_count(PC_EV_DNS_ANSWER) == 5, "5 answers (TXT left out), got %d", h_count(PC_EV_DNS_ANSWER));
     if (h_count(PC_EV_DNS_ANSWER) == 5) {
         h_ev *e;
@@ -233,7 +289,7 @@ static void test_lengths(void)
     wname("two.example"); w16(1); w16(1);
     w16(0xC00C); w16(1); w16(1); w32(5); w16(4); w8(1); w8(2);
     run_udp(40000, 53);
-    CHECK(h_count(PC_EV_DNS_QUERY) == 1 && h_count(PC_EV_DNS_ANSWER) == 0 && h_malformed() == 1,
+    CHECK(h_count(PC_EV_DNS_RESPONSE_QUESTION) == 1 && h_count(PC_EV_DNS_ANSWER) == 0 && h_malformed() == 1,
           "cut rdata");
 
     /* an A record with RDLENGTH 5 is not an address: skipped, parsing goes on */
@@ -411,6 +467,7 @@ int main(void)
 {
     test_query();
     test_response_chain();
+    test_response_names_the_asker();
     test_root();
     test_loops();
     test_lengths();

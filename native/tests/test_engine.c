@@ -297,8 +297,8 @@ static void test_link_types(void)
     f[14] = 0x11; f[15] = 0; wr16(f + 16, 0x1234); wr16(f + 18, (unsigned)(n + 2)); wr16(f + 20, 0x0021);
     memcpy(f + 22, ip, n);
     pc_reader_feed(r, 1, t, f, n + 22, n + 22);
-    /* Unknown link types are counted and skipped: NFLOG (239), 802.11 (105) */
-    pc_reader_feed(r, 239, t, ip, n, n);
+    /* Unknown link types are counted and skipped: USER0 (147), 802.11 (105) */
+    pc_reader_feed(r, 147, t, ip, n, n);
     pc_reader_feed(r, 105, t, ip, n, n);
     /* An ARP frame: not IP, not malformed, no event */
     memset(ip, 0, 28);
@@ -340,6 +340,131 @@ static void test_link_types(void)
     CHECK(st.malformed == 1, "link: malformed %llu (the IPv6 packet under LINKTYPE_IPV4)", (unsigned long long)st.malformed);
     CHECK(G.status == PC_EOF, "link: status %d", G.status);
     CHECK(pc_reader_linktype(r) == -1, "link: feed reader link type is -1");
+    pc_reader_free(r);
+}
+
+/* Appends one NFLOG TLV (length includes the 4-byte header; padded to 4) in either byte order. */
+static size_t nflog_tlv(uint8_t *o, size_t at, int be, unsigned type, const uint8_t *v, size_t vlen)
+{
+    size_t len = 4 + vlen, padded = (len + 3) & ~(size_t)3;
+
+    if (be) {
+        wr16(o + at, (unsigned)len); wr16(o + at + 2, type);
+    } else {
+        o[at] = (uint8_t)len; o[at + 1] = (uint8_t)(len >> 8); o[at + 2] = (uint8_t)type; o[at + 3] = (uint8_t)(type >> 8);
+    }
+    memcpy(o + at + 4, v, vlen);
+    memset(o + at + len, 0, padded - len);
+    return at + padded;
+}
+
+/* An NFLOG frame: header (family, version 0, resource id 1), a packet-header TLV (type 1), a prefix
+ * TLV of 6 bytes (padding), the sender's MAC (NFULA_HWADDR), then NFULA_PAYLOAD with ip. */
+static size_t nflog_frame(uint8_t *f, int be, uint8_t family, const uint8_t *ip, size_t n)
+{
+    static const uint8_t hdr[4] = { 0x08, 0x00, 0x01, 0x00 };
+    uint8_t hw[12] = { 0, 6, 0, 0 };
+    size_t at;
+
+    memcpy(hw + 4, MAC_C, 6);
+    f[0] = family; f[1] = 0; f[2] = 0; f[3] = 1;
+    at = nflog_tlv(f, 4, be, 1, hdr, 4);
+    at = nflog_tlv(f, at, be, 10, (const uint8_t *)"pfx", 2);
+    at = nflog_tlv(f, at, be, 8, hw, 12);
+    return nflog_tlv(f, at, be, 9, ip, n);
+}
+
+/*
+ * NFLOG (239): the IP packet of NFULA_PAYLOAD, TLV lengths in little- or
+ * big-endian order, the sender's MAC from NFULA_HWADDR; damaged TLVs are
+ * malformed, a frame the snapshot cut is not, a frame without payload
+ * TLV gives nothing.
+ */
+static void test_nflog(void)
+{
+    uint8_t ip[700], f[900];
+    size_t n, fl;
+    pc_reader *r = feed_reader(NULL);
+    pc_stats st;
+    int i;
+
+    n = v4_dns(ip, "nflog.example", 1301);
+    fl = nflog_frame(f, 0, 2, ip, n);
+    pc_reader_feed(r, 239, NS, f, fl, fl);
+    n = v6_dns(ip, "nflog-be.example", 1302);
+    fl = nflog_frame(f, 1, 10, ip, n);
+    pc_reader_feed(r, 239, NS, f, fl, fl);
+    /* cut by the snapshot length inside the payload: what is there, not malformed */
+    n = v4_dns(ip, "nflog-cut.example", 1303);
+    fl = nflog_frame(f, 0, 2, ip, n);
+    pc_reader_feed(r, 239, NS, f, fl - 3, fl);
+    /* no payload TLV: nothing */
+    fl = nflog_tlv(f, 4, 0, 1, (const uint8_t *)"\x08\x00\x01\x00", 4);
+    pc_reader_feed(r, 239, NS, f, fl, fl);
+    finish_collect(r);
+    pc_reader_stats(r, &st);
+    i = find_name(&G, PC_EV_DNS_QUERY, "nflog.example");
+    CHECK(i >= 0 && G.ev[i].ipver == 4 && G.ev[i].sport == 1301 && G.ev[i].has_mac && !memcmp(G.ev[i].mac, MAC_C, 6),
+          "nflog: little-endian TLVs, IPv4, sender MAC");
+    i = find_name(&G, PC_EV_DNS_QUERY, "nflog-be.example");
+    CHECK(i >= 0 && G.ev[i].ipver == 6 && !memcmp(G.ev[i].src, A6, 16), "nflog: big-endian TLVs, IPv6");
+    CHECK(st.malformed == 0 && st.unknown_linktype == 0, "nflog: malformed %llu unknown %llu",
+          (unsigned long long)st.malformed, (unsigned long long)st.unknown_linktype);
+    pc_reader_free(r);
+
+    /* Damage, one frame per reader: version 1, a TLV shorter than its header, a payload past an uncut
+     * frame, a payload TLV with no bytes, a frame shorter than the header. */
+    for (int k = 0; k < 5; k++) {
+        r = feed_reader(NULL);
+        n = v4_dns(ip, "nflog-bad.example", 1304);
+        fl = nflog_frame(f, 0, 2, ip, n);
+        if (k == 0)
+            f[1] = 1;
+        else if (k == 1)
+            f[4] = 2;
+        else if (k == 2)
+            fl -= 3;
+        else if (k == 3)
+            fl = nflog_tlv(f, 4, 0, 9, ip, 0);
+        else
+            fl = 3;
+        pc_reader_feed(r, 239, NS, f, fl, fl);
+        finish_collect(r);
+        pc_reader_stats(r, &st);
+        CHECK(st.malformed == 1 && count_kind(&G, PC_EV_DNS_QUERY) == 0, "nflog: damage %d malformed %llu", k,
+              (unsigned long long)st.malformed);
+        pc_reader_free(r);
+    }
+}
+
+/*
+ * A DNS response that starts a UDP flow (its query was not captured): the
+ * receiver is the flow's client, as for a SYN-ACK, with the MAC the response
+ * was sent to; its question is a response question naming the asker.
+ */
+static void test_dns_response_starts_flow(void)
+{
+    uint8_t q[512], u[600], ip[700], f[800];
+    size_t n;
+    pc_reader *r = feed_reader(NULL);
+    int i;
+
+    n = dns_query(q, 0x4242, "reply-first.example");
+    q[2] |= 0x80;                                  /* QR: a response */
+    n = udp_hdr(u, 53, 40100, q, n);
+    n = ip4(ip, B4, A4, 17, 1, 0, u, n);           /* server B4:53 -> phone A4:40100 */
+    n = eth(f, MAC_C, MAC_S, 0x0800, ip, n);
+    pc_reader_feed(r, 1, NS, f, n, n);
+    finish_collect(r);
+    i = find_name(&G, PC_EV_DNS_RESPONSE_QUESTION, "reply-first.example");
+    CHECK(i >= 0 && !memcmp(G.ev[i].src, A4, 4) && G.ev[i].sport == 40100 && G.ev[i].dport == 53
+              && G.ev[i].has_mac && !memcmp(G.ev[i].mac, MAC_C, 6),
+          "response first: the question names the asker");
+    for (i = 0; i < G.n && G.ev[i].kind != PC_EV_FLOW; i++)
+        ;
+    CHECK(i < G.n && !memcmp(G.ev[i].src, A4, 4) && !memcmp(G.ev[i].dst, B4, 4) && G.ev[i].sport == 40100
+              && G.ev[i].has_mac && !memcmp(G.ev[i].mac, MAC_C, 6) && G.ev[i].pkts[0] == 0 && G.ev[i].pkts[1] == 1,
+          "response first: the flow's client is the asker, the response counted server to client");
     pc_reader_free(r);
 }
 
@@ -1293,6 +1418,12 @@ static void read_file(const char *name, const pc_limits *lim, fileres *fr)
     pc_reader_free(r);
 }
 
+/* Questions of DNS messages on port 53: the queries' and the responses' (one per message here). */
+static int dns_questions(const fileres *fr)
+{
+    return fr->kinds[PC_EV_DNS_QUERY] + fr->kinds[PC_EV_DNS_RESPONSE_QUESTION];
+}
+
 static void test_files(void)
 {
     const char *env = getenv("POCKETCHECK_SHARED");
@@ -1312,20 +1443,20 @@ static void test_files(void)
     read_file("dnscap__frags.pcap", NULL, &fr);
     CHECK(fr.status == PC_EOF && fr.st.packets == 495 && fr.st.fragments == 495, "frags.pcap: packets %llu",
           (unsigned long long)fr.st.packets);
-    CHECK(fr.kinds[PC_EV_DNS_QUERY] == 82 && fr.kinds[PC_EV_FLOW] == 41 && fr.st.frag_dropped == 0,
-          "frags.pcap: %d DNS, %d flows", fr.kinds[PC_EV_DNS_QUERY], fr.kinds[PC_EV_FLOW]);
+    CHECK(dns_questions(&fr) == 82 && fr.kinds[PC_EV_FLOW] == 41 && fr.st.frag_dropped == 0,
+          "frags.pcap: %d DNS, %d flows", dns_questions(&fr), fr.kinds[PC_EV_FLOW]);
     /* the same traffic unfragmented, and 802.1Q-tagged: 133 packets, 82 DNS, 41 UDP conversations */
     read_file("dnscap__dns.pcap", NULL, &fr);
-    CHECK(fr.st.packets == 133 && fr.kinds[PC_EV_DNS_QUERY] == 82 && fr.kinds[PC_EV_FLOW] == 41, "dns.pcap");
+    CHECK(fr.st.packets == 133 && dns_questions(&fr) == 82 && fr.kinds[PC_EV_FLOW] == 41, "dns.pcap");
     read_file("dnscap__vlan11.pcap", NULL, &fr);
-    CHECK(fr.st.packets == 133 && fr.kinds[PC_EV_DNS_QUERY] == 82 && fr.kinds[PC_EV_FLOW] == 41, "vlan11.pcap");
+    CHECK(fr.st.packets == 133 && dns_questions(&fr) == 82 && fr.kinds[PC_EV_FLOW] == 41, "vlan11.pcap");
     /* capinfos: 518 packets, LINUX_SLL; tshark -z conv: 15 UDP + 1 TCP conversations; 20 DNS */
     read_file("pcapplusplus__sll.pcap", NULL, &fr);
-    CHECK(fr.st.packets == 518 && fr.kinds[PC_EV_FLOW] == 16 && fr.kinds[PC_EV_DNS_QUERY] == 20, "sll.pcap: %d flows",
+    CHECK(fr.st.packets == 518 && fr.kinds[PC_EV_FLOW] == 16 && dns_questions(&fr) == 20, "sll.pcap: %d flows",
           fr.kinds[PC_EV_FLOW]);
     /* capinfos: 100 packets, LINKTYPE_RAW v4+v6; tshark -z conv: 4 UDP + 6 TCP; 6 DNS messages */
     read_file("pcapplusplus__raw_ip.pcap", NULL, &fr);
-    CHECK(fr.st.packets == 100 && fr.kinds[PC_EV_FLOW] == 10 && fr.kinds[PC_EV_DNS_QUERY] == 6, "raw_ip.pcap");
+    CHECK(fr.st.packets == 100 && fr.kinds[PC_EV_FLOW] == 10 && dns_questions(&fr) == 6, "raw_ip.pcap");
     /* capinfos: 36 IPv6 fragments of mDNS datagrams */
     read_file("pcapplusplus__ip6_fragments.pcap", NULL, &fr);
     CHECK(fr.st.packets == 36 && fr.st.fragments == 36 && fr.st.frag_dropped == 0 && fr.kinds[PC_EV_MDNS_QUERY] > 0,
@@ -1340,13 +1471,14 @@ static void test_files(void)
     /* capinfos: 7133 packets */
     read_file("mercury__emix.pcap", NULL, &fr);
     CHECK(fr.status == PC_EOF && fr.st.packets == 7133, "emix.pcap: %llu", (unsigned long long)fr.st.packets);
-    /* NFLOG (239): 4 packets, link type not decoded */
+    /* NFLOG (239): 4 packets, 4 DNS responses (tshark -Y dns), 4 UDP conversations */
     read_file("tcpdump__nflog.pcap", NULL, &fr);
-    CHECK(fr.status == PC_EOF && fr.st.packets == 4 && fr.st.unknown_linktype == 4 && fr.kinds[PC_EV_FLOW] == 0,
+    CHECK(fr.status == PC_EOF && fr.st.packets == 4 && fr.st.unknown_linktype == 0 && fr.st.malformed == 0
+              && dns_questions(&fr) == 4 && fr.kinds[PC_EV_FLOW] == 4,
           "nflog.pcap");
     /* truncated: 1 whole packet, then a cut record header */
     read_file("dpkt__truncated_dns_2.pcap", NULL, &fr);
-    CHECK(fr.status == PC_ERR_TRUNCATED && fr.st.packets == 1 && fr.kinds[PC_EV_DNS_QUERY] == 1 &&
+    CHECK(fr.status == PC_ERR_TRUNCATED && fr.st.packets == 1 && dns_questions(&fr) == 1 &&
               strstr(fr.err, "after frame 1") != NULL,
           "truncated: status %d '%s'", fr.status, fr.err);
     /* corrupt headers: not captures */
@@ -1470,6 +1602,8 @@ static void test_live(void)
 int main(void)
 {
     test_link_types();
+    test_nflog();
+    test_dns_response_starts_flow();
     test_padding_and_truncation();
     test_ipv6_ext();
     test_frag4();

@@ -194,7 +194,7 @@ def test_random_frames_fed_with_every_link_type_never_crash():
     base = [up_udp(1, 53, dns_query("x.example.com"))]
     with Reader.open_feed() as r:
         for i in range(20000):
-            lt = rng.choice((0, 1, 101, 113, 276, 228, 229, 12, 147, 9999))
+            lt = rng.choice((0, 1, 101, 113, 276, 228, 229, 12, 239, 147, 9999))
             if rng.random() < 0.3:
                 fr = bytearray(rng.choice(base))
                 for _ in range(rng.randint(1, 8)):
@@ -210,6 +210,39 @@ def test_random_frames_fed_with_every_link_type_never_crash():
             pass
         assert r.status == "eof"
         assert r.stats()["packets"] == 20000
+
+
+def test_damaged_nflog_frames_never_crash():
+    """Every cut and many byte flips of real NFLOG frames (link type 239) end cleanly; intact ones give their
+    names, and a damaged TLV counts as malformed rather than being read past."""
+    from paths import PCAPS
+    from scapy.utils import RawPcapReader
+
+    frames = [bytes(d) for d, _ in RawPcapReader(str(PCAPS / "tcpdump__nflog.pcap"))]
+    rng = random.Random(239)
+    with Reader.open_feed() as r:
+        for fr in frames:
+            r.feed(239, 1.8e9, fr)
+        r.finish()
+        intact = [e for b in r.batches() for e in b if e.kind == "dns.response-question"]
+        assert len(intact) == 4 and r.stats()["malformed"] == 0
+    with Reader.open_feed() as r:
+        n = 0
+        for fr in frames:
+            for cut in range(len(fr)):
+                r.feed(239, 1.8e9 + n * 1e-3, fr[:cut])
+                n += 1
+            for _ in range(300):
+                bad = bytearray(fr)
+                bad[rng.randrange(4, 80)] = rng.randrange(256)   # the TLV headers before the payload
+                r.feed(239, 1.8e9 + n * 1e-3, bytes(bad))
+                n += 1
+            if n % 200 == 0:
+                r.next_batch()
+        r.finish()
+        for _ in r.batches():
+            pass
+        assert r.status == "eof" and r.stats()["packets"] == n and r.stats()["malformed"] > 0
 
 
 def test_record_with_zero_length_frames_between_good_ones(tmp_path):

@@ -110,7 +110,7 @@ def cases():
     resp = IP(src=SERVER4, dst=PHONE4, id=77) / UDP(sport=53, dport=40002) / DNS(
         id=1, qr=1, qd=DNSQR(qname="frag.example.com"), an=ans)
     frags = [eth(f) for f in fragment(resp, fragsize=400)][::-1]
-    want = {("dns.query", "frag.example.com"), ("dns.answer", "frag.example.com=c2.frag.example.net")}
+    want = {("dns.response-question", "frag.example.com"), ("dns.answer", "frag.example.com=c2.frag.example.net")}
     want |= {("dns.answer", f"c2.frag.example.net=198.18.1.{i + 1}") for i in range(60)}
     yield "ipv4-fragments-reversed", frags, LINKTYPE_ETHERNET, want
 
@@ -120,7 +120,7 @@ def cases():
         ar=[DNSRR(rrname="pad.example.com", type="TXT", rdata=["x" * 250] * 6)])
     big = resp6
     yield "ipv6-fragments", [eth(f) for f in fragment6(big, 500)], LINKTYPE_ETHERNET, {
-        ("dns.query", "frag6.example.com"), ("dns.answer", "frag6.example.com=2001:db8::1")}
+        ("dns.response-question", "frag6.example.com"), ("dns.answer", "frag6.example.com=2001:db8::1")}
 
     six4 = IP(src=PHONE4, dst="192.0.2.1", proto=41) / IPv6(src=PHONE6, dst=SERVER6) / UDP(sport=40004, dport=53) \
         / DNS(rd=1, qd=DNSQR(qname="sixinfour.example.com"))
@@ -168,7 +168,7 @@ def cases():
             DNSRR(rrname="edge.example.net", type="A", rdata="198.18.2.2"),
             DNSRR(rrname="edge.example.net", type="AAAA", rdata="2001:db8::2:2")])
     yield "dns-answers-v6", [eth(dual)], LINKTYPE_ETHERNET, {
-        ("dns.query", "www.example.com"), ("dns.answer", "www.example.com=edge.example.net"),
+        ("dns.response-question", "www.example.com"), ("dns.answer", "www.example.com=edge.example.net"),
         ("dns.answer", "edge.example.net=198.18.2.2"), ("dns.answer", "edge.example.net=2001:db8::2:2")}
 
 

@@ -32,7 +32,8 @@ def _host(value: str) -> str:
 def tshark_names(path) -> set[tuple[str, str]]:
     """Returns {(kind, value)} for a capture, as tshark dissects it.
 
-    kinds: dns.query (question names of DNS queries and responses on port 53),
+    kinds: dns.query (question names of DNS queries on port 53), dns.response-question
+    (the question a DNS response echoes),
     mdns.query, llmnr.query (question names of queries), dns.answer
     ("owner=data" of A, AAAA and CNAME records of the answer section),
     tls.sni, quic.sni, http.host, tls.cert (SHA-256 of each DER certificate),
@@ -57,7 +58,7 @@ def tshark_names(path) -> set[tuple[str, str]]:
                 if "0" in get("dns.flags.response"):
                     found.update(("llmnr.query", n) for n in qnames)
             else:
-                found.update(("dns.query", n) for n in qnames)
+                found.update(_questions(get))
                 found.update(_answers(get))
         hs_types = get("tls.handshake.type")
         if "1" in hs_types:
@@ -81,6 +82,17 @@ def _tshark_name(name: str) -> str:
 def unescape(name: str) -> str:
     """Undoes the core's RFC 1035 presentation escapes (\\DDD and \\X) so names compare with tshark's raw text."""
     return re.sub(r"\\(\d{3}|.)", lambda m: chr(int(m.group(1))) if len(m.group(1)) == 3 else m.group(1), name)
+
+
+def _questions(get) -> set[tuple[str, str]]:
+    """Question names of the DNS messages of one frame: dns.query for queries (dns.flags.response == 0),
+    dns.response-question for the question a response echoes."""
+    names, out, i = get("dns.qry.name"), set(), 0
+    for resp, count in zip(get("dns.flags.response"), get("dns.count.queries")):
+        kind = "dns.response-question" if resp == "1" else "dns.query"
+        out.update((kind, _tshark_name(n)) for n in names[i:i + int(count)] if n not in _TSHARK_PLACEHOLDERS)
+        i += int(count)
+    return out
 
 
 def _answers(get) -> set[tuple[str, str]]:
@@ -108,7 +120,8 @@ def core_names(path) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     with Reader.open_file(str(path)) as reader:
         for ev in reader:
-            if ev.kind in ("dns.query", "mdns.query", "llmnr.query", "tls.sni", "quic.sni", "http.host"):
+            if ev.kind in ("dns.query", "dns.response-question", "mdns.query", "llmnr.query", "tls.sni",
+                           "quic.sni", "http.host"):
                 if ev.name:
                     found.add((ev.kind, unescape(ev.name)))
                 if ev.kind == "tls.sni" and ev.ja3:

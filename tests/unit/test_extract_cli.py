@@ -55,7 +55,7 @@ def test_truncated_capture_warns_and_keeps_events():
     r = run("extract", str(PCAPS / "dpkt__truncated_dns_2.pcap"))
     assert r.returncode == 0, r.stderr
     assert "warning" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert any(json.loads(x)["kind"] == "dns.query" for x in r.stdout.splitlines())
+    assert any(json.loads(x)["kind"] == "dns.response-question" for x in r.stdout.splitlines())  # frame 1: a response
 
 
 def test_missing_file(tmp_path):
@@ -91,3 +91,25 @@ def test_core_formatting_equals_python_formatting():
             assert fast.getvalue() == slow.getvalue(), f"{path.name} {fmt}"
             compared += fast.getvalue().count("\n")
     assert compared > 10000
+
+
+def test_response_without_its_query_names_the_phone(tmp_path):
+    """A DNS response whose query was not captured is a dns.response-question from the phone (the response's
+    destination) with its answer, never a dns.query from the server; tshark agrees it is a response's question."""
+    from oracle import tshark_names
+
+    from appliance.sim import packets as P
+
+    reply = P.dns_reply(P.dns_query("only.answered.example", qid=9), "192.0.2.44")
+    frame = P.eth(P.ipv4(P.SERVER_IP, P.PHONE_IP, 17, P.udp(53, 40001, reply)), src=P.BOX_MAC, dst=P.PHONE_MAC)
+    path = tmp_path / "reply-only.pcap"
+    P.write_pcap(path, [frame])
+    r = run("extract", str(path))
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    named = [(x["kind"], x["name"], x["src"], x["sport"], x["dst"], x["mac"]) for x in recs if x["kind"] != "flow"]
+    phone = (P.PHONE_IP, 40001, P.SERVER_IP, P.PHONE_MAC)
+    assert named == [("dns.response-question", "only.answered.example", *phone),
+                     ("dns.answer", "only.answered.example", *phone)]
+    assert tshark_names(path) == {("dns.response-question", "only.answered.example"),
+                                  ("dns.answer", "only.answered.example=192.0.2.44")}
