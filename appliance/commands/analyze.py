@@ -305,16 +305,18 @@ def _triage(args, thresholds: Thresholds) -> int:
 
 def _stop(pool: cf.ProcessPoolExecutor, out: Path | None) -> None:
     """Ctrl-C: drops the captures not started, ends the workers, removes half-written report folders."""
-    pool.shutdown(wait=False, cancel_futures=True)
-    # The executor has no public way to end running workers before Python 3.14.
+    # The executor has no public way to end running workers before Python 3.14,
+    # and shutdown() forgets them: they are taken first.
+    workers = list((getattr(pool, "_processes", None) or {}).values())
     terminate = getattr(pool, "terminate_workers", None)
     if terminate is not None:
         terminate()
     else:
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        for proc in workers:
             proc.terminate()
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        for proc in workers:
             proc.join(5)
+    pool.shutdown(wait=False, cancel_futures=True)
     if out is not None:
         for stage in list(out.glob(".report-*")) + list(out.glob(".sealed-*")):
             shutil.rmtree(stage, ignore_errors=True)

@@ -237,6 +237,11 @@ def _alive_in_group(pgid: int) -> list[int]:
     return alive
 
 
+def _finished(out: Path) -> list[Path]:
+    """The report folders of a run that are in place (the staging ones start with a dot)."""
+    return [d for d in out.iterdir() if not d.name.startswith(".")] if out.is_dir() else []
+
+
 def test_ctrl_c_stops_cleanly(pcaps_dir, tmp_path):
     """Ctrl-C (SIGINT to the whole process group) mid-run: exit 130, one line, no traceback, no worker left,
     no half-written report folder."""
@@ -251,7 +256,7 @@ def test_ctrl_c_stops_cleanly(pcaps_dir, tmp_path):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
                          start_new_session=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (out.is_dir() and len(list(out.iterdir())) >= 3):
+    while time.monotonic() < deadline and len(_finished(out)) < 3:
         time.sleep(0.05)
     os.killpg(p.pid, signal.SIGINT)
     _stdout, stderr = p.communicate(timeout=120)
