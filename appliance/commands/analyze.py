@@ -124,6 +124,7 @@ class Row:
     error: str | None = None      # set: the capture could not be (fully) analysed
     worker: int = 0               # the worker process's pid
     peak_rss_kb: int = 0          # its peak resident memory so far (ru_maxrss)
+    worker_cpu_s: float = 0.0     # its CPU time so far (user + system)
 
 
 def captures(arguments) -> list[Path]:
@@ -228,7 +229,8 @@ def _analyse_one(path: str, folder: str | None) -> Row:
     except Exception as exc:  # noqa: BLE001 - one capture's bug must not stop the others' rows
         row.error = f"internal error ({type(exc).__name__}: {exc})"
     row.seconds = time.perf_counter() - t0
-    row.peak_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    row.peak_rss_kb, row.worker_cpu_s = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     return row
 
 
