@@ -111,7 +111,7 @@ def _exports_for(doc: dict, formats):
                                               ref_file="report.json")
         shared = export.Export([meta], findings)
         return {EXPORT_FILES[f]: (json.dumps(_EXPORT_BUILDERS[f](shared), indent=2, ensure_ascii=False) + "\n")
-                .encode("utf-8", "backslashreplace") for f in formats}
+                .encode("utf-8", "backslashreplace") for f in dict.fromkeys(formats)}
 
     return extra
 
