@@ -273,25 +273,45 @@ def _triage(args, thresholds: Thresholds) -> int:
     # open readers), and faster than spawn since the server imports pocketcheck once.
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
-    pool = cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
-                                  initargs=(list(args.iocs), thresholds, options))
-    try:
-        futures = {pool.submit(_analyse_one, str(p), f): i for i, (p, f) in enumerate(zip(paths, folders))}
+    running: list[cf.ProcessPoolExecutor] = []
+
+    def run_pool(indices, workers: int, step) -> None:
+        pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                      initargs=(list(args.iocs), thresholds, options))
+        running[:] = [pool]
+        futures = {pool.submit(_analyse_one, str(paths[i]), folders[i]): i for i in indices}
         for fut in cf.as_completed(futures):
             i = futures[fut]
             try:
                 rows[i] = fut.result()
             except cf.process.BrokenProcessPool:
                 rows[i] = Row(file=str(paths[i]), error=cat["worker_died"])
-            if progress is not None:
-                progress.step(paths[i].name)
+            if step is not None:
+                step(paths[i].name)
+        pool.shutdown()
+
+    try:
+        run_pool(range(len(paths)), jobs, progress.step if progress is not None else None)
+        # A worker that dies (killed, out of memory, a crash in the C core) breaks
+        # the whole pool, and every capture not finished yet fails with it: those
+        # are tried again with a fresh pool, then, if one breaks that too, each
+        # alone, so that only a capture that kills its worker fails.
+        for workers in (jobs, 1):
+            for again in _chunks([i for i in sorted(rows) if rows[i].error == cat["worker_died"]], workers):
+                _remove_stages(out)
+                for i in again:
+                    if folders[i] is not None:
+                        shutil.rmtree(folders[i], ignore_errors=True)  # only ever written by a dead worker
+                run_pool(again, min(workers, len(again)), None)
     except KeyboardInterrupt:
-        _stop(pool, out)
+        if running:
+            _stop(running[0])
+        _remove_stages(out)
         if progress is not None:
             progress.clear()
         print(cat["stopped"].format(done=len(rows), total=len(paths)), file=sys.stderr)
         return EXIT_STOPPED
-    pool.shutdown()
+    _remove_stages(out)
     if progress is not None:
         progress.clear()
     ordered = [rows[i] for i in range(len(paths))]
@@ -305,8 +325,15 @@ def _triage(args, thresholds: Thresholds) -> int:
     return EXIT_FINDINGS if any(r.verdict != "green" for r in ordered) else EXIT_GREEN
 
 
-def _stop(pool: cf.ProcessPoolExecutor, out: Path | None) -> None:
-    """Ctrl-C: drops the captures not started, ends the workers, removes half-written report folders."""
+def _chunks(indices: list[int], workers: int) -> list[list[int]]:
+    """All indices in one pool of several workers; one pool per index when alone."""
+    if not indices:
+        return []
+    return [indices] if workers > 1 else [[i] for i in indices]
+
+
+def _stop(pool: cf.ProcessPoolExecutor) -> None:
+    """Ctrl-C: drops the captures not started and ends the workers."""
     # The executor has no public way to end running workers before Python 3.14,
     # and shutdown() forgets them: they are taken first.
     workers = list((getattr(pool, "_processes", None) or {}).values())
@@ -319,6 +346,10 @@ def _stop(pool: cf.ProcessPoolExecutor, out: Path | None) -> None:
         for proc in workers:
             proc.join(5)
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _remove_stages(out: Path | None) -> None:
+    """Removes what a stopped worker left of a report folder it was writing (report.write's staging folders)."""
     if out is not None:
         for stage in list(out.glob(".report-*")) + list(out.glob(".sealed-*")):
             shutil.rmtree(stage, ignore_errors=True)

@@ -277,3 +277,46 @@ def test_folder_names_are_unique_without_case():
     """Report folder names keep the capture's name, made safe, and differ even on a case-blind stick."""
     assert analyze_cmd.folder_names(["a/x.pcap", "b/X.pcap", "c/x.pcapng", "../.hidden.pcap", "ü é.pcap"]) == [
         "x", "X-2", "x-3", "hidden", "___"]
+
+
+def _workers(pgid: int) -> list[int]:
+    """The worker processes of a run: forked by its forkserver, so their command line is the forkserver's."""
+    procs = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z" and b"multiprocessing.forkserver" in cmdline:
+            procs[int(stat.parent.name)] = int(fields[1])
+    return [pid for pid, ppid in procs.items() if ppid in procs]
+
+
+def test_a_worker_killed_mid_run_costs_no_capture(pcaps_dir, tmp_path):
+    """A worker killed mid-run (as the kernel's OOM killer or a crash in the C core would) breaks the pool;
+    every capture it left is analysed again alone, so every one still gets its intact report folder."""
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(30):
+        os.link(pcaps_dir / "mercury__emix.pcap", many / f"emix-{i:02}.pcap")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.Popen(CLI + ["analyze", str(many), "--jobs", "2", "--out", str(out), "--key-dir",
+                                str(tmp_path / "keys"), "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (len(_finished(out)) < 2 or not _workers(p.pid)):
+        time.sleep(0.02)
+    victim = _workers(p.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    stdout, stderr = p.communicate(timeout=300)
+    assert p.returncode in (0, 1), stderr
+    assert "Traceback" not in stderr
+    rows = [json.loads(line) for line in stdout.splitlines()]
+    assert len(rows) == 30 and all(r["error"] is None for r in rows)
+    assert len({r["worker"] for r in rows}) > 2  # the captures left were analysed again by fresh workers
+    done = sorted(out.iterdir())
+    assert [d.name for d in done] == [f"emix-{i:02}" for i in range(30)]
+    for d in done:
+        assert report.verify(d).intact, d
