@@ -225,7 +225,7 @@ def _analyse_one(path: str, folder: str | None) -> Row:
                         encrypt_to=opts["encrypt_to"])
             row.folder = folder
     except (PocketcheckError, OSError) as exc:
-        row.error = _plain(exc)
+        row.error = _plain(exc, path)
     except Exception as exc:  # noqa: BLE001 - one capture's bug must not stop the others' rows
         row.error = f"internal error ({type(exc).__name__}: {exc})"
     row.seconds = time.perf_counter() - t0
@@ -234,11 +234,11 @@ def _analyse_one(path: str, folder: str | None) -> Row:
     return row
 
 
-def _plain(exc: BaseException) -> str:
-    """One line for a failed capture: an OSError's reason without errno noise."""
+def _plain(exc: BaseException, path: str) -> str:
+    """One line for a failed capture, naming the file by its name alone (the row has its path)."""
     if isinstance(exc, OSError) and not isinstance(exc, PocketcheckError) and exc.strerror:
         return exc.strerror
-    return " ".join(str(exc).split())
+    return " ".join(str(exc).replace(path, Path(path).name).split())
 
 
 def default_jobs() -> int:
