@@ -110,8 +110,14 @@ def _exports_for(doc: dict, formats):
         meta, findings = export.from_document(doc, doc["session"]["signing_key"]["fingerprint"], ref,
                                               ref_file="report.json")
         shared = export.Export([meta], findings)
-        return {EXPORT_FILES[f]: (json.dumps(_EXPORT_BUILDERS[f](shared), indent=2, ensure_ascii=False) + "\n")
-                .encode("utf-8", "backslashreplace") for f in dict.fromkeys(formats)}
+        files = {}
+        for f in dict.fromkeys(formats):
+            try:
+                files[EXPORT_FILES[f]] = (json.dumps(_EXPORT_BUILDERS[f](shared), indent=2, ensure_ascii=False)
+                                          + "\n").encode("utf-8", "backslashreplace")
+            except Exception:  # the report is the evidence: a sharing file must never cost it
+                log.exception("the %s export of this report could not be made; the report is written without it", f)
+        return files
 
     return extra
 

@@ -8,4 +8,5 @@ from .findings import TLP_LEVELS, Export, Finding, Report, collect, from_documen
 from .misp import event as misp_event
 from .stix import bundle as stix_bundle
 
-__all__ = ["TLP_LEVELS", "Export", "Finding", "Report", "collect", "from_document", "misp_event", "open_report", "stix_bundle"]
+__all__ = ["TLP_LEVELS", "Export", "Finding", "Report", "collect", "from_document", "misp_event", "open_report",
+           "stix_bundle"]

@@ -26,7 +26,7 @@ import traffic
 from appfakes import capture_for, replay_app
 from paths import ROOT
 
-from appliance import config, indicators, iocs_formats, report, usb
+from appliance import check, config, indicators, iocs_formats, report, usb
 from appliance.box import Ev, State
 from appliance.commands import export as export_cmd
 
@@ -481,3 +481,17 @@ def test_a_stick_cannot_change_report_export():
     for text in ("report:\n  export: []\n", "report:\n  export: [misp, stix]\n"):
         with pytest.raises(config.ConfigError, match="cannot be set from a USB stick"):
             config.with_stick(base, text=text)
+
+
+def test_a_failing_export_never_costs_the_box_its_report(tmp_path, monkeypatch, caplog):
+    """If making one sharing file fails, the box still writes, signs and exports the report, with the other file."""
+    def broken(_export, **_kw):
+        raise ValueError("simulated bug in the MISP writer")
+
+    monkeypatch.setitem(check._EXPORT_BUILDERS, "misp", broken)
+    session, back = _box_report_on_stick(tmp_path, cfg_text="report:\n  export: [misp, stix]\n")
+    assert session.verdict == "red"
+    assert report.verify(back).intact
+    names = {p.name for p in back.iterdir()}
+    assert "stix-bundle.json" in names and "misp-event.json" not in names
+    assert "misp export of this report could not be made" in caplog.text
