@@ -226,7 +226,7 @@ def _analyse_one(path: str, folder: str | None) -> Row:
             row.folder = folder
     except (PocketcheckError, OSError) as exc:
         row.error = _plain(exc, path)
-    except Exception as exc:  # one capture's bug must not stop the others' rows
+    except Exception as exc:  # noqa: BLE001 - one capture's bug must not stop the others' rows
         row.error = f"internal error ({type(exc).__name__}: {exc})"
     row.seconds = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
