@@ -242,19 +242,28 @@ def _finished(out: Path) -> list[Path]:
     return [d for d in out.iterdir() if not d.name.startswith(".")] if out.is_dir() else []
 
 
+def _start_many(pcaps_dir: Path, tmp_path: Path, count: int, command: list[str], *extra: str):
+    """Starts a two-worker triage of ``count`` copies of a public capture in its own process group.
+
+    Returns:
+        (the Popen, the --out folder).
+    """
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(count):
+        os.link(pcaps_dir / "mercury__emix.pcap", many / f"emix-{i:02}.pcap")
+    out = tmp_path / "out"
+    p = subprocess.Popen([*command, "analyze", str(many), "--jobs", "2", "--out", str(out), "--key-dir",
+                          str(tmp_path / "keys"), *extra],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                         text=True, start_new_session=True)
+    return p, out
+
+
 def test_ctrl_c_stops_cleanly(pcaps_dir, tmp_path):
     """Ctrl-C (SIGINT to the whole process group) mid-run: exit 130, one line, no traceback, no worker left,
     no half-written report folder."""
-    many = tmp_path / "many"
-    many.mkdir()
-    for i in range(60):
-        os.link(pcaps_dir / "mercury__emix.pcap", many / f"emix-{i:02}.pcap")
-    out = tmp_path / "out"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.Popen(AS_FROM_A_TERMINAL + ["analyze", str(many), "--jobs", "2", "--out", str(out), "--key-dir",
-                                str(tmp_path / "keys")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
-                         start_new_session=True)
+    p, out = _start_many(pcaps_dir, tmp_path, 60, AS_FROM_A_TERMINAL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(_finished(out)) < 3:
         time.sleep(0.05)
@@ -296,15 +305,7 @@ def _workers(pgid: int) -> list[int]:
 def test_a_worker_killed_mid_run_costs_no_capture(pcaps_dir, tmp_path):
     """A worker killed mid-run (as the kernel's OOM killer or a crash in the C core would) breaks the pool;
     every capture it left is analysed again alone, so every one still gets its intact report folder."""
-    many = tmp_path / "many"
-    many.mkdir()
-    for i in range(30):
-        os.link(pcaps_dir / "mercury__emix.pcap", many / f"emix-{i:02}.pcap")
-    out = tmp_path / "out"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    p = subprocess.Popen(CLI + ["analyze", str(many), "--jobs", "2", "--out", str(out), "--key-dir",
-                                str(tmp_path / "keys"), "--json"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, start_new_session=True)
+    p, out = _start_many(pcaps_dir, tmp_path, 30, CLI, "--json")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (len(_finished(out)) < 2 or not _workers(p.pid)):
         time.sleep(0.02)
