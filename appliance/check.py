@@ -9,18 +9,24 @@ is chosen here too (:func:`indicators_for`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 import pathlib
 import shutil
 
-from . import analysis, report, updates
+from . import analysis, export, report, updates
 from . import indicators as ind
 from .box.session import Outcome, Session
 from .box.view import reason_for
 from .errors import PocketcheckError
 
 log = logging.getLogger(__name__)
+
+# The sharing files ``report.export`` adds to a report folder, by format.
+EXPORT_FILES = {"misp": "misp-event.json", "stix": "stix-bundle.json"}
+_EXPORT_BUILDERS = {"misp": export.misp_event, "stix": export.stix_bundle}
 
 
 @dataclasses.dataclass
@@ -68,7 +74,8 @@ def run(paths, iocs, thresholds: analysis.Thresholds | None = None, *, extra_war
     return Checked(result, files, doc)
 
 
-def write(checked: Checked, out: str | os.PathLike, *, lang: str = "en", key_dir=None, encrypt_to=()) -> pathlib.Path:
+def write(checked: Checked, out: str | os.PathLike, *, lang: str = "en", key_dir=None, encrypt_to=(),
+          exports=()) -> pathlib.Path:
     """Writes the report folder of a checked session (signed manifest, optional sealed copy).
 
     Args:
@@ -77,6 +84,8 @@ def write(checked: Checked, out: str | os.PathLike, *, lang: str = "en", key_dir
         lang: language of the HTML and text report.
         key_dir: the box's signing key folder (None: the default).
         encrypt_to: age recipients for a sealed copy of the report.
+        exports: sharing formats (``misp``, ``stix``) to add to the folder (:data:`EXPORT_FILES`),
+            before its manifest, so that the signature covers them (and encryption hides them).
 
     Returns:
         The report folder.
@@ -84,7 +93,33 @@ def write(checked: Checked, out: str | os.PathLike, *, lang: str = "en", key_dir
     Raises:
         PocketcheckError, OSError: the folder cannot be written.
     """
-    return report.write(out, checked.doc, checked.files, lang=lang, key_dir=key_dir, encrypt_to=encrypt_to)
+    extra = _exports_for(checked.doc, exports) if exports else None
+    return report.write(out, checked.doc, checked.files, lang=lang, key_dir=key_dir, encrypt_to=encrypt_to,
+                        extra=extra)
+
+
+def _exports_for(doc: dict, formats):
+    """Returns report.write's ``extra`` callback writing the sharing files of ``formats``.
+
+    The files cannot name the manifest's hash (the manifest lists them), so
+    they name the SHA-256 of ``report.json``, which the manifest covers: a
+    recipient can still tie them to the signed folder.
+    """
+    def extra(stage: pathlib.Path) -> dict[str, bytes]:
+        ref = hashlib.sha256((stage / "report.json").read_bytes()).hexdigest()
+        meta, findings = export.from_document(doc, doc["session"]["signing_key"]["fingerprint"], ref,
+                                              ref_file="report.json")
+        shared = export.Export([meta], findings)
+        files = {}
+        for f in dict.fromkeys(formats):
+            try:
+                files[EXPORT_FILES[f]] = (json.dumps(_EXPORT_BUILDERS[f](shared), indent=2, ensure_ascii=False)
+                                          + "\n").encode("utf-8", "backslashreplace")
+            except Exception:  # the report is the evidence: a sharing file must never cost it
+                log.exception("the %s export of this report could not be made; the report is written without it", f)
+        return files
+
+    return extra
 
 
 def analyse_with_report(capture: pathlib.Path, report_dir: pathlib.Path, session: Session, *, cfg=None,
@@ -124,7 +159,8 @@ def analyse_with_report(capture: pathlib.Path, report_dir: pathlib.Path, session
     if report_dir.exists():
         shutil.rmtree(report_dir)
     lang = cfg.language if cfg is not None and cfg.language in report.LANGUAGES else "en"
-    write(checked, report_dir, lang=lang, key_dir=key_dir, encrypt_to=cfg.report.encrypt_to if cfg is not None else ())
+    write(checked, report_dir, lang=lang, key_dir=key_dir, encrypt_to=cfg.report.encrypt_to if cfg is not None else (),
+          exports=cfg.report.export if cfg is not None else ())
     result = checked.result
     return Outcome(result.verdict, reason_for(result.verdict, result.alerts, lang), len(result.alerts),
                    tuple(checked.doc["session"]["warnings"]))

@@ -35,9 +35,9 @@ SYSTEM_PATH = pathlib.Path("/etc/pocketcheck/pocketcheck.yaml")
 STICK_NAME = "pocketcheck.yaml"
 # A real configuration is about 1.5 KB; anything far bigger is not one.
 MAX_BYTES = 64 * 1024
-# Sections (and keys) a USB stick may not override. report.encrypt_to: a
-# stick must not be able to turn the organisation's encryption off.
-STICK_FORBIDDEN = frozenset({"pins", "oled", "data_dir", "trusted_update_keys", "report.encrypt_to"})
+# Sections (and keys) a USB stick may not override. report.encrypt_to: a stick must not
+# be able to turn the organisation's encryption off; report.export: nor choose what it shares.
+STICK_FORBIDDEN = frozenset({"pins", "oled", "data_dir", "trusted_update_keys", "report.encrypt_to", "report.export"})
 # A stick may not add a key it signed itself: that would let a tampered stick
 # replace the indicators and blind the box.
 MAX_TRUSTED_KEYS = 16
@@ -83,6 +83,7 @@ class Report:
     # age public keys (age1...) of the organisation: when set, reports are
     # written (and exported) only as an archive encrypted to them.
     encrypt_to: tuple = ()
+    export: tuple = ()  # misp, stix: sharing files added to each report folder before its manifest (signed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +179,7 @@ CHECKS = {
     "capture.minimum_minutes": _range(0, 24 * 60),
     "report.keep_exported_hours": _range(0, 24 * 365),
     "report.encrypt_to": _matches(AGE_RECIPIENT, "must be an age public key (age1...)"),
+    "report.export": _matches("misp|stix", "must be misp or stix"),
     "pins.button": _range(0, 27),
     "pins.led_green": _range(0, 27),
     "pins.led_red": _range(0, 27),
@@ -188,7 +190,6 @@ CHECKS = {
 }
 
 _TYPE_NAMES = {bool: "true or false", int: "a whole number", str: "text"}
-
 
 _NO_ALIASES = "aliases (*name) are not allowed"
 _TOO_DEEP = "nested too deeply"

@@ -4,8 +4,9 @@
 hits and report metadata, nothing that identifies the person); ``misp`` and
 ``stix`` write that out. Neither needs PyMISP nor stix2: the box has neither.
 """
-from .findings import TLP_LEVELS, Export, Finding, Report, collect, open_report
+from .findings import TLP_LEVELS, Export, Finding, Report, collect, from_document, open_report
 from .misp import event as misp_event
 from .stix import bundle as stix_bundle
 
-__all__ = ["TLP_LEVELS", "Export", "Finding", "Report", "collect", "misp_event", "open_report", "stix_bundle"]
+__all__ = ["TLP_LEVELS", "Export", "Finding", "Report", "collect", "from_document", "misp_event", "open_report",
+           "stix_bundle"]

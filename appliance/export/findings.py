@@ -66,6 +66,10 @@ class Report:
     software_version: str
     indicators_version: str
     devices: tuple[Device, ...] = ()
+    # The file of the folder manifest_sha256 is the hash of: MANIFEST.sha256,
+    # or report.json for the exports the box writes into the folder itself
+    # (they exist before the manifest, which then covers them).
+    ref_file: str = report.MANIFEST
 
     @property
     def summary(self) -> str:
@@ -207,6 +211,27 @@ def open_report(directory: str | Path, include_device: bool = False) -> tuple[Re
         report.validate(doc)
     except ReportIntegrityError as exc:
         raise ReportIntegrityError(f"{root}: {exc}") from None
+    return from_document(doc, signer, hashlib.sha256((root / report.MANIFEST).read_bytes()).hexdigest(),
+                         include_device=include_device)
+
+
+def from_document(doc: dict, signer: str, ref_sha256: str, *, ref_file: str = report.MANIFEST,
+                  include_device: bool = False) -> tuple[Report, list[Finding]]:
+    """Reads what may leave one report document (already checked by the caller).
+
+    The box uses this to add its exports to a report folder before the
+    folder's manifest exists; the exports then name the SHA-256 of
+    ``report.json`` (``ref_file``), which the manifest in turn covers.
+
+    Args:
+        doc: a report document that validates against the schema.
+        signer: the fingerprint of the key that signs (or signed) the report.
+        ref_sha256: the SHA-256 of ``ref_file`` in the report folder.
+        ref_file: the file of the folder ``ref_sha256`` is the hash of.
+        include_device: also keep the MAC and DHCP name of the devices with a hit.
+    Returns:
+        (the report's metadata, its findings: one per indicator, sorted by kind and value).
+    """
     session = doc["session"]
     by_value: dict[tuple[str, str], list[dict]] = {}
     for a in doc["alerts"]:
@@ -218,7 +243,7 @@ def open_report(directory: str | Path, include_device: bool = False) -> tuple[Re
     devices = tuple(Device(d["mac"], d["hostname"] or "") for d in doc["devices"] if d["mac"] in macs)
     meta = Report(
         box_id=session["box_id"], signer=signer,
-        manifest_sha256=hashlib.sha256((root / report.MANIFEST).read_bytes()).hexdigest(),
+        manifest_sha256=ref_sha256, ref_file=ref_file,
         verdict=doc["verdict"], start=session["start"], end=session["end"], generated_at=session["generated_at"],
         software_version=session["software_version"], indicators_version=session["indicators"]["version"],
         devices=devices if include_device else ())

@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as _dt
 import uuid
 
+from ..report import MANIFEST
 from .findings import Export, Finding, check_tlp
 
 NAMESPACE = uuid.UUID("6f0f5a3c-8d2e-5b1a-9c47-3e2b7d1f4a60")  # pocketcheck's MISP exports
@@ -42,6 +43,9 @@ MONITORING_TOOL = 'ms-caro-malware:malware-type="MonitoringTool"'
 # The template uuid and version of the MISP objects used (misp-objects' definition.json).
 REPORT_TEMPLATE = ("70a68471-df22-4e3f-aa1a-5a3be19f82df", "8")
 DEVICE_TEMPLATE = ("0c64b41a-e583-4f4d-ac92-d484163b9e52", "10")
+# What the hash a report is named by stands for (see findings.Report.ref_file).
+_REF_SAYS = {MANIFEST: "it names every file of the signed report folder",
+             "report.json": "the signed MANIFEST.sha256 of the report folder lists it"}
 _TYPES = {"domain": "domain", "ipv4": "ip-dst", "ipv6": "ip-dst", "cidr": "ip-dst",
           "cert-sha1": "x509-fingerprint-sha1", "cert-sha256": "x509-fingerprint-sha256"}
 
@@ -98,8 +102,8 @@ def _report_attributes(event_uuid: str, reports) -> list[dict]:
         out.append(_attr(event_uuid, "text", box, "Other", "pocketcheck box that made a report of this event", False))
     for r in reports:
         out.append(_attr(event_uuid, "sha256", r.manifest_sha256, "External analysis",
-                         f"SHA-256 of MANIFEST.sha256 of the report from box {r.box_id} (verdict {r.verdict}): "
-                         "it names every file of the signed report folder", False))
+                         f"SHA-256 of {r.ref_file} of the report from box {r.box_id} (verdict {r.verdict}): "
+                         + _REF_SAYS.get(r.ref_file, _REF_SAYS[MANIFEST]), False))
     return out
 
 

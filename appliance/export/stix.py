@@ -24,6 +24,7 @@ import ipaddress
 import json
 import uuid
 
+from ..report import MANIFEST
 from .findings import Export, Finding, check_tlp
 
 NAMESPACE = uuid.UUID("b3c5d7e9-1a2b-5c3d-8e4f-5a6b7c8d9e0f")  # pocketcheck's STIX exports
@@ -37,6 +38,13 @@ TLP_MARKINGS = {
     "amber": ("f88d31f6-486f-44da-b317-01333bde0b82", "amber"),
     "red": ("5e57c739-391a-4eb3-b6be-7d15ca92d5ed", "red"),
 }
+# The external reference naming the folder a report came from (see findings.Report.ref_file).
+_REF_SAYS = {MANIFEST: {"source_name": "pocketcheck-manifest",
+                        "description": "SHA-256 of the report folder's MANIFEST.sha256 "
+                                       "(names every file of the signed report)"},
+             "report.json": {"source_name": "pocketcheck-report-json",
+                             "description": "SHA-256 of the report folder's report.json "
+                                            "(listed in its signed MANIFEST.sha256)"}}
 _HASH = {"cert-sha1": "SHA-1", "cert-sha256": "SHA-256"}
 
 
@@ -164,10 +172,7 @@ def bundle(export: Export, tlp: str = "amber") -> dict:
                     "published": _time(r.generated_at), "object_refs": refs, "created_by_ref": boxes[r.box_id],
                     "labels": [f"verdict:{r.verdict}"],
                     "external_references": [
-                        {"source_name": "pocketcheck-manifest",
-                         "description": "SHA-256 of the report folder's MANIFEST.sha256 "
-                                        "(names every file of the signed report)",
-                         "hashes": {"SHA-256": r.manifest_sha256}},
+                        {**_REF_SAYS.get(r.ref_file, _REF_SAYS[MANIFEST]), "hashes": {"SHA-256": r.manifest_sha256}},
                         {"source_name": "pocketcheck-signing-key", "external_id": r.signer,
                          "description": "fingerprint of the box key that signed the report"}], **common})
     objects = sdos[:1] + scos + sdos[1:]

@@ -104,7 +104,8 @@ def _capture_names(files) -> list[str]:
     return names
 
 
-def write(out_dir: str | Path, doc: dict, files=(), lang: str = "en", key_dir=None, encrypt_to=()) -> Path:
+def write(out_dir: str | Path, doc: dict, files=(), lang: str = "en", key_dir=None, encrypt_to=(),
+          extra=None) -> Path:
     """Writes a complete, signed report folder.
 
     Args:
@@ -115,6 +116,8 @@ def write(out_dir: str | Path, doc: dict, files=(), lang: str = "en", key_dir=No
         key_dir: the box's key directory (default: :func:`default_key_dir`).
         encrypt_to: age recipients (``age1...``); when given, only an encrypted
             archive of the report is left in the folder.
+        extra: called with the staged folder (report.json in place, no manifest yet); returns more
+            files ({name: bytes}) to add, which the manifest and signature then cover.
     Returns:
         The folder's path.
     Raises:
@@ -140,6 +143,8 @@ def write(out_dir: str | Path, doc: dict, files=(), lang: str = "en", key_dir=No
         for f, rel in zip(files, _capture_names(files), strict=True):
             (stage / rel).parent.mkdir(exist_ok=True)
             shutil.copyfile(f.path, stage / rel)
+        for name, data in (extra(stage) if extra is not None else {}).items():
+            (stage / name).write_bytes(data)
         write_manifest(stage, key)
         if recipients is not None:
             archive = encrypt_folder(stage, recipients)

@@ -23,9 +23,11 @@ import pymisp
 import pytest
 import stix2
 import traffic
+from appfakes import capture_for, replay_app
 from paths import ROOT
 
-from appliance import indicators, iocs_formats, report
+from appliance import check, config, indicators, iocs_formats, report, usb
+from appliance.box import Ev, State
 from appliance.commands import export as export_cmd
 
 CLI = [sys.executable, "-m", "appliance"]
@@ -387,3 +389,109 @@ def test_export_runs_without_pymisp_or_stix2(folders):
                            text=True, env=env, check=False, timeout=300)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)
+
+
+# ---- on the box: report.export ------------------------------------------------------
+def _box_report_on_stick(tmp_path, kind="stalkerware", cfg_text=""):
+    """A replayed session on the box (the real analysis and report), exported to a FAT image stick and read back."""
+    a, hardware = replay_app(tmp_path, kind, cfg_text="capture:\n  minimum_minutes: 0\n" + cfg_text)
+    a.start()
+    capture_for(a, 400)
+    assert a.state is State.VERDICT
+    img = usb.make_image(tmp_path / "stick.img", 16384)
+    a.post(Ev.USB_INSERTED, stick=usb.MtoolsStick(img))
+    a.pump()
+    assert a.state is State.SAFE_TO_REMOVE
+    hardware.close()
+    return a.session, usb.MtoolsStick(img).read_back(a.session.id, tmp_path / "back" / a.session.id)
+
+
+def test_box_adds_misp_and_stix_to_the_signed_stick_folder(tmp_path):
+    """report.export: [misp, stix]: a red session's stick folder verifies with both files in its manifest, and
+    they load in PyMISP and stix2 with every indicator hit, tied to report.json, and nothing personal."""
+    session, back = _box_report_on_stick(tmp_path, cfg_text="report:\n  export: [misp, stix]\n")
+    assert session.verdict == "red"
+    r = _cli("verify", back)
+    assert "intact" in r.stdout and "NOT" not in r.stdout
+    listed = {line.split("  ", 1)[1] for line in (back / "MANIFEST.sha256").read_text().splitlines()}
+    assert {"misp-event.json", "stix-bundle.json", "report.json"} <= listed
+    subprocess.run(["sha256sum", "--quiet", "-c", "MANIFEST.sha256"], cwd=back, check=True, timeout=60)
+    doc = _doc(back)
+    hits = _hits(doc)
+    assert hits, "the replayed stalkerware session must hit indicators"
+    ref = hashlib.sha256((back / "report.json").read_bytes()).hexdigest()
+
+    misp_text = (back / "misp-event.json").read_text()
+    ev = pymisp.MISPEvent()
+    ev.from_json(misp_text)
+    assert {a.value for a in ev.attributes if a.to_ids} == set(hits)
+    _ids, about = _split(json.loads(misp_text)["Event"])
+    assert ("sha256", ref) in about and "report.json" in about[("sha256", ref)]
+
+    stix_text = (back / "stix-bundle.json").read_text()
+    stix2.parse(stix_text, allow_custom=False)
+    bundle = json.loads(stix_text)
+    reports = [o for o in bundle["objects"] if o["type"] == "report"]
+    assert [ref] == [x["hashes"]["SHA-256"] for o in reports for x in o["external_references"] if "hashes" in x]
+    patterns = " ".join(o["pattern"] for o in bundle["objects"] if o["type"] == "indicator")
+    assert all(v in patterns for v in hits)
+    for text in (misp_text, stix_text):
+        leaked = {p for p in _personal(doc, back) if p and p in text}
+        assert not leaked, leaked
+    # The same as `pocketcheck export` would say of the copied folder (apart from the folder's reference).
+    desk = json.loads(_export("stix", back))
+    assert {o["pattern"] for o in desk["objects"] if o["type"] == "indicator"} == {
+        o["pattern"] for o in bundle["objects"] if o["type"] == "indicator"}
+
+
+def test_box_exports_nothing_extra_by_default(tmp_path):
+    """Without report.export the stick folder holds only the report, its capture and its signed manifest."""
+    _session, back = _box_report_on_stick(tmp_path, kind="clean")
+    assert not {"misp-event.json", "stix-bundle.json"} & {p.name for p in back.iterdir()}
+
+
+def test_box_exports_stay_inside_the_encrypted_archive(tmp_path, new_age_key):
+    """With report.encrypt_to the stick gets only report.tar.age; the exports are inside it, signed."""
+    identity, recipient = new_age_key()
+    _session, back = _box_report_on_stick(
+        tmp_path, cfg_text=f"report:\n  export: [stix]\n  encrypt_to: [{recipient}]\n")
+    assert sorted(p.name for p in back.iterdir()) == ["MANIFEST.sha256", "MANIFEST.sha256.sig", "report.tar.age"]
+    inner = report.decrypt_archive(back / "report.tar.age", identity, tmp_path / "opened")
+    assert (inner / "stix-bundle.json").is_file() and not (inner / "misp-event.json").exists()
+    assert report.verify(inner).intact
+    stix2.parse((inner / "stix-bundle.json").read_text(), allow_custom=False)
+
+
+@pytest.mark.parametrize("text, says", [
+    ("report:\n  export: [csv]\n", "must be misp or stix"),
+    ("report:\n  export: misp\n", "must be a list"),
+])
+def test_report_export_setting_is_checked(text, says):
+    """report.export takes a list of misp and stix; anything else is refused naming the key."""
+    with pytest.raises(config.ConfigError, match=says):
+        config.combine([(config.parse_text(text), "system")])
+    assert config.combine([]).report.export == ()  # the documented default: no export
+    assert config.combine([(config.parse_text("report:\n  export: [stix, misp]\n"), "s")]).report.export == (
+        "stix", "misp")
+
+
+def test_a_stick_cannot_change_report_export():
+    """What the organisation shares is the system file's choice: a stick setting report.export is refused."""
+    base = config.combine([(config.parse_text("report:\n  export: [misp]\n"), "system")])
+    for text in ("report:\n  export: []\n", "report:\n  export: [misp, stix]\n"):
+        with pytest.raises(config.ConfigError, match="cannot be set from a USB stick"):
+            config.with_stick(base, text=text)
+
+
+def test_a_failing_export_never_costs_the_box_its_report(tmp_path, monkeypatch, caplog):
+    """If making one sharing file fails, the box still writes, signs and exports the report, with the other file."""
+    def broken(_export, **_kw):
+        raise ValueError("simulated bug in the MISP writer")
+
+    monkeypatch.setitem(check._EXPORT_BUILDERS, "misp", broken)
+    session, back = _box_report_on_stick(tmp_path, cfg_text="report:\n  export: [misp, stix]\n")
+    assert session.verdict == "red"
+    assert report.verify(back).intact
+    names = {p.name for p in back.iterdir()}
+    assert "stix-bundle.json" in names and "misp-event.json" not in names
+    assert "misp export of this report could not be made" in caplog.text
