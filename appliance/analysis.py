@@ -79,11 +79,10 @@ class Thresholds:
     # Captures shorter than this get a "too short to mean much" warning.
     min_duration_s: float = 300.0
     # Coverage too thin to call a phone green: a session shorter than
-    # min_coverage_s, or a device with fewer than min_coverage_flows
-    # connections, gets "amber" with the coverage reason instead of "green"
-    # (stalkerware may wait minutes between check-ins; a phone that sent
-    # almost nothing told us almost nothing).
-    min_coverage_s: float = 600.0
+    # min_duration_s (the box sets it from capture.minimum_minutes), or a
+    # device with fewer than min_coverage_flows connections, is "amber" with
+    # the coverage reason instead of "green" (stalkerware may wait minutes
+    # between check-ins; a phone that sent almost nothing told us nothing).
     min_coverage_flows: int = 20
     # The box's own addresses (never an alert destination, never a device).
     box_ips: tuple = ()
@@ -439,7 +438,7 @@ class Analyzer:
         dns_total = c["dns_plain"] + c["dns_encrypted"]
         sni_total = c["tls"] + c["quic"]
         reasons = []
-        if duration < t.min_coverage_s:
+        if duration < t.min_duration_s:
             reasons.append("short")
         if not devices or max(d.flows for d in devices) < t.min_coverage_flows:
             reasons.append("little-traffic")
@@ -456,7 +455,7 @@ class Analyzer:
             "uplink": True if c["answered_public"] else (False if c["flows"] else None),
             "enough": not reasons,
             "reasons": reasons,
-            "min_duration_s": t.min_coverage_s,
+            "min_duration_s": t.min_duration_s,
             "min_flows": t.min_coverage_flows,
         }
 
@@ -736,7 +735,7 @@ class Analyzer:
         alerts.sort(key=lambda a: (-LEVEL_RANK[a.level], a.device, a.device_ip, a.first, a.rule, a.name, a.ip,
                                    a.indicator))
         devices = []
-        short = ((self._end or 0) - (self._start or 0)) < self.t.min_coverage_s
+        short = ((self._end or 0) - (self._start or 0)) < self.t.min_duration_s
         for key, dev in self._devices.items():
             d = dataclasses.replace(dev, names=set(dev.names), ips=dict(dev.ips))
             mine = [a for a in alerts if _device_key_of_alert(a) == key]

@@ -42,7 +42,7 @@ def c2(iset):
 def run(iset, events, **thresholds):
     # The rule tests feed a few events: coverage (which turns a thin green
     # into amber) is off here and tested on its own below.
-    thresholds.setdefault("min_coverage_s", 0)
+    thresholds.setdefault("min_duration_s", 0)
     thresholds.setdefault("min_coverage_flows", 0)
     a = Analyzer(iset, Thresholds(**thresholds))
     a.feed(events)
@@ -369,13 +369,13 @@ def test_devices_have_their_own_verdicts(iset, c2):
 
 def test_empty_and_short_sessions(iset):
     """No events: amber (never green) with an 'empty' warning; a two-minute session warns it was short."""
-    r = run(iset, [], min_coverage_s=600, min_coverage_flows=20)
+    r = run(iset, [], min_duration_s=300, min_coverage_flows=20)
     assert (r.verdict, r.warnings, r.devices) == ("amber", ["empty"], [])
     assert r.coverage["conclusive"] is False and r.coverage["reasons"] == ["short", "little-traffic"]
     f = Feed()
     f.dns("www.example.net", T0, ["198.51.100.1"])
     f.dns("www.example.net", T0 + 120)
-    assert run(iset, f.events).warnings == ["short"]
+    assert run(iset, f.events, min_duration_s=300).warnings == ["short"]
 
 
 def test_chunked_feed_equals_whole(iset, c2):
@@ -502,8 +502,8 @@ def test_long_busy_clean_session_is_green_and_enough(iset):
 
 
 def test_short_clean_session_is_not_enough_traffic_to_tell(iset):
-    """Five minutes with nothing found is amber with conclusive false and the 'short' reason, never green."""
-    r = _cov(iset, _busy_phone(5, 30).events)
+    """Four minutes with nothing found is amber with conclusive false and the 'short' reason, never green."""
+    r = _cov(iset, _busy_phone(4, 30).events)
     assert r.verdict == "amber" and r.alerts == []
     assert [(d.verdict, d.conclusive) for d in r.devices] == [("amber", False)]
     assert (r.coverage["enough"], r.coverage["conclusive"], r.coverage["reasons"]) == (False, False, ["short"])

@@ -308,12 +308,12 @@ def test_schema_still_accepts_a_1_0_report_without_coverage(iset):
 
 
 @pytest.mark.parametrize("lang,word,sentence,heading", [
-    ("en", "Not enough traffic to tell", "The check lasted less than 10 minutes.", "What the check could see"),
-    ("fr", "Trop peu de trafic pour conclure", "La vérification a duré moins de 10 minutes.",
+    ("en", "Not enough traffic to tell", "The check lasted less than 5 minutes.", "What the check could see"),
+    ("fr", "Trop peu de trafic pour conclure", "La vérification a duré moins de 5 minutes.",
      "Ce que la vérification a pu voir")])
 def test_thin_report_says_not_enough_traffic_not_green(iset, lang, word, sentence, heading):
-    """A five-minute clean check: JSON amber with conclusive false; HTML and text say 'not enough traffic'."""
-    doc = _doc(iset, _clean(5, 30))
+    """A four-minute clean check: JSON amber with conclusive false; HTML and text say 'not enough traffic'."""
+    doc = _doc(iset, _clean(4, 30))
     assert doc["verdict"] == "amber" and doc["coverage"]["conclusive"] is False
     html = report.render_html(doc, lang)
     assert heading in html and sentence in html and html.count(word) >= 2  # the verdict and the device's badge
