@@ -362,6 +362,8 @@ class Analyzer:
             name = _norm(ev.name)
             if kind == "dns.query" and self._echo(ev, name):
                 continue
+            if kind == "dns.query":
+                self._cov["dns_plain"] += 1   # a lookup the box could read
             if name and kind in ("tls.sni", "quic.sni", "http.host") and _is_ip_literal(name):
                 name = ""   # "Host: 203.0.113.9": the server address rules see it, not the name rules
             if kind in _NAME_RULE:
@@ -410,16 +412,19 @@ class Analyzer:
         self._match_certs(fps)
 
     def _count_flow(self, ev, dev) -> None:
-        """Counts one ended flow for the coverage facts (DNS kind, name-only TLS/QUIC, uplink)."""
+        """Counts one ended flow for the coverage facts (encrypted DNS, name-only TLS/QUIC, uplink).
+
+        Plain DNS is counted per lookup (each query read), encrypted DNS per
+        connection (its lookups cannot be counted): the share is therefore a
+        lower bound of what was hidden.
+        """
         c = self._cov
         c["flows"] += 1
         dev.flows += 1
         sni = self._sni_kind.pop(ev.flow_id, "") if ev.flow_id else ""
         cert = ev.flow_id in self._cert_flows
         self._cert_flows.discard(ev.flow_id)
-        if ev.dport == 53:
-            c["dns_plain"] += 1
-        elif ev.dport == 853 or (ev.dport == 443 and (ev.dst in self._doh_ips
+        if ev.dport == 853 or (ev.dport == 443 and (ev.dst in self._doh_ips
                                                       or self._flow_name.get(ev.flow_id, "") in self._doh_names)):
             c["dns_encrypted"] += 1
         if sni == "quic":

@@ -530,17 +530,18 @@ def test_thin_coverage_never_hides_a_red_or_a_real_amber(iset, c2):
 
 
 def test_encrypted_dns_and_name_only_shares(iset):
-    """DoT flows and DNS flows give the encrypted share; QUIC and TLS without a certificate are name-only."""
-    f = _busy_phone(15, 20)        # 20 plain DNS lookups are not flows; they are events without flows
+    """Encrypted DNS connections against lookups read in clear give the share; QUIC and TLS without a certificate are name-only."""
+    f = _busy_phone(15, 20)        # 20 lookups read in clear
     for i in range(4):
-        f.conn("10.23.0.1", T0 + i, dport=53, proto="udp")            # plain DNS flows
-    f.conn("1.1.1.1", T0 + 5, dport=853)                               # DoT
+        f.conn("10.23.0.1", T0 + i, dport=53, proto="udp")            # their UDP flows: not counted twice
+    for i in range(5):
+        f.conn("1.1.1.1", T0 + 5 + i, dport=853)                       # DoT connections
     f.conn("142.250.1.1", T0 + 6, kind="quic.sni", name="www.google.com", proto="udp")
     cert = traffic.make_cert("www.example.org")
     f.conn("93.184.216.34", T0 + 7, kind="tls.sni", name="www.example.org", cert=cert)  # TLS 1.2: cert seen
     r = _cov(iset, f.events)
     dns, tls = r.coverage["dns"], r.coverage["tls"]
-    assert (dns["plain"], dns["encrypted"], dns["encrypted_share"]) == (4, 1, 0.2)
+    assert (dns["plain"], dns["encrypted"], dns["encrypted_share"]) == (20, 5, 0.2)
     # 20 wikipedia TLS flows without a certificate + QUIC are name-only; the example.org flow showed its certificate.
     assert (tls["flows"], tls["quic"], tls["name_only"]) == (22, 1, 21)
     assert tls["name_only_share"] == round(21 / 22, 3)

@@ -334,9 +334,8 @@ def test_offline_report_says_there_was_no_uplink_and_shows_shares(iset, lang):
     for i in range(30):
         f.dns("www.wikipedia.org", T0 + 30 * i, ["10.23.0.1"])
         f.conn("10.23.0.1", T0 + 30 * i + 0.1, kind="tls.sni", name="www.wikipedia.org", down=0)
-    f.conn("10.23.0.1", T0 + 5, dport=853, down=0)
-    for i in range(3):
-        f.conn("10.23.0.1", T0 + 6 + i, dport=53, proto="udp", down=0)
+    for i in range(10):
+        f.conn("10.23.0.1", T0 + 5 + i, dport=853, down=0)     # DoT: 10 connections against 30 lookups in clear
     doc = _doc(iset, f.events)
     assert doc["coverage"]["uplink"] is False and doc["coverage"]["dns"]["encrypted_share"] == 0.25
     import html as htmllib
@@ -344,7 +343,7 @@ def test_offline_report_says_there_was_no_uplink_and_shows_shares(iset, lang):
     c = catalogue(lang)["coverage"]
     html = htmllib.unescape(report.render_html(doc, lang))
     assert c["uplink_no"] in html and c["uplink_yes"] not in html.replace(c["uplink_no"], "")
-    assert c["share"].format(percent=25, n=1, total=4) in html
+    assert c["share"].format(percent=25, n=10, total=40) in html
     assert c["share"].format(percent=100, n=30, total=30) in html
 
 
