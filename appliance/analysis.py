@@ -81,6 +81,12 @@ class Thresholds:
     dns_echo_s: float = 5.0
     # Captures shorter than this get a "too short to mean much" warning.
     min_duration_s: float = 300.0
+    # Coverage too thin to call a phone green: a session shorter than
+    # min_duration_s (the box sets it from capture.minimum_minutes), or a
+    # device with fewer than min_coverage_flows connections, is "amber" with
+    # the coverage reason instead of "green" (stalkerware may wait minutes
+    # between check-ins; a phone that sent almost nothing told us nothing).
+    min_coverage_flows: int = 20
     # The box's own addresses (never an alert destination, never a device).
     box_ips: tuple = ()
     # Bounds: evidence kept per alert, names kept per device, contacts per host.
@@ -224,6 +230,8 @@ class Device:
     first: float | None = None
     last: float | None = None
     verdict: str = "green"
+    flows: int = 0
+    conclusive: bool = True                        # False: amber only because its coverage was too thin
 
     @property
     def ip(self) -> str:
@@ -242,7 +250,7 @@ class Device:
             "hostname": self.hostname or None, "verdict": self.verdict,
             "first": iso(self.first), "last": iso(self.last),
             "alerts": {lvl: sum(1 for a in mine if a.level == lvl) for lvl in LEVELS},
-            "names": sorted(self.names),
+            "names": sorted(self.names), "flows": self.flows, "conclusive": self.conclusive,
         }
 
 
@@ -258,6 +266,7 @@ class Result:
     events: int
     warnings: list[str]
     thresholds: Thresholds
+    coverage: dict = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -317,6 +326,12 @@ class Analyzer:
         self._rare = frozenset(t.lstrip(".") for t in (getattr(indicators, "rare_tlds", ()) or ()))
         self._doh_names = frozenset(getattr(indicators, "doh_names", ()) or ())
         self._doh_ips = frozenset(getattr(indicators, "doh_ips", ()) or ())
+        # Coverage: what the check could see (counted at each flow's end).
+        self._sni_kind: dict[int, str] = {}      # flow id -> "tls" / "quic" while the flow is open
+        self._cert_flows: set[int] = set()       # open flows whose certificate was seen (not TLS 1.3)
+        self._cov = {"flows": 0, "dns_plain": 0, "dns_encrypted": 0, "tls": 0, "quic": 0, "name_only": 0,
+                     "answered_public": 0}
+        self._dev_flows: dict[str, int] = {}
 
     # ---- feeding --------------------------------------------------------
     def warn(self, code: str) -> None:
@@ -350,6 +365,8 @@ class Analyzer:
             name = _norm(ev.name)
             if kind in _DNS_QUESTION_KINDS and self._echo(ev, name):
                 continue
+            if kind == "dns.query":
+                self._cov["dns_plain"] += 1   # a lookup the box could read
             if name and kind in ("tls.sni", "quic.sni", "http.host") and _is_ip_literal(name):
                 name = ""   # "Host: 203.0.113.9": the server address rules see it, not the name rules
             if kind in _NAME_RULE:
@@ -360,6 +377,8 @@ class Analyzer:
                     self._heur_name(name, ev, dev)
                 if kind in ("tls.sni", "quic.sni", "http.host") and ev.flow_id and name:
                     self._flow_name.setdefault(ev.flow_id, name)
+                if kind in ("tls.sni", "quic.sni") and ev.flow_id and len(self._sni_kind) < self._CACHE_MAX:
+                    self._sni_kind.setdefault(ev.flow_id, "quic" if kind == "quic.sni" else "tls")
                 if kind in ("tls.sni", "http.host"):
                     self._heur_port(kind, name, ev, dev)
                 if kind == "http.host" and ev.method.upper() in ("POST", "PUT") and ev.flow_id:
@@ -378,6 +397,8 @@ class Analyzer:
                 elif ev.rrtype == 5 and data:
                     names.append((_norm(data), "ioc.dns-answer", ev))
             elif kind == "tls.cert" and ev.der:
+                if ev.flow_id and len(self._cert_flows) < self._CACHE_MAX:
+                    self._cert_flows.add(ev.flow_id)
                 info = certs.parse_cached(ev.der)   # servers send the same chain again and again
                 server = self._flow_name.get(ev.flow_id, "") or (info.san[0] if info.san else "")
                 fps.append((info.sha1, info, ev, server))
@@ -385,12 +406,66 @@ class Analyzer:
                 if ev.index == 0 and not info.error:
                     self._heur_cert(info, ev, dev)
             elif kind == "flow":
+                self._count_flow(ev, dev)
                 if ev.dst and ev.dst not in self._box:
                     ips.append((ev.dst, "ioc.server-ip", ev, self._flow_name.get(ev.flow_id, "")))
                 self._flow(ev, dev)
         self._match_names(names)
         self._match_ips(ips)
         self._match_certs(fps)
+
+    def _count_flow(self, ev, dev) -> None:
+        """Counts one ended flow for the coverage facts (encrypted DNS, name-only TLS/QUIC, uplink).
+
+        Plain DNS is counted per lookup (each query read), encrypted DNS per
+        connection (its lookups cannot be counted): the share is therefore a
+        lower bound of what was hidden.
+        """
+        c = self._cov
+        c["flows"] += 1
+        dev.flows += 1
+        sni = self._sni_kind.pop(ev.flow_id, "") if ev.flow_id else ""
+        cert = ev.flow_id in self._cert_flows
+        self._cert_flows.discard(ev.flow_id)
+        if ev.dport == 853 or (ev.dport == 443 and (ev.dst in self._doh_ips
+                                                      or self._flow_name.get(ev.flow_id, "") in self._doh_names)):
+            c["dns_encrypted"] += 1
+        if sni == "quic":
+            c["quic"] += 1
+            c["name_only"] += 1            # QUIC always encrypts the server's certificate
+        elif sni == "tls":
+            c["tls"] += 1
+            c["name_only"] += not cert     # no certificate seen: TLS 1.3, only the name was visible
+        if ev.dst and not is_local(ev.dst) and ev.dst not in self._box and ev.bytes[1] > 0:
+            c["answered_public"] += 1      # a server on the internet answered: there was an uplink
+
+    def _coverage(self, devices: list[Device]) -> dict:
+        """The coverage facts of the session and whether they are enough to call a phone green."""
+        c, t = self._cov, self.t
+        duration = (self._end - self._start) if self._start is not None and self._end is not None else 0.0
+        dns_total = c["dns_plain"] + c["dns_encrypted"]
+        sni_total = c["tls"] + c["quic"]
+        reasons = []
+        if duration < t.min_duration_s:
+            reasons.append("short")
+        if not devices or max(d.flows for d in devices) < t.min_coverage_flows:
+            reasons.append("little-traffic")
+        return {
+            "duration_s": round(duration, 3),
+            "devices": len(devices),
+            "flows": c["flows"],
+            "dns": {"plain": c["dns_plain"], "encrypted": c["dns_encrypted"],
+                    "encrypted_share": round(c["dns_encrypted"] / dns_total, 3) if dns_total else None},
+            "tls": {"flows": sni_total, "quic": c["quic"], "name_only": c["name_only"],
+                    "name_only_share": round(c["name_only"] / sni_total, 3) if sni_total else None},
+            # A flow to an internet address that got bytes back shows an uplink;
+            # flows and none answered: none (offline mode); no flows: unknown.
+            "uplink": True if c["answered_public"] else (False if c["flows"] else None),
+            "enough": not reasons,
+            "reasons": reasons,
+            "min_duration_s": t.min_duration_s,
+            "min_flows": t.min_coverage_flows,
+        }
 
     def _echo(self, ev, name: str) -> bool:
         """True for the question a DNS response repeats (or a retransmission) of a lookup just counted.
@@ -668,13 +743,24 @@ class Analyzer:
         alerts.sort(key=lambda a: (-LEVEL_RANK[a.level], a.device, a.device_ip, a.first, a.rule, a.name, a.ip,
                                    a.indicator))
         devices = []
+        short = ((self._end or 0) - (self._start or 0)) < self.t.min_duration_s
         for key, dev in self._devices.items():
             d = dataclasses.replace(dev, names=set(dev.names), ips=dict(dev.ips))
             mine = [a for a in alerts if _device_key_of_alert(a) == key]
             d.verdict = verdict_of(a.level for a in mine)
+            if d.verdict == "green" and (short or d.flows < self.t.min_coverage_flows):
+                # Not enough traffic to tell: never green (the three colours stay;
+                # amber means "read the report", which says why).
+                d.verdict, d.conclusive = "amber", False
             devices.append(d)
         devices.sort(key=lambda d: (-VERDICTS.index(d.verdict), d.mac, d.ip))
+        coverage = self._coverage(devices)
         verdict = max((d.verdict for d in devices), key=VERDICTS.index, default="green")
+        if verdict == "green" and not coverage["enough"]:
+            verdict = "amber"   # no device at all (an empty or one-sided capture)
+        # The session's amber is only "not enough traffic to tell" when no
+        # device is amber for something it did.
+        coverage["conclusive"] = verdict != "amber" or any(d.verdict == "amber" and d.conclusive for d in devices)
         warnings = list(self._warnings)
         if self._events == 0:
             warnings.append("empty")
@@ -683,7 +769,7 @@ class Analyzer:
         if any(a.rule == "heur.encrypted-dns" for a in alerts):
             warnings.append("encrypted-dns")
         return Result(verdict=verdict, devices=devices, alerts=alerts, start=self._start, end=self._end,
-                      events=self._events, warnings=warnings, thresholds=self.t)
+                      events=self._events, warnings=warnings, thresholds=self.t, coverage=coverage)
 
 
 def is_unspecified(ip: str) -> bool:

@@ -162,7 +162,8 @@ def analyse_with_report(capture: pathlib.Path, report_dir: pathlib.Path, session
     write(checked, report_dir, lang=lang, key_dir=key_dir, encrypt_to=cfg.report.encrypt_to if cfg is not None else (),
           exports=cfg.report.export if cfg is not None else ())
     result = checked.result
-    return Outcome(result.verdict, reason_for(result.verdict, result.alerts, lang), len(result.alerts),
+    conclusive = checked.doc.get("coverage", {}).get("conclusive", True)
+    return Outcome(result.verdict, reason_for(result.verdict, result.alerts, lang, conclusive), len(result.alerts),
                    tuple(checked.doc["session"]["warnings"]))
 
 

@@ -97,6 +97,9 @@ class Parsed:
     invalid: int = 0
     invalid_reasons: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)  # format-specific (pocketcheck: sources, severities)
+    # Indicators found under a misspelled key and read where the meaning was
+    # unambiguous: (where, key as written, key read as, values), for `iocs verify`.
+    recovered: list = field(default_factory=list)
 
 
 class _Ctx:
@@ -400,6 +403,39 @@ _ECHAP_OFFLINE = {
 _ECHAP_KEYS = {"name", "names", "type", "websites", "distribution", "c2"} | set(_ECHAP_OFFLINE)
 
 
+# Misspellings of an Échap key whose meaning is unambiguous: read as the key
+# they stand for, and reported by `iocs verify` (upstream's own generators
+# skip them, so those indicators never reach its published lists: MobiStealth
+# and Ahmyth wrote `c2: ip:`). A key that could mean two things (a bare
+# `hosts:` could be C2 or a website) stays an error.
+_ECHAP_FAMILY_ALIASES = {"website": "websites", "distributions": "distribution", "package": "packages",
+                         "certificate": "certificates", "ios_bundle": "ios_bundles"}
+_ECHAP_C2_ALIASES = {"ip": "ips", "ipv4": "ips", "ipv6": "ips", "addresses": "ips", "domain": "domains"}
+
+
+def _dealias(ctx: _Ctx, where: str, mapping: dict, known: set, aliases: dict, prefix: str) -> dict:
+    """Returns ``mapping`` with its misspelled keys read as the keys they stand for (each noted).
+
+    Raises:
+        IocFormatError: a key that is neither known nor an unambiguous misspelling.
+    """
+    out: dict = {}
+    for key, value in mapping.items():
+        key = str(key)
+        if key in known:
+            target = key
+        elif key in aliases:
+            target = aliases[key]
+            value = _str_list(ctx, f"{where} {prefix}{key}", value)
+            ctx.out.recovered.append((where, prefix + key, prefix + target, [str(v) for v in value]))
+        else:
+            ctx.fail(where, f"unknown key {key!r}" + (f" ({', '.join(sorted(known))})" if prefix else ""))
+        if isinstance(out.get(target), list) and isinstance(value, list):
+            value = out[target] + value   # `ips:` and `ip:` both given: read both
+        out[target] = value
+    return out
+
+
 def _read_echap(ctx: _Ctx, text: str) -> None:
     doc = safe_yaml(ctx.path, text)
     if not isinstance(doc, list):
@@ -411,9 +447,7 @@ def _read_echap(ctx: _Ctx, text: str) -> None:
         if not isinstance(name, str) or not name.strip():
             ctx.fail(f"entry {i}", "missing or invalid 'name'")
         where = f"entry {i} ({name})"
-        unknown = sorted(set(map(str, fam)) - _ECHAP_KEYS)
-        if unknown:
-            ctx.fail(where, f"unknown key {unknown[0]!r}")
+        fam = _dealias(ctx, where, fam, _ECHAP_KEYS, _ECHAP_FAMILY_ALIASES, "")
         kind = fam.get("type", "stalkerware")
         if kind not in ("stalkerware", "watchware"):
             ctx.fail(where, f"unknown type {kind!r} (stalkerware or watchware)")
@@ -421,18 +455,12 @@ def _read_echap(ctx: _Ctx, text: str) -> None:
         c2 = fam.get("c2") or {}
         if not isinstance(c2, dict):
             ctx.fail(f"{where} c2", f"expected a mapping, got {type(c2).__name__}")
-        for key in c2:
-            if key not in ("domains", "ips", "ip"):
-                ctx.fail(f"{where} c2", f"unknown key {key!r} (domains, ips)")
+        c2 = _dealias(ctx, f"{where} c2", c2, {"domains", "ips"}, _ECHAP_C2_ALIASES, "c2.")
         c2cat = "watchware" if watch else "stalkerware-c2"
         for v in _str_list(ctx, f"{where} c2.domains", c2.get("domains")):
             ctx.add(f"{where} c2.domains", v, name, c2cat, kinds=("domain",))
-        # Upstream wrote `c2.ip` by mistake in two families (MobiStealth,
-        # Ahmyth); its own generators ignore that key, so those C2 addresses
-        # never reach the published lists. We read both spellings.
-        for key in ("ips", "ip"):
-            for v in _str_list(ctx, f"{where} c2.{key}", c2.get(key)):
-                ctx.add(f"{where} c2.{key}", v, name, c2cat, kinds=("ipv4", "ipv6", "cidr"))
+        for v in _str_list(ctx, f"{where} c2.ips", c2.get("ips")):
+            ctx.add(f"{where} c2.ips", v, name, c2cat, kinds=("ipv4", "ipv6", "cidr"))
         for v in _str_list(ctx, f"{where} websites", fam.get("websites")):
             ctx.add(f"{where} websites", v, name, "watchware" if watch else "vendor-website")
         for v in _str_list(ctx, f"{where} distribution", fam.get("distribution")):
@@ -442,6 +470,23 @@ def _read_echap(ctx: _Ctx, text: str) -> None:
             if val:
                 ctx.out.skipped[reason] += len(val) if isinstance(val, list) else 1
         ctx.out.extra.setdefault("families", []).append(name)
+
+
+def several_families(parsed: Parsed) -> list[tuple[str, str, list[str]]]:
+    """The values one file lists under more than one family, each once with all of them.
+
+    Args:
+        parsed: a parsed file.
+    Returns:
+        (kind, value, sorted families) for each value named by two families
+        or more, sorted by value (hosts of URLs with a path are left out).
+    """
+    families: dict[tuple[str, str], set] = {}
+    for r in parsed.records:
+        # Two URLs on one host (two projects on github.com) are two entries, not one name listed twice.
+        if r.family and not r.via_url:
+            families.setdefault((r.kind, r.value), set()).add(r.family)
+    return sorted(((k, v, sorted(f)) for (k, v), f in families.items() if len(f) > 1), key=lambda x: (x[1], x[0]))
 
 
 # ---------------------------------------------------------------- TinyCheck / SpyGuard

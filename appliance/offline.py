@@ -8,10 +8,13 @@ HTTP request with its Host - so that the capture sees it, then close. They
 never complete a TLS handshake they cannot complete honestly (the box has no
 certificate for anyone else's name) and never answer QUIC at all.
 
-One exception: plain HTTP gets a "204 No Content". Android decides whether a
-Wi-Fi network "has internet" from an HTTP request to generate_204 (and
-Apple from captive.apple.com's "Success" page); without an answer the phone
-may move its traffic to mobile data, where the box cannot see it.
+The exceptions are the operating systems' connectivity checks, listed in
+``appliance/data/connectivity.yaml`` (Android's generate_204, Apple's
+"Success" page, Windows' connecttest.txt, Firefox's success.txt...): each
+gets exactly the answer its real server gives, because a phone whose check
+fails moves its traffic to mobile data, where the box cannot see it. Every
+other HTTP request is read and closed without an answer; no suspected
+server is ever contacted (there is no uplink).
 
 Run in-process (``OfflineListeners(...).start()``, the Pi) or as a process
 (``python -m appliance.offline --host 10.23.0.1 --port 10443``, the
@@ -23,6 +26,8 @@ stays a module of its own because the simulation starts it by that name.
 from __future__ import annotations
 
 import argparse
+import functools
+import ipaddress
 import logging
 import select
 import signal
@@ -30,6 +35,10 @@ import socket
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +49,8 @@ MAX_HELLO_BYTES = 16 * 1024 + 5
 MAX_CONNECTIONS = 32
 
 _HTTP_METHODS = (b"GET ", b"POST", b"HEAD", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN")
-_APPLE_SUCCESS = (b"<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>")
+CONNECTIVITY_PATH = Path(__file__).resolve().parent / "data" / "connectivity.yaml"
+_STATUS_TEXT = {200: "OK", 204: "No Content"}
 
 
 def hello_complete(data: bytes) -> bool:
@@ -72,14 +82,161 @@ def hello_complete(data: bytes) -> bool:
     return True  # not something we read names from: close at once
 
 
-def _http_reply(head: bytes) -> bytes:
-    line = head.split(b"\r\n", 1)[0]
-    parts = line.split(b" ")
-    path = parts[1] if len(parts) > 1 else b"/"
-    if b"hotspot-detect" in path or b"library/test/success" in path:
-        return (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
-                b"Content-Length: %d\r\n\r\n" % len(_APPLE_SUCCESS) + _APPLE_SUCCESS)
-    return b"HTTP/1.1 204 No Content\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+@dataclass(frozen=True)
+class Check:
+    """One connectivity check the box answers: who asks, where, and the exact answer."""
+
+    client: str            # "android", "apple", "windows", "firefox"...
+    hosts: frozenset
+    paths: frozenset
+    status: int
+    content_type: str
+    body: bytes
+
+    def response(self) -> bytes:
+        """Returns the whole HTTP/1.1 response, as the real server sends it."""
+        head = f"HTTP/1.1 {self.status} {_STATUS_TEXT[self.status]}\r\n"
+        if self.content_type:
+            head += f"Content-Type: {self.content_type}\r\n"
+        head += f"Content-Length: {len(self.body)}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"
+        return head.encode("ascii") + self.body
+
+
+@dataclass(frozen=True)
+class Connectivity:
+    """The connectivity checks and fixed DNS answers of offline mode (connectivity.yaml)."""
+
+    checks: tuple
+    dns_answers: dict      # name -> IPv4 address dnsmasq gives instead of the box's
+
+    def find(self, host: str, path: str) -> Check | None:
+        """Returns the check a request is, or None.
+
+        Args:
+            host: the Host header (any case, with or without ":port").
+            path: the request target (a query string is ignored).
+        """
+        host = host.strip().lower().rstrip(".")
+        if host.startswith("["):
+            return None
+        host = host.rsplit(":", 1)[0] if ":" in host else host
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        for check in self.checks:
+            if host in check.hosts and path in check.paths:
+                return check
+        return None
+
+
+def _text_list(where: str, value) -> frozenset:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}: expected a non-empty list of names")
+    return frozenset(v.lower() for v in value)
+
+
+def parse_connectivity(doc, where: str = "connectivity.yaml") -> Connectivity:
+    """Checks a connectivity document (already read from YAML) and builds it.
+
+    Args:
+        doc: the mapping ``{checks: [...], dns_answers: {...}}``.
+        where: the file name, for messages.
+    Returns:
+        A Connectivity.
+    Raises:
+        ConfigError: a missing or unknown key, a wrong type, an unsupported
+            status, a path that does not start with "/", or a DNS answer that
+            is not an IPv4 address.
+    """
+    if not isinstance(doc, dict) or set(doc) - {"checks", "dns_answers"} or "checks" not in doc:
+        raise ConfigError(f"{where}: expected a mapping with 'checks' (and optional 'dns_answers')")
+    if not isinstance(doc["checks"], list) or not doc["checks"]:
+        raise ConfigError(f"{where}: 'checks' must be a non-empty list")
+    checks = []
+    for i, item in enumerate(doc["checks"], 1):
+        at = f"{where}: check {i}"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{at}: expected a mapping")
+        unknown = set(item) - {"for", "hosts", "paths", "status", "content_type", "body"}
+        if unknown:
+            raise ConfigError(f"{at}: unknown key {min(unknown)!r}")
+        client = item.get("for")
+        status = item.get("status")
+        body = item.get("body", "")
+        ctype = item.get("content_type", "")
+        if not isinstance(client, str) or not client:
+            raise ConfigError(f"{at}: 'for' must name the client")
+        if status not in _STATUS_TEXT or isinstance(status, bool):
+            raise ConfigError(f"{at}: status must be one of {sorted(_STATUS_TEXT)}")
+        if not isinstance(body, str) or not isinstance(ctype, str) or (status == 204 and body):
+            raise ConfigError(f"{at}: body and content_type must be text (and a 204 has no body)")
+        paths = _text_list(f"{at} paths", item.get("paths"))
+        if any(not p.startswith("/") for p in paths):
+            raise ConfigError(f"{at}: every path starts with '/'")
+        checks.append(Check(client, _text_list(f"{at} hosts", item.get("hosts")), paths, status, ctype,
+                            body.encode("utf-8")))
+    answers = doc.get("dns_answers") or {}
+    if not isinstance(answers, dict):
+        raise ConfigError(f"{where}: 'dns_answers' must map names to IPv4 addresses")
+    for name, addr in answers.items():
+        try:
+            ipaddress.IPv4Address(str(addr))
+        except ValueError:
+            raise ConfigError(f"{where}: dns_answers {name!r}: {addr!r} is not an IPv4 address") from None
+    return Connectivity(tuple(checks), {str(k).lower(): str(v) for k, v in answers.items()})
+
+
+@functools.cache
+def load_connectivity(path: str | None = None) -> Connectivity:
+    """Reads and checks the connectivity checks file (default: the shipped one).
+
+    Args:
+        path: another file (tests); None for ``appliance/data/connectivity.yaml``.
+    Returns:
+        A Connectivity.
+    Raises:
+        ConfigError: the file cannot be read, is not YAML, or is invalid.
+    """
+    import yaml  # late: the listener process needs it once
+
+    p = Path(path) if path else CONNECTIVITY_PATH
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise ConfigError(f"{p}: not a valid YAML file") from None
+    return parse_connectivity(doc, str(p))
+
+
+def request_target(head: bytes) -> tuple[str, str]:
+    """Returns (Host, path) of an HTTP request head ("" for what is missing)."""
+    lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    parts = lines[0].split(b" ")
+    path = parts[1].decode("latin-1") if len(parts) > 2 else ""
+    host = ""
+    for line in lines[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == b"host":
+            host = value.strip().decode("latin-1")
+            break
+    if path.startswith("http://"):  # absolute form: the host is in the target
+        rest = path[7:]
+        host, _, tail = rest.partition("/")
+        path = "/" + tail
+    return host, path
+
+
+def reply_for(head: bytes, connectivity: Connectivity) -> bytes | None:
+    """Returns the answer to an HTTP request head, or None (read, never answered).
+
+    Only a GET or HEAD of a listed connectivity check is answered.
+    """
+    if not head.startswith((b"GET ", b"HEAD ")):
+        return None
+    check = connectivity.find(*request_target(head))
+    if check is None:
+        return None
+    out = check.response()
+    return out.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" if head.startswith(b"HEAD ") else out
 
 
 class OfflineListeners:
@@ -87,10 +244,11 @@ class OfflineListeners:
 
     Attributes:
         seen: (kind, peer address, bytes read) for each client, kind being
-            "tls", "http", "other" or "quic"; bounded to the last 1000.
+            "tls", "http" (read, not answered), "check" (a connectivity check, answered),
+            "other" or "quic"; bounded to the last 1000.
     """
 
-    def __init__(self, host: str, port: int, on_client=None):
+    def __init__(self, host: str, port: int, on_client=None, connectivity: Connectivity | None = None):
         """Prepares the listeners (nothing is bound until :meth:`start`).
 
         Args:
@@ -98,7 +256,11 @@ class OfflineListeners:
             port: the TCP and UDP port nftables redirects to.
             on_client: optional callable(kind, peer, nbytes), called from the
                 listener threads after each client.
+            connectivity: the checks answered (default: the shipped file).
+        Raises:
+            ConfigError: the shipped connectivity file is invalid.
         """
+        self.connectivity = connectivity or load_connectivity()
         self.host, self.port = host, port
         self._on_client = on_client
         self.seen: list[tuple[str, str, int]] = []
@@ -181,8 +343,10 @@ class OfflineListeners:
                 kind = "tls"
             elif data[:4] in _HTTP_METHODS:
                 kind = "http"
-                if b"\r\n\r\n" in data:
-                    conn.sendall(_http_reply(data))
+                answer = reply_for(data, self.connectivity) if b"\r\n\r\n" in data else None
+                if answer is not None:
+                    conn.sendall(answer)
+                    kind = "check"
             else:
                 kind = "other"
             self._note(kind, peer, len(data))
@@ -217,9 +381,12 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.log, "a", encoding="utf-8") as fh:
                 fh.write(f"{kind} {peer} {n}\n")
 
-    listeners = OfflineListeners(args.host, args.port, on_client=write)
     try:
+        listeners = OfflineListeners(args.host, args.port, on_client=write)
         listeners.start()
+    except ConfigError as exc:
+        print(f"offline listeners: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"offline listeners: cannot bind {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2

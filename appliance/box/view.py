@@ -133,18 +133,22 @@ def leds(state: State, session: Session | None) -> str:
     return LEDS_OF[state]
 
 
-def reason_for(verdict: str, alerts, lang: str = "en") -> str:
+def reason_for(verdict: str, alerts, lang: str = "en", conclusive: bool = True) -> str:
     """Returns the one short line shown under the verdict.
 
     Args:
         verdict: green, amber or red.
         alerts: the analysis alerts (most serious first).
         lang: the configured language.
+        conclusive: False when an amber verdict only means "not enough
+            traffic to tell" (report coverage.conclusive).
 
     Returns:
         A few plain words.
     """
     reasons = text.oled(lang)["reasons"]
+    if verdict == "amber" and not conclusive:
+        return reasons["thin"]
     if verdict == "red":
         fams = [a.family for a in alerts if a.family and a.level == "high"]
         return reasons["red_family"].format(family=fams[0]) if fams else reasons["red"]

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ..indicators import IndicatorSet, build, dump_document, parse_all, parse_severity_args, select, user_dir
-from ..iocs_formats import FORMATS, Parsed
+from ..iocs_formats import FORMATS, Parsed, several_families
 
 
 def register(subparsers) -> None:
@@ -161,6 +161,12 @@ def _cmd_verify(args) -> int:
     for p in parse_all(args.files, args.format):
         iset = build([p])
         print(f"{p.path}: OK ({p.format}), {iset.counts['total']} indicators")
+        # Data faults that loading survives, shown so they can be fixed upstream.
+        for where, key, read_as, values in p.recovered:
+            print(f"  recovered: {where}: {len(values)} value(s) under '{key}' read as '{read_as}': "
+                  f"{', '.join(values)}")
+        for kind, value, families in several_families(p):
+            print(f"  several families: {value} ({kind}) is listed under {', '.join(families)}")
     return 0
 
 

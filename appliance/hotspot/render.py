@@ -15,6 +15,7 @@ import pathlib
 import jinja2
 
 from ..errors import ConfigError
+from ..offline import load_connectivity
 
 # The network plan and the checks ("settings" is the renderers' parameter).
 from . import settings as net
@@ -72,10 +73,15 @@ def render_dnsmasq(settings: HotspotSettings, *, iface: str | None = None, lease
     Returns:
         The configuration text.
     Raises:
-        ConfigError: the interface is not an interface name.
+        ConfigError: the interface is not an interface name, or (offline) the
+            connectivity checks file is invalid.
     """
     run = settings.run_dir
+    dns_answers = {}
+    if settings.offline:
+        dns_answers = load_connectivity().dns_answers
     return _env.get_template("dnsmasq.conf.j2").render(
+        dns_answers=sorted(dns_answers.items()),
         iface=net.check_iface(iface or settings.ap_iface, "the hotspot interface"),
         box_ip=net.BOX_IP,
         pid_file=pid_file,

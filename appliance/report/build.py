@@ -24,13 +24,13 @@ from ..rules import iso
 from .html import render_html
 from .seal import check_recipients, encrypt_folder, fingerprint, load_or_create_key, public_raw, write_manifest
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "data" / "report.schema.json"
 
 
 # ---- report.json -------------------------------------------------------------
 def build(result, files, indicators, box_id: str | None = None, generated_at: str | None = None,
-          extra_warnings=()) -> dict:
+          extra_warnings=(), uplink: bool | None = None) -> dict:
     """Builds the report document (what report.json holds).
 
     Args:
@@ -40,6 +40,8 @@ def build(result, files, indicators, box_id: str | None = None, generated_at: st
         box_id: this box's identifier (default: the host name).
         generated_at: ISO 8601 time of the report (default: now), fixed in tests.
         extra_warnings: warning codes to add (e.g. "interrupted").
+        uplink: whether the hotspot had an uplink, when the caller knows it
+            (the box); None keeps what the analysis inferred from the traffic.
     Returns:
         A JSON-ready dict that validates against the schema.
     """
@@ -52,6 +54,9 @@ def build(result, files, indicators, box_id: str | None = None, generated_at: st
     counts = getattr(indicators, "counts", {}) or {}
     warnings = list(result.warnings) + [w for w in extra_warnings if w not in result.warnings]
     alerts = [a.to_dict() for a in result.alerts]
+    coverage = json.loads(json.dumps(result.coverage))
+    if uplink is not None:
+        coverage["uplink"] = bool(uplink)
     return {
         "schema_version": SCHEMA_VERSION,
         "verdict": result.verdict,
@@ -66,6 +71,7 @@ def build(result, files, indicators, box_id: str | None = None, generated_at: st
             "capture": {"files": [f.to_dict() for f in files], "events": result.events, "stats": stats},
             "warnings": warnings,
         },
+        "coverage": coverage,
         "devices": [d.to_dict(result.alerts) for d in result.devices],
         "alerts": alerts,
     }

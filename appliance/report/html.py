@@ -32,6 +32,12 @@ def _duration(seconds: float, cat: dict) -> str:
     return cat["labels"]["seconds"].format(n=round(seconds))
 
 
+def _share(value: float | None, n: int, total: int, cat: dict) -> str:
+    if value is None:
+        return cat["coverage"]["none_seen"]
+    return cat["coverage"]["share"].format(percent=round(value * 100), n=n, total=total)
+
+
 def _ts(s: str | None) -> float | None:
     if not s:
         return None
@@ -132,6 +138,7 @@ def render_html(doc: dict, lang: str = "en") -> str:
     return _env().get_template("report.html.j2").render(
         doc=doc, t=cat, lang=lang, timeline=timeline(doc), groups=groups(doc),
         when=lambda s: _when(s, unknown), duration=lambda s: _duration(s, cat),
+        share=lambda value, n, total: _share(value, n, total, cat),
         version=doc["session"]["software_version"])
 
 
@@ -146,8 +153,9 @@ def text_summary(doc: dict, lang: str = "en") -> str:
     """
     cat = catalogue(lang)
     unknown = cat["labels"]["unknown"]
-    lines = [cat["cli"]["verdict"].format(word=cat["verdict"][doc["verdict"]]["word"]),
-             cat["verdict"][doc["verdict"]]["headline"]]
+    thin = doc.get("coverage", {}).get("conclusive") is False
+    v = cat["verdict_thin"] if thin else cat["verdict"][doc["verdict"]]
+    lines = [cat["cli"]["verdict"].format(word=v["word"]), v["headline"]]
     for w in doc["session"]["warnings"]:
         if w in cat["warnings"]:
             lines.append("! " + cat["warnings"][w])
@@ -155,7 +163,8 @@ def text_summary(doc: dict, lang: str = "en") -> str:
         lines.append("")
         lines.append(cat["cli"]["device"].format(
             mac=d["mac"] or unknown, ip=d["ip"] or unknown,
-            hostname=f", {d['hostname']}" if d.get("hostname") else "", word=cat["device_verdict"][d["verdict"]]))
+            hostname=f", {d['hostname']}" if d.get("hostname") else "",
+            word=cat["device_verdict_thin"] if d.get("conclusive") is False else cat["device_verdict"][d["verdict"]]))
         mine = [a for a in doc["alerts"] if a["device"] == d["mac"] and (d["mac"] or a["device_ip"] in d["ips"])]
         for a in mine:
             host = a.get("name") or a.get("ip") or unknown

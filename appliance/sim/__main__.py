@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--names", default="")
     p.add_argument("--seed", type=int)
     p.add_argument("--log")
+    p.add_argument("--os", choices=sorted(phone.CONNECTIVITY_CHECKS), default="",
+                   help="run this system's connectivity check first; leave the network when it fails")
     i = sub.add_parser("internet", help="the fake internet's servers")
     i.add_argument("--dir", required=True)
     i.add_argument("--log", required=True)
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.role == "phone":
         return phone.run_traffic(args.kind, args.dns, args.rounds, args.interval,
-                                 args.names.split(",") if args.names else None, args.seed, args.log)
+                                 args.names.split(",") if args.names else None, args.seed, args.log, args.os)
     if args.role == "internet":
         return internet.serve(args.dir, args.log)
     for ns in netns.cleanup_stale():

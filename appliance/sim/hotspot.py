@@ -227,11 +227,13 @@ class SimulatedHotspot(hotspot.Hotspot):
             netns.in_ns(self.box, "hostapd", conf), log_path=log_path, startup=0.2,
             ready=lambda: netns.log_has(log_path, "AP-ENABLED"), ready_timeout=20))
 
-    def add_phone(self, kind: str = "clean") -> SimPhone:
+    def add_phone(self, kind: str = "clean", os_name: str = "") -> SimPhone:
         """Joins a new simulated phone to the hotspot (DHCP through the real dnsmasq).
 
         Args:
             kind: "clean" or "stalkerware" (what :meth:`SimPhone.start_traffic` will do).
+            os_name: "android" or "iphone": the phone runs that system's
+                connectivity check first and leaves if it fails; "" none.
         Returns:
             The phone, with its address.
         Raises:
@@ -241,7 +243,7 @@ class SimulatedHotspot(hotspot.Hotspot):
             raise HotspotError(f"unknown phone kind '{kind}' (clean or stalkerware)")
         if self.ssid is None:
             raise HotspotError("the simulated hotspot is not started")
-        phone = SimPhone(self, len(self.phones) + 1, kind)
+        phone = SimPhone(self, len(self.phones) + 1, kind, os_name)
         self.phones.append(phone)
         self._namespaces.append(phone.ns)
         phone.join()
@@ -257,9 +259,9 @@ class SimulatedHotspot(hotspot.Hotspot):
         dev.attach()
         return dev
 
-    def run_phone(self, kind: str = "clean", **traffic) -> SimPhone:
+    def run_phone(self, kind: str = "clean", os_name: str = "", **traffic) -> SimPhone:
         """Joins a phone and starts its traffic; ``traffic`` goes to :meth:`SimPhone.start_traffic`."""
-        phone = self.add_phone(kind)
+        phone = self.add_phone(kind, os_name)
         phone.start_traffic(**traffic)
         return phone
 

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from .. import offline
 from . import packets
 
 NET_IP = "198.18.0.1"       # the fake internet's resolver and router
@@ -99,6 +100,7 @@ def serve(run_dir: str, log_path: str) -> int:
             except OSError:
                 continue
 
+    checks = offline.load_connectivity()
     cert, key = _self_signed(run_dir)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
@@ -122,7 +124,10 @@ def serve(run_dir: str, log_path: str) -> int:
             if not tls:
                 m = re.search(rb"^host:\s*([^\r\n]+)", data, re.IGNORECASE | re.MULTILINE)
                 note("http", m.group(1).decode("ascii", "replace") if m else "-")
-            conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            # The real servers of the connectivity checks give their own answers
+            # (the same ones the box gives offline); anything else gets a 204.
+            answer = None if tls else offline.reply_for(data, checks)
+            conn.sendall(answer or b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         except (OSError, ssl.SSLError):
             pass
         finally:

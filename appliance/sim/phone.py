@@ -39,6 +39,21 @@ CLEAN_NAMES = (
 CLEAN_QUIC_NAMES = ("www.youtube.com", "www.google.com")
 CLEAN_HTTP_NAMES = ("connectivitycheck.gstatic.com",)
 
+# What each phone's operating system asks when it joins a network, and the
+# only answer it accepts (written from the vendors' behaviour, independently
+# of the box's appliance/data/connectivity.yaml, which the tests check
+# against these): Android's NetworkMonitor wants a 204 with an empty body
+# from generate_204; iOS wants the "Success" page from hotspot-detect.html.
+CONNECTIVITY_CHECKS = {
+    "android": ("connectivitycheck.gstatic.com", "/generate_204", 204, b""),
+    "iphone": ("captive.apple.com", "/hotspot-detect.html", 200,
+               b"<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>"),
+}
+USER_AGENTS = {
+    "android": "Dalvik/2.1.0 (Linux; U; Android 13)",
+    "iphone": "CaptiveNetworkSupport-443.40.2 wispr",
+}
+
 
 def stalkerware_names(count: int = 3, seed: int | None = None) -> list[str]:
     """Picks stalkerware C2 names from the shipped indicator set.
@@ -112,18 +127,51 @@ def _tls_get(ip: str, name: str, port: int = 443, timeout: float = 5.0) -> bool:
         return False
 
 
-def _http_get(ip: str, name: str, path: str = "/", port: int = 80, body: bytes | None = None,
-              timeout: float = 5.0) -> bool:
+def http_fetch(ip: str, name: str, path: str = "/", port: int = 80, body: bytes | None = None,
+               timeout: float = 5.0, agent: str = USER_AGENTS["android"]) -> tuple[int, bytes] | None:
+    """One HTTP request with Python's http.client; returns (status, body) or None when it failed.
+
+    Args:
+        ip: the server's address (from the phone's own DNS lookup).
+        name: the Host header.
+        path: the request target.
+        port: the TCP port.
+        body: a POST body (None: a GET).
+        timeout: seconds for connect and each read.
+        agent: the User-Agent header.
+    """
     conn = http.client.HTTPConnection(ip, port, timeout=timeout)
     try:
-        headers = {"Host": name, "User-Agent": "Dalvik/2.1.0 (Linux; U; Android 13)"}
-        conn.request("POST" if body else "GET", path, body=body, headers=headers)
-        conn.getresponse().read(1024)
-        return True
+        conn.request("POST" if body else "GET", path, body=body, headers={"Host": name, "User-Agent": agent})
+        resp = conn.getresponse()
+        return resp.status, resp.read(65536)
     except (OSError, http.client.HTTPException):
-        return False
+        return None
     finally:
         conn.close()
+
+
+def _http_get(ip: str, name: str, path: str = "/", port: int = 80, body: bytes | None = None,
+              timeout: float = 5.0) -> bool:
+    return http_fetch(ip, name, path, port, body, timeout) is not None
+
+
+def connectivity_check(os_name: str, dns: str) -> bool:
+    """Runs the phone's operating-system connectivity check, as the phone does on joining.
+
+    Args:
+        os_name: "android" or "iphone" (a key of CONNECTIVITY_CHECKS).
+        dns: the resolver the phone got from DHCP.
+    Returns:
+        True only when the answer is exactly the one the phone expects
+        (status and whole body): then the phone keeps the network.
+    """
+    host, path, status, body = CONNECTIVITY_CHECKS[os_name]
+    ip = resolve(host, dns)
+    if ip is None:
+        return False
+    got = http_fetch(ip, host, path, agent=USER_AGENTS[os_name])
+    return got == (status, body)
 
 
 def _quic(ip: str, name: str, port: int = 443) -> bool:
@@ -136,7 +184,7 @@ def _quic(ip: str, name: str, port: int = 443) -> bool:
 
 
 def run_traffic(kind: str, dns: str, rounds: int = 2, interval: float = 2.0, names: list[str] | None = None,
-                seed: int | None = None, log_path: str | None = None) -> int:
+                seed: int | None = None, log_path: str | None = None, os_name: str = "") -> int:
     """The phone process: real DNS, TLS, HTTP and QUIC from inside a phone namespace.
 
     Args:
@@ -148,6 +196,11 @@ def run_traffic(kind: str, dns: str, rounds: int = 2, interval: float = 2.0, nam
         names: the C2 names (default: picked from the indicator set).
         seed: makes the order and pauses repeatable.
         log_path: where "tls NAME ok" lines go (default stdout).
+        os_name: "android" or "iphone": first run that system's connectivity
+            check and, as a real phone does, keep the network only when it
+            succeeds (log "network kept"); otherwise log "network left" and
+            send nothing more (its traffic would go over mobile data). ""
+            skips the check.
     Returns:
         0 (the exit code).
     """
@@ -157,6 +210,16 @@ def run_traffic(kind: str, dns: str, rounds: int = 2, interval: float = 2.0, nam
     def note(what: str, name: str, ok: bool) -> None:
         out.write(f"{what} {name} {'ok' if ok else 'fail'}\n")
         out.flush()
+
+    if os_name:
+        ok = connectivity_check(os_name, dns)
+        note("check", CONNECTIVITY_CHECKS[os_name][0], ok)
+        out.write("network kept\n" if ok else "network left\n")
+        out.flush()
+        if not ok:
+            if out is not sys.stdout:
+                out.close()
+            return 0
 
     def visit(name: str, how: str) -> None:
         ip = resolve(name, dns)
@@ -200,11 +263,13 @@ def run_traffic(kind: str, dns: str, rounds: int = 2, interval: float = 2.0, nam
 class SimPhone:
     """A simulated phone in its own namespace (see :meth:`SimulatedHotspot.add_phone`)."""
 
-    def __init__(self, sim: SimulatedHotspot, index: int, kind: str):
+    def __init__(self, sim: SimulatedHotspot, index: int, kind: str, os_name: str = ""):
         self.sim, self.index, self.kind = sim, index, kind
         self.ns = f"{sim.prefix}-phone{index}"
         self.mac = "02:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(5))
-        self.hostname = f"{'android' if index % 2 else 'iphone'}-{secrets.token_hex(3)}"
+        # "" runs no connectivity check (the traffic-only phone of older tests).
+        self.os_name = os_name
+        self.hostname = f"{os_name or ('android' if index % 2 else 'iphone')}-{secrets.token_hex(3)}"
         self.ip: str | None = None
         self.dns: str | None = None
         self.log_path = os.path.join(sim.run_dir, f"phone{index}.log")
@@ -256,6 +321,8 @@ class SimPhone:
             argv += ["--names", ",".join(names)]
         if seed is not None:
             argv += ["--seed", str(seed)]
+        if self.os_name:
+            argv += ["--os", self.os_name]
         self._daemon = system.spawn(argv, startup=0, log_path=self.log_path + ".err", env=netns.child_env())
 
     def wait(self, timeout: float = 120) -> int:

@@ -80,9 +80,10 @@ def test_out_of_order_segments_flood():
 
 
 def test_flood_through_the_detection_engine():
-    """200 000 flows through the reader and the Analyzer: memory under 160 MiB, verdict green."""
+    """200 000 flows through the reader and the Analyzer: memory under 160 MiB, nothing found."""
     out = _flood("flows", 200_000, "--analyze")
-    assert out["verdict"] == "green"
+    # Nothing found; the flood spans seconds: "not enough traffic to tell" (amber, issue 15), never red.
+    assert out["verdict"] == "amber"
     assert out["growth_kb"] < ANALYZER_BOUND_KB
 
 

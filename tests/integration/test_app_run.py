@@ -250,8 +250,10 @@ def test_capture_short_by_its_own_timestamps_is_flagged(tmp_path):
     a, hardware = replay_app(tmp_path, "clean", minutes=1.0)
     a.start()
     capture_for(a, 600)
-    assert a.state is State.VERDICT and a.session.verdict == "green"
+    # Nothing found in one minute of traffic: not enough to tell, so amber (issue 15), never green.
+    assert a.state is State.VERDICT and a.session.verdict == "amber"
     assert a.session.too_short and a.model().too_short
     doc = json.loads((a.session.report_dir / "report.json").read_text())
     assert "short" in doc["session"]["warnings"]
+    assert doc["coverage"]["conclusive"] is False and doc["alerts"] == []
     hardware.close()

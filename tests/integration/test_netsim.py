@@ -211,7 +211,7 @@ def test_offline_names_resolve_to_the_box_and_hellos_are_read(offline_sim):
     log = phone.log()
     assert "dns c2.example-stalker.com ok" in log
     assert "tls c2.example-stalker.com fail" in log  # the handshake is never completed
-    assert "http api.spy.example ok" in log           # HTTP gets the 204 that keeps phones on Wi-Fi
+    assert "http api.spy.example fail" in log         # read, never answered: it is not a connectivity check
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and len(offline_sim.offline_seen()) < 3:
         time.sleep(0.1)
@@ -221,6 +221,48 @@ def test_offline_names_resolve_to_the_box_and_hellos_are_read(offline_sim):
     out = phone.run(namespaces.PYTHON, "-c", f"from appliance.sim.phone import resolve; print(resolve('anything.test', "
                     f"'{hotspot.BOX_IP}'))")
     assert out.strip() == hotspot.BOX_IP
+
+
+@netns
+@needs_root
+def test_offline_android_and_iphone_keep_the_hotspot_and_the_box_matches_their_names(offline_sim, tmp_path):
+    """No uplink: both phones' own connectivity checks succeed, they stay, and the box sees and matches their names."""
+    from appliance import indicators
+    from appliance.analysis import Analyzer
+
+    c2 = stalkerware_names(3, seed=7)
+    analyzer = Analyzer(indicators.load_default(), thresholds=None)
+    cap = offline_sim.start_capture(tmp_path / "offline.pcap", analyzer.feed)
+    android = offline_sim.run_phone("stalkerware", os_name="android", rounds=2, interval=0.5, names=c2)
+    iphone = offline_sim.run_phone("clean", os_name="iphone", rounds=1, interval=0.2)
+    assert android.wait(120) == 0 and iphone.wait(120) == 0
+    time.sleep(1.0)
+    cap.stop()
+    for phone, host in ((android, "connectivitycheck.gstatic.com"), (iphone, "captive.apple.com")):
+        log = phone.log()
+        assert log[:2] == [f"check {host} ok", "network kept"], log[:3]
+        assert len(log) > 2  # it went on using the network
+    result = analyzer.result()
+    by_mac = {d.mac: d for d in result.devices}
+    assert by_mac[android.mac].verdict == "red"
+    hit_names = {a.name for a in result.alerts if a.indicator and a.device == android.mac}
+    assert set(c2) <= hit_names          # DNS, TLS SNI, HTTP Host or QUIC SNI of every C2 name, matched
+    assert set(CLEAN_NAMES) <= by_mac[iphone.mac].names
+    assert not [a for a in result.alerts if a.indicator and a.device == iphone.mac]
+    checks = [line for line in offline_sim.offline_seen() if line.startswith("check ")]
+    assert {line.split()[1] for line in checks} == {android.ip, iphone.ip}
+
+
+@netns
+@needs_root
+def test_a_phone_whose_check_fails_leaves_and_sends_nothing_more(offline_sim):
+    """When the check is not answered (listener gone), the simulated phone leaves, as a real one moves to mobile data."""
+    daemon = next(d for d in offline_sim._daemons if "appliance.offline" in d.argv)
+    os.kill(daemon.pid, 9)
+    daemon.popen.wait(5)
+    phone = offline_sim.run_phone("clean", os_name="android", rounds=1)
+    assert phone.wait(60) == 0
+    assert phone.log() == ["check connectivitycheck.gstatic.com fail", "network left"]
 
 
 @netns

@@ -42,6 +42,26 @@ def _scenario(kind: str):
         good.dns(name, T0 + 11 * i + (i * i) % 7, [ip])
         good.conn(ip, T0 + 11 * i + (i * i) % 7 + 0.1, kind="tls.sni", name=name)
     events = good.events
+    if kind == "thin":
+        # Coverage case: two minutes and a handful of connections, nothing found: "not enough traffic to tell".
+        thin = Feed(OTHER, OTHER_IP)
+        thin.ev("dhcp", T0, name="Pixel-7", data=OTHER_IP, src="0.0.0.0")
+        for i in range(6):
+            thin.dns("www.wikipedia.org", T0 + 20 * i, ["185.15.59.224"])
+            thin.conn("185.15.59.224", T0 + 20 * i + 0.1, kind="tls.sni", name="www.wikipedia.org")
+        events = thin.events
+    if kind == "offline":
+        # Coverage case: no uplink (every name answered by the box, no server replied), some DNS over TLS.
+        off = Feed(OTHER, OTHER_IP)
+        off.ev("dhcp", T0, name="iPhone", data=OTHER_IP, src="0.0.0.0")
+        for i in range(30):
+            name = ("www.apple.com", "api.spotify.com", "www.bbc.co.uk")[i % 3]
+            off.dns(name, T0 + 20 * i, ["10.23.0.1"])
+            off.conn("10.23.0.1", T0 + 20 * i + 0.1, kind="quic.sni" if i % 4 == 0 else "tls.sni", name=name,
+                     proto="udp" if i % 4 == 0 else "tcp", down=0)
+        for i in range(10):
+            off.conn("10.23.0.1", T0 + 50 * i + 3, dport=853, down=0)
+        events = off.events
     if kind == "red":
         bad.ev("dhcp", T0 + 1, name="android-7f3a", data="10.23.0.10", src="0.0.0.0")
         for i in range(14):
@@ -76,9 +96,12 @@ def _difference(a: Path, b: Path) -> float:
     return diff.histogram()[255] / (ia.size[0] * ia.size[1])
 
 
+# The three coverage cases: enough (green, red), too thin to tell (thin), no uplink (offline).
 @pytest.mark.parametrize("kind,lang,size", [("red", "en", "1000,2000"), ("red", "fr", "1000,2000"),
                                             ("green", "en", "1000,2000"), ("green", "fr", "1000,2000"),
-                                            ("red", "en", "420,1800")])
+                                            ("red", "en", "420,1800"), ("thin", "en", "1000,2000"),
+                                            ("thin", "fr", "1000,2000"), ("offline", "en", "1000,2000"),
+                                            ("offline", "fr", "1000,2000")])
 def test_report_matches_golden(tmp_path, kind, lang, size):
     """The rendered report looks like its golden screenshot (within a small pixel tolerance)."""
     name = f"report_{kind}_{lang}_{size.split(',')[0]}.png"
@@ -93,6 +116,16 @@ def test_report_matches_golden(tmp_path, kind, lang, size):
         return
     share = _difference(shot, golden)
     assert share <= TOLERANCE, f"{share:.2%} of pixels differ from {golden} (see {shot})"
+
+
+def test_coverage_cases_say_what_they_are():
+    """The three coverage scenarios really are: enough and green; thin and inconclusive amber; offline without uplink."""
+    green, thin, off = _scenario("green"), _scenario("thin"), _scenario("offline")
+    assert (green["verdict"], green["coverage"]["enough"], green["coverage"]["uplink"]) == ("green", True, True)
+    assert (thin["verdict"], thin["coverage"]["conclusive"], thin["coverage"]["reasons"]) == \
+        ("amber", False, ["short", "little-traffic"])
+    assert (off["verdict"], off["coverage"]["uplink"], off["coverage"]["enough"]) == ("green", False, True)
+    assert off["coverage"]["dns"]["encrypted_share"] == 0.25 and off["coverage"]["tls"]["name_only_share"] == 1.0
 
 
 def test_golden_detects_a_change(tmp_path):

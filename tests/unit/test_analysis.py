@@ -40,6 +40,10 @@ def c2(iset):
 
 
 def run(iset, events, **thresholds):
+    # The rule tests feed a few events: coverage (which turns a thin green
+    # into amber) is off here and tested on its own below.
+    thresholds.setdefault("min_duration_s", 0)
+    thresholds.setdefault("min_coverage_flows", 0)
     a = Analyzer(iset, Thresholds(**thresholds))
     a.feed(events)
     return a.result()
@@ -364,13 +368,14 @@ def test_devices_have_their_own_verdicts(iset, c2):
 
 
 def test_empty_and_short_sessions(iset):
-    """No events: green with an 'empty' warning; a two-minute session warns it was short."""
-    r = run(iset, [])
-    assert (r.verdict, r.warnings, r.devices) == ("green", ["empty"], [])
+    """No events: amber (never green) with an 'empty' warning; a two-minute session warns it was short."""
+    r = run(iset, [], min_duration_s=300, min_coverage_flows=20)
+    assert (r.verdict, r.warnings, r.devices) == ("amber", ["empty"], [])
+    assert r.coverage["conclusive"] is False and r.coverage["reasons"] == ["short", "little-traffic"]
     f = Feed()
     f.dns("www.example.net", T0, ["198.51.100.1"])
     f.dns("www.example.net", T0 + 120)
-    assert run(iset, f.events).warnings == ["short"]
+    assert run(iset, f.events, min_duration_s=300).warnings == ["short"]
 
 
 def test_chunked_feed_equals_whole(iset, c2):
@@ -467,3 +472,87 @@ def test_hostile_events_never_crash(iset):
         report.text_summary(doc, "en")
 
     check()
+
+
+# ---- coverage: what the check could see -------------------------------------------------
+def _busy_phone(minutes: float, flows: int, f: Feed | None = None) -> Feed:
+    """A phone visiting ordinary sites: `flows` TLS connections spread over `minutes`."""
+    f = f or Feed()
+    step = minutes * 60 / max(flows, 1)
+    for i in range(flows):
+        f.dns("www.wikipedia.org", T0 + i * step, ["185.15.59.224"])
+        f.conn("185.15.59.224", T0 + i * step + 0.1, kind="tls.sni", name="www.wikipedia.org")
+    return f
+
+
+def _cov(iset, events):
+    a = Analyzer(iset)
+    a.feed(events)
+    return a.result()
+
+
+def test_long_busy_clean_session_is_green_and_enough(iset):
+    """Fifteen minutes and 30 connections with nothing found: green, coverage enough and conclusive."""
+    r = _cov(iset, _busy_phone(15, 30).events)
+    assert r.verdict == "green" and [d.verdict for d in r.devices] == ["green"]
+    c = r.coverage
+    assert (c["enough"], c["conclusive"], c["reasons"], c["devices"], c["flows"]) == (True, True, [], 1, 30)
+    assert c["duration_s"] == pytest.approx(r.duration)
+    assert c["uplink"] is True          # the servers answered (bytes down): the phone had internet
+
+
+def test_short_clean_session_is_not_enough_traffic_to_tell(iset):
+    """Four minutes with nothing found is amber with conclusive false and the 'short' reason, never green."""
+    r = _cov(iset, _busy_phone(4, 30).events)
+    assert r.verdict == "amber" and r.alerts == []
+    assert [(d.verdict, d.conclusive) for d in r.devices] == [("amber", False)]
+    assert (r.coverage["enough"], r.coverage["conclusive"], r.coverage["reasons"]) == (False, False, ["short"])
+
+
+def test_quiet_phone_in_a_long_session_is_not_enough_traffic(iset):
+    """A phone that made 3 connections in 15 minutes is amber, not green, for 'little traffic'."""
+    f = _busy_phone(15, 3)
+    r = _cov(iset, f.events)
+    assert r.verdict == "amber" and r.coverage["reasons"] == ["little-traffic"]
+    assert r.devices[0].flows == 3 and not r.devices[0].conclusive
+
+
+def test_thin_coverage_never_hides_a_red_or_a_real_amber(iset, c2):
+    """Thin coverage changes only green: a hit stays red; a moderate finding stays a conclusive amber."""
+    f = Feed()
+    f.dns(c2[0], T0)
+    r = _cov(iset, f.events)
+    assert r.verdict == "red" and r.coverage["conclusive"] and not r.coverage["enough"]
+    g = Feed()
+    g.conn("198.51.100.7", T0, dport=4444, kind="http.host", name="upload.photos-share.net")  # moderate: HTTP, odd port
+    r = _cov(iset, g.events)
+    assert r.verdict == "amber" and r.devices[0].conclusive and r.coverage["conclusive"]
+
+
+def test_encrypted_dns_and_name_only_shares(iset):
+    """Encrypted DNS connections against lookups read in clear give the share; QUIC and TLS without a certificate are name-only."""
+    f = _busy_phone(15, 20)        # 20 lookups read in clear
+    for i in range(4):
+        f.conn("10.23.0.1", T0 + i, dport=53, proto="udp")            # their UDP flows: not counted twice
+    for i in range(5):
+        f.conn("1.1.1.1", T0 + 5 + i, dport=853)                       # DoT connections
+    f.conn("142.250.1.1", T0 + 6, kind="quic.sni", name="www.google.com", proto="udp")
+    cert = traffic.make_cert("www.example.org")
+    f.conn("93.184.216.34", T0 + 7, kind="tls.sni", name="www.example.org", cert=cert)  # TLS 1.2: cert seen
+    r = _cov(iset, f.events)
+    dns, tls = r.coverage["dns"], r.coverage["tls"]
+    assert (dns["plain"], dns["encrypted"], dns["encrypted_share"]) == (20, 5, 0.2)
+    # 20 wikipedia TLS flows without a certificate + QUIC are name-only; the example.org flow showed its certificate.
+    assert (tls["flows"], tls["quic"], tls["name_only"]) == (22, 1, 21)
+    assert tls["name_only_share"] == round(21 / 22, 3)
+
+
+def test_offline_session_has_no_uplink_and_empty_shares_are_null(iset):
+    """Flows that only reach the box (offline mode) mean no uplink; no DNS or TLS gives null shares, not 0."""
+    f = Feed()
+    for i in range(3):
+        f.conn("10.23.0.1", T0 + i, dport=80, down=0)
+    c = _cov(iset, f.events).coverage
+    assert c["uplink"] is False
+    assert c["dns"]["encrypted_share"] is None and c["tls"]["name_only_share"] is None
+    assert _cov(iset, []).coverage["uplink"] is None

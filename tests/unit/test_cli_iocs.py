@@ -104,6 +104,22 @@ def test_verify_ok(env, files):
     assert p.stdout.splitlines() == [f"{good}: OK (echap-yaml), 3 indicators", f"{plain}: OK (plain), 2 indicators"]
 
 
+def test_verify_lists_what_it_recovered_from_the_upstream_file(env, iocs_upstream):
+    """verify on the shipped upstream ioc.yaml lists the misspelled `c2.ip` values it read and the shared names."""
+    path = iocs_upstream / "stalkerware-indicators" / "ioc.yaml"
+    p = run(env, "iocs", "verify", path)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith(f"{path}: OK (echap-yaml), ")
+    recovered = [ln for ln in lines if ln.startswith("  recovered: ")]
+    assert len(recovered) == 2
+    assert any("(MobiStealth) c2: 2 value(s) under 'c2.ip' read as 'c2.ips': 72.167.46.196, 5.79.71.114" in ln
+               for ln in recovered)
+    shared = [ln for ln in lines if ln.startswith("  several families: ")]
+    assert "  several families: www.spappmonitoring.com (domain) is listed under EasyPhoneTrack, SpyPhoneApp" \
+        in shared and len(shared) == len(set(shared))
+
+
 def test_import_writes_nothing_unless_all_valid(env, files, tmp_path):
     """import validates every file first: with one bad file nothing is written; then both good files are."""
     good, plain, bad = files

@@ -293,6 +293,8 @@ def echap_yaml(*families):
     ("- name: A\n  c2:\n    ipz: [1.2.3.4]\n", "entry 1 \\(A\\) c2", "unknown key 'ipz'"),
     ("- name: A\n  c2:\n    ips: [evil.example]\n", "entry 1 \\(A\\) c2.ips", "expected ipv4"),
     ("- type: stalkerware\n", "entry 1", "missing or invalid 'name'"),
+    ("- name: A\n  hosts: [x.example]\n", "entry 1 \\(A\\)", "unknown key 'hosts'"),  # C2 or website: ambiguous
+    ("- name: A\n  c2:\n    ip: 1.2.3.4\n", "entry 1 \\(A\\) c2 c2.ip", "expected a list"),
 ])
 def test_broken_echap_yaml(tmp_path, content, where, reason):
     """Each broken YAML gives IocFormatError naming file, entry and reason."""
@@ -407,3 +409,53 @@ def test_wrong_types_in_misp(tmp_path):
     f.write_text(json.dumps({"Event": {"info": "x", "Attribute": {"type": "domain"}}}))
     with pytest.raises(IocFormatError, match=r"m\.json: event Attribute: expected a list"):
         parse_file(f)
+
+
+# ---- data faults surfaced: misspelled keys read, names under two families -----------------
+def test_misspelled_keys_are_read_and_recorded(tmp_path):
+    """`c2: ip:`, `c2: domain:` and a family's `website:` are read as ips/domains/websites and noted, with values."""
+    f = tmp_path / "typos.yaml"
+    f.write_text("- name: A\n  website: [a-vendor.example]\n  c2:\n    domain: [c2.a.example]\n"
+                 "    ips: [192.0.2.1]\n    ip: [192.0.2.2]\n")
+    p = parse_file(f, "echap-yaml")
+    got = {(r.value, r.kind, r.category) for r in p.records}
+    assert got == {("a-vendor.example", "domain", "vendor-website"), ("c2.a.example", "domain", "stalkerware-c2"),
+                   ("192.0.2.1", "ipv4", "stalkerware-c2"), ("192.0.2.2", "ipv4", "stalkerware-c2")}
+    assert p.recovered == [("entry 1 (A)", "website", "websites", ["a-vendor.example"]),
+                           ("entry 1 (A) c2", "c2.domain", "c2.domains", ["c2.a.example"]),
+                           ("entry 1 (A) c2", "c2.ip", "c2.ips", ["192.0.2.2"])]
+    clean = tmp_path / "clean.yaml"
+    clean.write_text("- name: A\n  c2:\n    ips: [192.0.2.1]\n")
+    assert parse_file(clean, "echap-yaml").recovered == []
+
+
+def test_upstream_recoveries_are_exactly_the_misspelled_c2_ip(iocs_upstream):
+    """On the shipped upstream file, what is recovered is exactly what upstream wrote under `c2.ip`."""
+    path = iocs_upstream / "stalkerware-indicators" / "ioc.yaml"
+    raw = yaml.safe_load(path.read_text())
+    expected = [(fam["name"], [str(v) for v in fam["c2"]["ip"]]) for fam in raw if "ip" in (fam.get("c2") or {})]
+    p = parse_file(path)
+    assert [(w.split("(", 1)[1].split(")")[0], vals) for w, key, to, vals in p.recovered] == expected
+    assert {(key, to) for _, key, to, _ in p.recovered} == {("c2.ip", "c2.ips")}
+
+
+def test_a_value_under_two_families_is_reported_once_with_both(tmp_path, iocs_upstream):
+    """A name listed by two families comes back once with both; upstream's shared names are found the same way."""
+    from appliance.iocs_formats import several_families
+
+    f = tmp_path / "two.yaml"
+    f.write_text("- name: A\n  websites: [shared.example]\n  c2:\n    domains: [shared.example]\n"
+                 "- name: B\n  websites: [shared.example, only-b.example]\n")
+    assert several_families(parse_file(f, "echap-yaml")) == [("domain", "shared.example", ["A", "B"])]
+    raw = yaml.safe_load((iocs_upstream / "stalkerware-indicators" / "ioc.yaml").read_text())
+    owners: dict = {}
+    for fam in raw:
+        for key in ("websites", "distribution"):
+            for v in fam.get(key) or []:
+                if "/" not in v:   # URLs with a path are entries of their own
+                    owners.setdefault(normalize(v) or v, set()).add(fam["name"])
+        for v in (fam.get("c2") or {}).get("domains") or []:
+            owners.setdefault(normalize(v) or v, set()).add(fam["name"])
+    expected = sorted(v for v, fams in owners.items() if len(fams) > 1)
+    got = several_families(parse_file(iocs_upstream / "stalkerware-indicators" / "ioc.yaml"))
+    assert [v for _, v, _ in got] == expected and expected

@@ -265,3 +265,95 @@ def test_text_summary(iset):
     assert f"Device {PHONE} (10.23.0.10, phone<script>alert(1)</script>): Stalkerware likely" in txt
     assert "[High] Connected to a known stalkerware server" in txt
     assert report.text_summary(_doc(iset), "fr").startswith("Résultat : Logiciel espion probable\n")
+
+
+# ---- coverage: every report says what the check could see ---------------------------------
+def _clean(minutes: float, flows: int, dport: int = 443, down: int = 2000):
+    f = Feed()
+    step = minutes * 60 / flows
+    for i in range(flows):
+        f.dns("www.wikipedia.org", T0 + i * step, ["185.15.59.224"])
+        f.conn("185.15.59.224", T0 + i * step + 0.1, dport=dport, kind="tls.sni", name="www.wikipedia.org",
+               down=down)
+    return f.events
+
+
+def test_every_report_carries_coverage_that_validates(iset):
+    """report.json has coverage (duration, devices, flows, DNS and TLS shares, uplink, enough) and validates."""
+    doc = _doc(iset, _clean(15, 30))
+    c = doc["coverage"]
+    assert (c["devices"], c["flows"], c["uplink"], c["enough"], c["conclusive"]) == (1, 30, True, True, True)
+    assert c["tls"] == {"flows": 30, "quic": 0, "name_only": 30, "name_only_share": 1.0}
+    assert doc["verdict"] == "green" and doc["devices"][0]["conclusive"] is True
+    report.validate(doc)
+    bad = json.loads(json.dumps(doc))
+    bad["coverage"]["reasons"] = ["bored"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, report.schema())
+    del bad["coverage"]["enough"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, report.schema())
+
+
+def test_schema_still_accepts_a_1_0_report_without_coverage(iset):
+    """A report written before coverage existed (schema 1.0) still validates: verify and export keep working."""
+    old = _doc(iset, _clean(15, 30))
+    old["schema_version"] = "1.0"
+    del old["coverage"]
+    for d in old["devices"]:
+        del d["flows"], d["conclusive"]
+    report.validate(old)
+    html = report.render_html(old, "en")
+    assert "What the check could see" not in html and "Nothing found" in html
+
+
+@pytest.mark.parametrize("lang,word,sentence,heading", [
+    ("en", "Not enough traffic to tell", "The check lasted less than 5 minutes.", "What the check could see"),
+    ("fr", "Trop peu de trafic pour conclure", "La vérification a duré moins de 5 minutes.",
+     "Ce que la vérification a pu voir")])
+def test_thin_report_says_not_enough_traffic_not_green(iset, lang, word, sentence, heading):
+    """A four-minute clean check: JSON amber with conclusive false; HTML and text say 'not enough traffic'."""
+    doc = _doc(iset, _clean(4, 30))
+    assert doc["verdict"] == "amber" and doc["coverage"]["conclusive"] is False
+    html = report.render_html(doc, lang)
+    assert heading in html and sentence in html and html.count(word) >= 2  # the verdict and the device's badge
+    from appliance.text import catalogue
+
+    cat = catalogue(lang)
+    assert cat["verdict"]["green"]["headline"] not in html and cat["verdict"]["amber"]["headline"] not in html
+    summary = report.text_summary(doc, lang)
+    assert summary.splitlines()[0].endswith(word)
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_offline_report_says_there_was_no_uplink_and_shows_shares(iset, lang):
+    """Flows answered only by the box: 'no (offline mode...)'; shares print as percent with counts."""
+    from appliance.text import catalogue
+
+    f = Feed()
+    for i in range(30):
+        f.dns("www.wikipedia.org", T0 + 30 * i, ["10.23.0.1"])
+        f.conn("10.23.0.1", T0 + 30 * i + 0.1, kind="tls.sni", name="www.wikipedia.org", down=0)
+    for i in range(10):
+        f.conn("10.23.0.1", T0 + 5 + i, dport=853, down=0)     # DoT: 10 connections against 30 lookups in clear
+    doc = _doc(iset, f.events)
+    assert doc["coverage"]["uplink"] is False and doc["coverage"]["dns"]["encrypted_share"] == 0.25
+    import html as htmllib
+
+    c = catalogue(lang)["coverage"]
+    html = htmllib.unescape(report.render_html(doc, lang))
+    assert c["uplink_no"] in html and c["uplink_yes"] not in html.replace(c["uplink_no"], "")
+    assert c["share"].format(percent=25, n=10, total=40) in html
+    assert c["share"].format(percent=100, n=30, total=30) in html
+
+
+@pytest.mark.parametrize("lang", ["en", "fr"])
+def test_oled_line_for_a_thin_amber_says_not_enough_traffic(lang):
+    """The OLED's line under AMBER says 'not enough traffic' when the amber is only thin coverage."""
+    from appliance.box.view import reason_for
+    from appliance.text import oled
+
+    reasons = oled(lang)["reasons"]
+    assert reason_for("amber", [], lang, conclusive=False) == reasons["thin"]
+    assert reason_for("amber", [], lang) == reasons["amber"]
+    assert reason_for("green", [], lang, conclusive=False) == reasons["green"]
