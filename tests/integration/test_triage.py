@@ -46,6 +46,15 @@ def _rows(stdout: str) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
+def whole(tmp_path_factory) -> Path:
+    """Heuristics settings that judge a capture whole however short it is: these public captures last seconds, and
+    a short quiet capture is "not enough traffic to tell" (amber) by default, which is not what these tests test."""
+    path = tmp_path_factory.mktemp("cfg") / "whole.yaml"
+    path.write_text("min_duration_s: 0\nmin_coverage_flows: 0\n")
+    return path
+
+
+@pytest.fixture(scope="module")
 def red_capture(tmp_path_factory) -> Path:
     """A phone whose stalkerware checks in with four C2 names and an address of the shipped set, among ordinary
     traffic."""
@@ -76,11 +85,12 @@ def folder(tmp_path_factory, pcaps_dir, red_capture) -> Path:
 
 
 @pytest.fixture(scope="module")
-def triaged(folder, tmp_path_factory):
+def triaged(folder, whole, tmp_path_factory):
     """One triage run of the folder plus a missing file, into a fresh --out, JSON rows on stdout."""
     out = tmp_path_factory.mktemp("out") / "reports"
     keys = tmp_path_factory.mktemp("keys")
-    r = _cli("analyze", folder, folder / "gone.pcap", "--jobs", "2", "--out", out, "--key-dir", keys, "--json")
+    r = _cli("analyze", folder, folder / "gone.pcap", "--jobs", "2", "--out", out, "--key-dir", keys, "--json",
+             "--config", whole)
     return r, out, keys
 
 
@@ -107,11 +117,11 @@ def test_packet_counts_match_capinfos(triaged, folder):
         assert rows[name]["packets"] == _capinfos_packets(folder / name), name
 
 
-def test_verdicts_match_the_single_session_analysis(triaged, folder):
+def test_verdicts_match_the_single_session_analysis(triaged, folder, whole):
     """Each capture's triage verdict and top finding are what `analyze FILE` alone says."""
     rows = _rows(triaged[0].stdout)
     for name in ("alice-phone.pcap", "mercury__emix.pcap", "dnscap__dns.pcap"):
-        alone = json.loads(_cli("analyze", folder / name, "--json").stdout)
+        alone = json.loads(_cli("analyze", folder / name, "--json", "--config", whole).stdout)
         assert rows[name]["verdict"] == alone["verdict"], name
     assert rows["alice-phone.pcap"]["verdict"] == "red"
     assert rows["alice-phone.pcap"]["top"]["level"] == "high" and rows["alice-phone.pcap"]["top"]["family"]
@@ -135,26 +145,27 @@ def test_one_intact_report_folder_per_capture_with_no_clash(triaged):
     assert "truncated" in json.loads((out / "cut" / "report.json").read_text())["session"]["warnings"]
 
 
-def test_summary_table_exit_codes_and_words(folder, red_capture, pcaps_dir, tmp_path):
+def test_summary_table_exit_codes_and_words(folder, red_capture, pcaps_dir, whole):
     """The table has one row per capture; all green exits 0, a red one 1; French headers with --lang fr."""
-    green = _cli("analyze", "--each", pcaps_dir / "dnscap__dns.pcap", pcaps_dir / "arkime__ssl-selfsign.pcap")
+    green = _cli("analyze", "--each", pcaps_dir / "dnscap__dns.pcap", pcaps_dir / "arkime__ssl-selfsign.pcap",
+                 "--config", whole)
     assert green.returncode == 0, green.stderr
     lines = green.stdout.splitlines()
     assert lines[0].split() == ["FILE", "VERDICT", "TOP", "FINDING", "PACKETS", "TIME"]
     assert len([ln for ln in lines[1:] if ln.strip()]) == 3  # two rows and the count
     assert "2 captures: 0 red, 0 amber, 2 green, 0 failed" in green.stdout
-    red = _cli("analyze", "--jobs", "1", red_capture, pcaps_dir / "dnscap__dns.pcap", "--lang", "fr")
+    red = _cli("analyze", "--jobs", "1", red_capture, pcaps_dir / "dnscap__dns.pcap", "--lang", "fr", "--config", whole)
     assert red.returncode == 1, red.stderr
     assert red.stdout.startswith("FICHIER") and "ROUGE" in red.stdout and "VERT" in red.stdout
     assert green.stderr == "" and red.stderr == ""  # no progress bar without a terminal
 
 
-def test_progress_bar_only_on_a_terminal(pcaps_dir):
+def test_progress_bar_only_on_a_terminal(pcaps_dir, whole):
     """With stderr on a terminal, a progress bar counts the captures done; stdout keeps only the table."""
     leader, follower = pty.openpty()
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     p = subprocess.Popen(CLI + ["analyze", "--each", str(pcaps_dir / "dnscap__dns.pcap"),
-                                str(pcaps_dir / "mercury__emix.pcap")],
+                                str(pcaps_dir / "mercury__emix.pcap"), "--config", str(whole)],
                          stdout=subprocess.PIPE, stderr=follower, env=env, text=True)
     os.close(follower)
     out, _ = p.communicate(timeout=300)
