@@ -330,6 +330,14 @@ def test_wiring_table_matches_the_configuration():
 # ------------------------------------------- Zero 2 W Wi-Fi firmware (issue 13)
 FIRMWARE = SHARED / "firmware"
 FIRMWARE_SCRIPT = IMAGE / "tools" / "add-wifi-firmware.sh"
+# Debian's kernel is mainline Linux: on a CYW43436 board its brcmfmac asks for
+# the "43430b0" names (drivers/net/wireless/broadcom/brcm80211/brcmfmac/sdio.c),
+# not the Raspberry Pi kernel's "43436" ones that SOURCE.md's links are for.
+MAINLINE_LINKS = {
+    "brcmfmac43430b0-sdio.raspberrypi,model-zero-2-w.bin": "brcmfmac43436-sdio.bin",
+    "brcmfmac43430b0-sdio.raspberrypi,model-zero-2-w.txt": "brcmfmac43436-sdio.txt",
+    "brcmfmac43430b0-sdio.raspberrypi,model-zero-2-w.clm_blob": "brcmfmac43436-sdio.clm_blob",
+}
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the script installs files owned by root, as the image build does")
 
 
@@ -372,6 +380,7 @@ def test_firmware_source_lists_the_five_files_and_the_board_links():
 def test_firmware_is_copied_with_its_links_and_licence(tmp_path):
     """The shared firmware goes into a scratch root: files with SOURCE.md's hashes, board links, licence in doc."""
     files, links = _firmware_source()
+    links = {**links, **MAINLINE_LINKS}
     root = tmp_path / "root"
     r = _add_firmware(root, FIRMWARE / "brcm")
     assert r.returncode == 0, r.stderr
@@ -407,7 +416,7 @@ def test_tampered_firmware_is_refused(tmp_path):
 
 @as_root
 @pytest.mark.parametrize("damage", ["file missing", "symlink instead of file", "no SOURCE.md", "no licence",
-                                    "link to an unlisted file"])
+                                    "link to an unlisted file", "a file Debian's kernel needs unlisted"])
 def test_incomplete_firmware_folder_is_refused(tmp_path, damage):
     """A folder that is there but does not match SOURCE.md fails the build; symlinks are never followed."""
     brcm = _firmware_copy(tmp_path)
@@ -421,8 +430,11 @@ def test_incomplete_firmware_folder_is_refused(tmp_path, damage):
         source.unlink()
     elif damage == "no licence":
         (brcm.parent / "LICENSE-broadcom-wifi.txt").unlink()
-    else:
+    elif damage == "link to an unlisted file":
         source.write_text(source.read_text() + "link brcmfmac43436-sdio.x.bin -> ../../../etc/passwd\n")
+    else:
+        text = source.read_text()
+        source.write_text("".join(ln for ln in text.splitlines(keepends=True) if "brcmfmac43436-sdio.txt" not in ln))
     r = _add_firmware(tmp_path / "root", brcm)
     assert r.returncode == 1 and "nothing copied" in r.stderr, (damage, r.stderr)
     assert not (tmp_path / "root").exists()

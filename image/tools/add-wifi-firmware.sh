@@ -16,7 +16,8 @@
 #
 # Copies the files to /usr/lib/firmware/brcm, recreates the links there (the
 # kernel asks for the board's own name first, e.g.
-# brcmfmac43436-sdio.raspberrypi,model-zero-2-w.bin, then the plain one), and
+# brcmfmac43436-sdio.raspberrypi,model-zero-2-w.bin, then the plain one),
+# adds the names Debian's kernel asks for (MAINLINE_LINKS below), and
 # puts the licence and SOURCE.md under /usr/share/doc/brcmfmac43436-firmware/.
 # Prints the SHA-256 of every file copied (the build log's record).
 set -euo pipefail
@@ -42,7 +43,7 @@ docdir=$(dirname "$source_md")
 
 # A name is one plain file name: no path, nothing the shell or a link could
 # turn into a place outside the firmware folder.
-name_ok() { [[ $1 =~ ^brcmfmac43436[A-Za-z0-9._,+-]*$ ]]; }
+name_ok() { [[ $1 =~ ^brcmfmac4343[06][A-Za-z0-9._,+-]*$ ]]; }
 
 declare -A want=()
 files=()
@@ -54,12 +55,32 @@ while read -r name sum; do
 done < <(sed -n 's/^|[[:space:]]*\([^|[:space:]]*\)[[:space:]]*|[[:space:]]*\([0-9a-f]\{64\}\)[[:space:]]*|[[:space:]]*$/\1 \2/p' "$source_md")
 [ ${#files[@]} -gt 0 ] || fail "SOURCE.md lists no file with a SHA-256"
 
+# Debian's kernel is mainline Linux, not the Raspberry Pi kernel that the
+# links of SOURCE.md are named for: mainline brcmfmac (5.15 and later,
+# sdio.c) calls the CYW43436 "43430b0" (chip 43430, revision 2 and up) and
+# asks for brcmfmac43430b0-sdio.raspberrypi,model-zero-2-w.{bin,txt}, then
+# brcmfmac43430b0-sdio.{bin,txt}. Debian has no such file; Raspberry Pi OS's
+# own package (RPi-Distro/firmware-nonfree, bookworm branch) points these
+# names at the 43436 files, and so does this list. (The CYW43436S reports
+# revision 1, "43430", and gets Debian's 43430 firmware with the Zero 2 W
+# nvram link of firmware-brcm80211, which is left as Debian made it.)
+MAINLINE_LINKS=(
+  brcmfmac43430b0-sdio.raspberrypi,model-zero-2-w.bin brcmfmac43436-sdio.bin
+  brcmfmac43430b0-sdio.raspberrypi,model-zero-2-w.txt brcmfmac43436-sdio.txt
+  brcmfmac43430b0-sdio.raspberrypi,model-zero-2-w.clm_blob brcmfmac43436-sdio.clm_blob
+)
+
 links=()
 while read -r link target; do
   name_ok "$link" || fail "SOURCE.md: bad link name '$link'"
   [ -n "${want[$target]:-}" ] || fail "SOURCE.md: link $link points to $target, which it does not list"
   links+=("$link" "$target")
 done < <(sed -n 's/^link[[:space:]]\+\([^[:space:]]\+\)[[:space:]]\+->[[:space:]]\+\([^[:space:]]\+\)[[:space:]]*$/\1 \2/p' "$source_md")
+for ((i = 0; i < ${#MAINLINE_LINKS[@]}; i += 2)); do
+  target=${MAINLINE_LINKS[i+1]}
+  [ -n "${want[$target]:-}" ] || fail "SOURCE.md does not list $target (needed by Debian's kernel as ${MAINLINE_LINKS[i]})"
+  links+=("${MAINLINE_LINKS[i]}" "$target")
+done
 
 licence=$(grep -o 'LICENSE-[A-Za-z0-9._-]*\.txt' "$source_md" | head -n 1 || true)
 [ -n "$licence" ] || fail "SOURCE.md names no LICENSE-*.txt"
