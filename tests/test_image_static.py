@@ -33,6 +33,7 @@ PKG_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(/[a-z0-9-]+)?$")
 sys.path.insert(0, str(IMAGE / "tools"))
 import check_elf_arch
 import make_doc_pictures
+import pin_build_deps
 import render_net_examples
 
 
@@ -325,6 +326,32 @@ def test_wiring_table_matches_the_configuration():
         assert phys in rows
     assert f"0x{cfg['oled']['address']:02X}" in readme
     assert "## Building a box" in (ROOT / "README.md").read_text()
+
+
+def test_build_packages_are_pinned_to_the_locked_source_versions(tmp_path):
+    """A -dev package gets the version built with its locked library, not a newer update's; unrelated ones stay free."""
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "security_Packages").write_text(
+        "Package: zlib1g\nSource: zlib\nVersion: 1:1.2.13.dfsg-1+deb12u1\n\n"
+        "Package: zlib1g-dev\nSource: zlib\nVersion: 1:1.2.13.dfsg-1+deb12u1\n\n")
+    (lists / "main_Packages").write_text(
+        "Package: zlib1g\nSource: zlib\nVersion: 1:1.2.13.dfsg-1\n\n"
+        "Package: zlib1g-dev\nSource: zlib\nVersion: 1:1.2.13.dfsg-1\n\n"
+        "Package: libpython3.11-dev\nSource: python3.11\nVersion: 3.11.2-6+deb12u9\n\n"
+        "Package: libssl-dev\nSource: openssl (3.0.22-1~deb12u2)\nVersion: 3.0.22-1~deb12u2\n\n"
+        "Package: libssl3\nSource: openssl\nVersion: 3.0.22-1~deb12u2\n\n"
+        "Package: gcc\nVersion: 4:12.2.0-3\n\n")
+    pref = tmp_path / "lock.pref"
+    pref.write_text("Package: zlib1g\nPin: version 1:1.2.13.dfsg-1\nPin-Priority: 1001\n\n"
+                    "Package: libssl3\nPin: version 3.0.22-1~deb12u2\nPin-Priority: 1001\n\n")
+    script = IMAGE / "tools" / "pin_build_deps.py"
+    out = subprocess.run([sys.executable, str(script), str(pref), str(lists)], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out == ("Package: libssl-dev\nPin: version 3.0.22-1~deb12u2\nPin-Priority: 1001\n\n"
+                   "Package: zlib1g-dev\nPin: version 1:1.2.13.dfsg-1\nPin-Priority: 1001\n\n")
+    pref.write_text("")  # UPDATE_LOCK=1: no lock, no pins
+    assert pin_build_deps.main([str(pref), str(lists)]) == 0
 
 
 # ------------------------------------------- Zero 2 W Wi-Fi firmware (issue 13)
