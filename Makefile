@@ -85,8 +85,11 @@ demo: venv  ## the whole appliance flow, simulated: two phones, two reports
 	.venv/bin/pocketcheck demo --out demo-out
 
 TARGET ?= zerow
+# The Zero 2 W's CYW43436 Wi-Fi firmware (in no Debian package): ../shared
+# beside the clone has it with its SOURCE.md; empty or missing = built without.
+WIFI_FIRMWARE_DIR ?= $(CURDIR)/../shared/firmware/brcm
 image: .venv/done  ## build the SD card: make image TARGET=zerow|zero2w (root; ~30-60 min)
-	WIFI_FIRMWARE_DIR=$(WIFI_FIRMWARE_DIR) bash image/build.sh $(TARGET)
+	WIFI_FIRMWARE_DIR='$(WIFI_FIRMWARE_DIR)' bash image/build.sh $(TARGET)
 
 image-test: .venv/done  ## check a built image and boot it in QEMU: make image-test TARGET=zerow|zero2w
 	$(PYTEST) -q tests/integration/test_image_static.py

@@ -39,11 +39,14 @@ SUITE=bookworm
 # two builds of one commit differ only where Debian's tools add randomness.
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%ct)}
 export SOURCE_DATE_EPOCH
-# Optional: a folder with the Zero 2 W's brcmfmac43436* firmware (stage 10).
-if [ -n "${WIFI_FIRMWARE_DIR:-}" ]; then
+# The folder with the Zero 2 W's brcmfmac43436* firmware (stage 10; the
+# Makefile's default is ../shared/firmware/brcm). Made absolute here because
+# the stages run in their own folders; a missing one is left as given, for
+# image/tools/add-wifi-firmware.sh to say the image has no such firmware.
+if [ -d "${WIFI_FIRMWARE_DIR:-}" ]; then
   WIFI_FIRMWARE_DIR=$(cd "$WIFI_FIRMWARE_DIR" && pwd)
-  export WIFI_FIRMWARE_DIR
 fi
+export WIFI_FIRMWARE_DIR=${WIFI_FIRMWARE_DIR:-}
 
 mkdir -p "$OUT"
 [ -n "${RESUME_FROM:-}" ] || rm -rf "$ROOT"

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 import yaml
-from paths import ROOT
+from paths import ROOT, SHARED
 
 from appliance import config, hotspot
 from appliance.errors import ConfigError
@@ -32,6 +32,7 @@ PKG_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(/[a-z0-9-]+)?$")
 sys.path.insert(0, str(IMAGE / "tools"))
 import check_elf_arch
 import make_doc_pictures
+import pin_build_deps
 import render_net_examples
 
 
@@ -326,23 +327,160 @@ def test_wiring_table_matches_the_configuration():
     assert "## Building a box" in (ROOT / "README.md").read_text()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the script installs files owned by root, as the image build does")
-def test_zero_2_w_wifi_firmware_from_the_builder(tmp_path):
-    """add-wifi-firmware.sh takes the brcmfmac43436 files given, skips symlinks, and refuses a folder without them."""
-    script = IMAGE / "tools" / "add-wifi-firmware.sh"
-    src, root = tmp_path / "brcm", tmp_path / "root"
-    src.mkdir()
-    (src / "brcmfmac43436-sdio.bin").write_bytes(b"\x00firmware")
-    (src / "brcmfmac43436-sdio.txt").write_text("nvram\n")
-    (src / "brcmfmac43436s-sdio.bin").symlink_to("/etc/passwd")  # must not be followed
-    (src / "brcmfmac43430-sdio.bin").write_bytes(b"other")  # Debian has this one
-    r = subprocess.run(["bash", str(script), str(root), str(src)], capture_output=True, text=True, check=False)
+def test_build_packages_are_pinned_to_the_locked_source_versions(tmp_path):
+    """A -dev package gets the version built with its locked library, not a newer update's; unrelated ones stay free."""
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "security_Packages").write_text(
+        "Package: zlib1g\nSource: zlib\nVersion: 1:1.2.13.dfsg-1+deb12u1\n\n"
+        "Package: zlib1g-dev\nSource: zlib\nVersion: 1:1.2.13.dfsg-1+deb12u1\n\n")
+    (lists / "main_Packages").write_text(
+        "Package: zlib1g\nSource: zlib\nVersion: 1:1.2.13.dfsg-1\n\n"
+        "Package: zlib1g-dev\nSource: zlib\nVersion: 1:1.2.13.dfsg-1\n\n"
+        "Package: libpython3.11-dev\nSource: python3.11\nVersion: 3.11.2-6+deb12u9\n\n"
+        "Package: libssl-dev\nSource: openssl (3.0.22-1~deb12u2)\nVersion: 3.0.22-1~deb12u2\n\n"
+        "Package: libssl3\nSource: openssl\nVersion: 3.0.22-1~deb12u2\n\n"
+        "Package: gcc\nVersion: 4:12.2.0-3\n\n")
+    pref = tmp_path / "lock.pref"
+    pref.write_text("Package: zlib1g\nPin: version 1:1.2.13.dfsg-1\nPin-Priority: 1001\n\n"
+                    "Package: libssl3\nPin: version 3.0.22-1~deb12u2\nPin-Priority: 1001\n\n")
+    script = IMAGE / "tools" / "pin_build_deps.py"
+    out = subprocess.run([sys.executable, str(script), str(pref), str(lists)], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out == ("Package: libssl-dev\nPin: version 3.0.22-1~deb12u2\nPin-Priority: 1001\n\n"
+                   "Package: zlib1g-dev\nPin: version 1:1.2.13.dfsg-1\nPin-Priority: 1001\n\n")
+    pref.write_text("")  # UPDATE_LOCK=1: no lock, no pins
+    assert pin_build_deps.main([str(pref), str(lists)]) == 0
+
+
+# ------------------------------------------- Zero 2 W Wi-Fi firmware (issue 13)
+FIRMWARE = SHARED / "firmware"
+FIRMWARE_SCRIPT = IMAGE / "tools" / "add-wifi-firmware.sh"
+# Debian's kernel is mainline Linux: on a CYW43436 board its brcmfmac asks for
+# the "43430b0" names (drivers/net/wireless/broadcom/brcm80211/brcmfmac/sdio.c),
+# not the Raspberry Pi kernel's "43436" ones that SOURCE.md's links are for.
+MAINLINE_LINKS = {
+    "brcmfmac43430b0-sdio.raspberrypi,model-zero-2-w.bin": "brcmfmac43436-sdio.bin",
+    "brcmfmac43430b0-sdio.raspberrypi,model-zero-2-w.txt": "brcmfmac43436-sdio.txt",
+    "brcmfmac43430b0-sdio.raspberrypi,model-zero-2-w.clm_blob": "brcmfmac43436-sdio.clm_blob",
+}
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the script installs files owned by root, as the image build does")
+
+
+def _firmware_source() -> tuple[dict[str, str], dict[str, str]]:
+    """(file name -> SHA-256, link name -> target) as SOURCE.md lists them."""
+    if not (FIRMWARE / "SOURCE.md").is_file():
+        pytest.fail(f"Wi-Fi firmware not found at {FIRMWARE} (set POCKETCHECK_SHARED)")
+    text = (FIRMWARE / "SOURCE.md").read_text()
+    files = dict(re.findall(r"^\|\s*(brcmfmac\S+)\s*\|\s*([0-9a-f]{64})\s*\|$", text, re.MULTILINE))
+    links = dict(re.findall(r"^link (\S+) -> (\S+)$", text, re.MULTILINE))
+    return files, links
+
+
+def _firmware_copy(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A scratch copy of the shared firmware folder (SOURCE.md, licence, brcm/), to tamper with."""
+    dest = tmp_path / "firmware"
+    shutil.copytree(FIRMWARE, dest)
+    for p in dest.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)  # the shared copy is read-only
+    dest.chmod(0o755)
+    return dest / "brcm"
+
+
+def _add_firmware(root: pathlib.Path, folder) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(FIRMWARE_SCRIPT), str(root), str(folder)], capture_output=True, text=True,
+                          check=False, timeout=60)
+
+
+def test_firmware_source_lists_the_five_files_and_the_board_links():
+    """SOURCE.md lists the five 43436 files with their hashes, which match, and one board link per file."""
+    files, links = _firmware_source()
+    assert len(files) == 5 and {"brcmfmac43436-sdio.bin", "brcmfmac43436s-sdio.bin"} <= set(files)
+    for name, digest in files.items():
+        assert hashlib.sha256((FIRMWARE / "brcm" / name).read_bytes()).hexdigest() == digest, name
+    assert sorted(links.values()) == sorted(files)
+    assert all(",model-zero-2-w." in name for name in links)
+
+
+@as_root
+def test_firmware_is_copied_with_its_links_and_licence(tmp_path):
+    """The shared firmware goes into a scratch root: files with SOURCE.md's hashes, board links, licence in doc."""
+    files, links = _firmware_source()
+    links = {**links, **MAINLINE_LINKS}
+    root = tmp_path / "root"
+    r = _add_firmware(root, FIRMWARE / "brcm")
     assert r.returncode == 0, r.stderr
     dest = root / "usr/lib/firmware/brcm"
-    assert sorted(p.name for p in dest.iterdir()) == ["brcmfmac43436-sdio.bin", "brcmfmac43436-sdio.txt"]
-    assert (dest / "brcmfmac43436-sdio.bin").read_bytes() == b"\x00firmware"
-    assert hashlib.sha256(b"\x00firmware").hexdigest() in r.stdout and "skipped" in r.stderr
-    (src / "brcmfmac43436-sdio.bin").unlink()
-    r = subprocess.run(["bash", str(script), str(tmp_path / "r2"), str(src)], capture_output=True, text=True,
-                       check=False)
-    assert r.returncode == 1 and "no brcmfmac43436" in r.stderr and not (tmp_path / "r2").exists()
+    assert sorted(p.name for p in dest.iterdir()) == sorted([*files, *links])
+    for name, digest in files.items():
+        f = dest / name
+        assert not f.is_symlink() and f.stat().st_mode & 0o777 == 0o644 and f.stat().st_uid == 0
+        assert hashlib.sha256(f.read_bytes()).hexdigest() == digest
+        assert f"{digest}  {name}" in r.stdout  # the build log's record
+    for name, target in links.items():
+        # relative links inside the folder, so they resolve in the booted image too
+        assert os.readlink(dest / name) == target
+    doc = root / "usr/share/doc/brcmfmac43436-firmware"
+    assert (doc / "LICENSE-broadcom-wifi.txt").read_bytes() == (FIRMWARE / "LICENSE-broadcom-wifi.txt").read_bytes()
+    assert (doc / "SOURCE.md").read_bytes() == (FIRMWARE / "SOURCE.md").read_bytes()
+    assert "WARNING" not in r.stderr
+
+
+@as_root
+def test_tampered_firmware_is_refused(tmp_path):
+    """One changed byte in one file fails the build with a message naming it, before anything is copied."""
+    brcm = _firmware_copy(tmp_path)
+    victim = brcm / "brcmfmac43436s-sdio.bin"
+    data = bytearray(victim.read_bytes())
+    data[1000] ^= 0x01
+    victim.write_bytes(bytes(data))
+    r = _add_firmware(tmp_path / "root", brcm)
+    assert r.returncode == 1
+    assert "brcmfmac43436s-sdio.bin has SHA-256" in r.stderr and "refused" in r.stderr, r.stderr
+    assert not (tmp_path / "root").exists()
+
+
+@as_root
+@pytest.mark.parametrize("damage", ["file missing", "symlink instead of file", "no SOURCE.md", "no licence",
+                                    "link to an unlisted file", "a file Debian's kernel needs unlisted"])
+def test_incomplete_firmware_folder_is_refused(tmp_path, damage):
+    """A folder that is there but does not match SOURCE.md fails the build; symlinks are never followed."""
+    brcm = _firmware_copy(tmp_path)
+    source = brcm.parent / "SOURCE.md"
+    if damage == "file missing":
+        (brcm / "brcmfmac43436-sdio.clm_blob").unlink()
+    elif damage == "symlink instead of file":
+        (brcm / "brcmfmac43436-sdio.txt").unlink()
+        (brcm / "brcmfmac43436-sdio.txt").symlink_to("/etc/passwd")
+    elif damage == "no SOURCE.md":
+        source.unlink()
+    elif damage == "no licence":
+        (brcm.parent / "LICENSE-broadcom-wifi.txt").unlink()
+    elif damage == "link to an unlisted file":
+        source.write_text(source.read_text() + "link brcmfmac43436-sdio.x.bin -> ../../../etc/passwd\n")
+    else:
+        text = source.read_text()
+        source.write_text("".join(ln for ln in text.splitlines(keepends=True) if "brcmfmac43436-sdio.txt" not in ln))
+    r = _add_firmware(tmp_path / "root", brcm)
+    assert r.returncode == 1 and "nothing copied" in r.stderr, (damage, r.stderr)
+    assert not (tmp_path / "root").exists()
+
+
+def test_missing_firmware_folder_builds_without_and_says_so(tmp_path):
+    """No folder at all (or none given): the build goes on without the files and warns that Wi-Fi may be missing."""
+    for folder in (tmp_path / "no-such-folder", ""):
+        r = _add_firmware(tmp_path / "root", folder)
+        assert r.returncode == 0, r.stderr
+        assert "WARNING" in r.stderr and "will have no Wi-Fi" in r.stderr
+        assert not (tmp_path / "root").exists()
+
+
+def test_make_image_takes_the_shared_firmware_by_default():
+    """make image passes ../shared/firmware/brcm relative to the repository unless WIFI_FIRMWARE_DIR is given."""
+    def dry(*args):
+        return subprocess.run(["make", "-n", "-C", str(ROOT), "image", "TARGET=zero2w", *args], capture_output=True,
+                              text=True, check=True, timeout=60).stdout
+    assert f"WIFI_FIRMWARE_DIR='{ROOT}/../shared/firmware/brcm' bash image/build.sh zero2w" in dry()
+    assert "WIFI_FIRMWARE_DIR='/elsewhere/brcm' bash" in dry("WIFI_FIRMWARE_DIR=/elsewhere/brcm")
+    stage = (STAGES / "10-boot" / "run.sh").read_text()
+    assert 'add-wifi-firmware.sh" "$ROOTFS" "${WIFI_FIRMWARE_DIR:-}"' in stage

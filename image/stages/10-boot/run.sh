@@ -12,15 +12,11 @@ country=$("$REPO/.venv/bin/python" -m appliance.config get country --config "$RE
   || { echo "10-boot: no valid country in appliance/data/pocketcheck.yaml" >&2; exit 1; }
 echo "cfg80211.ieee80211_regdom=$country" > "$ROOTFS/etc/default/raspi-extra-cmdline"
 
-# The Zero 2 W's CYW43436 firmware is in no Debian package: taken from the
-# builder's WIFI_FIRMWARE_DIR when given (make image TARGET=zero2w
-# WIFI_FIRMWARE_DIR=...), otherwise the gap is said out loud.
+# The Zero 2 W's CYW43436 firmware is in no Debian package: it comes from
+# WIFI_FIRMWARE_DIR (make image: ../shared/firmware/brcm), checked against
+# its SOURCE.md; without that folder the script says the gap out loud.
 if [ "$TARGET" = zero2w ]; then
-  if [ -n "${WIFI_FIRMWARE_DIR:-}" ]; then
-    bash "$REPO/image/tools/add-wifi-firmware.sh" "$ROOTFS" "$WIFI_FIRMWARE_DIR"
-  else
-    echo "10-boot: WARNING: no WIFI_FIRMWARE_DIR: Zero 2 W boards with the CYW43436 radio will have no Wi-Fi (image/README.md)" >&2
-  fi
+  bash "$REPO/image/tools/add-wifi-firmware.sh" "$ROOTFS" "${WIFI_FIRMWARE_DIR:-}"
 fi
 
 mkdir -p "$ROOTFS/boot/firmware" "$ROOTFS/var/lib/pocketcheck"

@@ -10,6 +10,12 @@ git -C "$REPO" archive --format=tar HEAD | tar -C "$ROOTFS$src" -xf -
 git -C "$REPO" rev-parse HEAD > "$ROOTFS$src/COMMIT"
 
 mapfile -t build < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' build-packages)
+# The build packages are not in the lock: pinned to the same source versions
+# as the locked libraries, or a newer -dev package from a Debian update could
+# not be installed beside them (image/tools/pin_build_deps.py).
+build_pref=$ROOTFS/etc/apt/preferences.d/pocketcheck-build.pref
+python3 "$REPO/image/tools/pin_build_deps.py" "$ROOTFS/etc/apt/preferences.d/pocketcheck-lock.pref" \
+  "$ROOTFS/var/lib/apt/lists" > "$build_pref"
 in_target apt-get install -y -q --no-install-recommends "${build[@]}"
 
 # --no-build-isolation: build with Debian's cffi/setuptools, not PyPI's (the
@@ -29,7 +35,7 @@ in_target apt-get purge -y -q "${build[@]}"
 # compiler keep the whole toolchain in the image.
 in_target apt-get autoremove -y -q --purge -o APT::AutoRemove::RecommendsImportant=false \
   -o APT::AutoRemove::SuggestsImportant=false
-rm -rf "$ROOTFS$src" "$ROOTFS/tmp/wheels" "$ROOTFS/root/.cache"
+rm -rf "$ROOTFS$src" "$ROOTFS/tmp/wheels" "$ROOTFS/root/.cache" "$build_pref"
 
 # The system configuration (a stick's pocketcheck.yaml can override parts).
 install -d -m 0755 "$ROOTFS/etc/pocketcheck"
