@@ -248,8 +248,12 @@ class IndicatorSet:
     """
 
     def __init__(self, *, matcher, groups, n_groups: int, sources, heuristics, version: str = "", sha256: str = "",
-                 counts: dict | None = None, severities: dict | None = None, assembled: Assembled | None = None):
+                 counts: dict | None = None, severities: dict | None = None, assembled: Assembled | None = None,
+                 profiles=()):
         self._matcher = matcher
+        # Compiled sets: the distinct [kind, family, category, severity, source
+        # index] of the file's one-indicator records (see _encode_records).
+        self._profiles = profiles
         # Raw records [value, kind, family, category, severity, source index] per
         # id (index id-1), or None: read them from the compiled file's metadata.
         # Indicator objects are made only for what hits (cheap for 1M indicators).
@@ -283,6 +287,11 @@ class IndicatorSet:
         """Counts by kind, category and severity, plus families, allowlist, heuristics, skipped."""
         return self._assembled.counts if self._assembled else self._counts
 
+    @property
+    def invalid_skipped(self) -> int:
+        """How many invalid values were skipped while loading (without computing :attr:`counts`)."""
+        return self._assembled.invalid if self._assembled else self._counts.get("invalid_skipped", 0)
+
     # -- metadata by id
 
     def _raw_group(self, ident: int) -> list:
@@ -291,7 +300,9 @@ class IndicatorSet:
             return self._raw[ident - 1]
         raw = self._raw_cache.get(ident)
         if raw is None:
-            raw = json.loads(self._matcher.metadata(ident))
+            raw = _decode_record(self._matcher.metadata(ident), self._profiles)
+            if not all(r[4] in _RANK and type(r[5]) is int and 0 <= r[5] < len(self.sources) for r in raw):
+                raise CompiledFileError(f"damaged indicator record {ident}")
             if self._severities:
                 for r in raw:
                     r[4] = self._severities.get(r[3], r[4])
@@ -369,7 +380,7 @@ class IndicatorSet:
         pairs = [(where[j], ident) for j, ident in self._matcher.match_hashes(digests)] if digests else []
         return self._hits(items, pairs)
 
-    def match_name_block(self, block: bytes) -> tuple:
+    def match_name_block(self, block: bytes) -> list:
         """The bulk path of ``pocketcheck match``: ASCII names, one per line, in one buffer.
 
         Args:
@@ -377,19 +388,19 @@ class IndicatorSet:
                 space; case and one trailing dot do not matter; an empty line
                 matches nothing).
         Returns:
-            ``(buffer, offsets, hits)``: name ``i`` is
-            ``buffer[offsets[i]:offsets[i+1]]``; ``hits`` are ``(i, record)``
-            pairs in input order, a record being
-            ``[value, kind, family, category, severity, source index]``.
+            ``(name, record)`` pairs in input order: ``name`` is the line as
+            bytes, a record is ``[value, kind, family, category, severity,
+            source index]``.
         """
-        if block.endswith(b"\n"):
-            block = block[:-1]
-        offsets = array("I", [0])
-        offsets.extend(accumulate(map(len, block.split(b"\n"))))
-        buf = block.replace(b"\n", b"")
-        pairs = self._matcher.match_names_bytes(buf, offsets)
         limit = self._n_groups
-        return buf, offsets, [(i, rec) for i, ident in pairs if 0 < ident <= limit for rec in self._raw_group(ident)]
+        find = block.find
+        out = []
+        for start, ident in self._matcher.match_lines(block):
+            if 0 < ident <= limit:
+                end = find(b"\n", start)
+                name = block[start:end if end >= 0 else len(block)]
+                out.extend((name, rec) for rec in self._raw_group(ident))
+        return out
 
     def is_allowlisted(self, name_or_ip: str) -> bool:
         """Whether a name or address is on the allowlist and matches no indicator.
@@ -432,16 +443,18 @@ class IndicatorSet:
         Raises:
             OSError: the file cannot be written.
         """
-        header = {"format": "pocketcheck-compiled-iocs", "version": 1, "set_version": self.version,
-                  "sha256": self.sha256, "counts": self.counts, "groups": self._n_groups,
-                  "sources": [s.to_json() for s in self.sources],
-                  "heuristics": {name: sorted(getattr(self, name)) for name in HEURISTICS}}
-        src_index = {s.id: i for i, s in enumerate(self.sources)}
-        meta = [json.dumps(header, sort_keys=True).encode()]
-        for ident in range(1, self._n_groups + 1):
-            raw = self._raw[ident - 1] if self._raw is not None else \
-                [[i.value, i.kind, i.family, i.category, i.severity, src_index[i.source]] for i in self._group(ident)]
-            meta.append(json.dumps(raw, ensure_ascii=False).encode())
+        with _gc_paused():
+            src_index = {src.id: i for i, src in enumerate(self.sources)}
+            groups = self._raw if self._raw is not None else \
+                [[[i.value, i.kind, i.family, i.category, i.severity, src_index[i.source]] for i in self._group(ident)]
+                 for ident in range(1, self._n_groups + 1)]
+            profiles, records = _encode_records(groups)
+            header = {"format": "pocketcheck-compiled-iocs", "version": 2, "set_version": self.version,
+                      "sha256": self.sha256, "counts": self.counts, "groups": self._n_groups,
+                      "sources": [src.to_json() for src in self.sources], "profiles": profiles,
+                      "heuristics": {name: sorted(getattr(self, name)) for name in HEURISTICS}}
+            records[0:0] = [json.dumps(header, sort_keys=True).encode()]
+            meta = records
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -455,6 +468,56 @@ class IndicatorSet:
             except OSError:
                 pass
             raise
+
+
+def _encode_records(groups: list) -> tuple[list, list]:
+    """Encodes each group's records for a compiled file's metadata section.
+
+    A million-indicator list is nearly all one-indicator groups sharing a few
+    (kind, family, category, severity, source) tuples, so such a group is
+    written as ``"<profile number>\t<value>"`` (about the value's length)
+    instead of a JSON list (three times that); other groups stay JSON.
+
+    Args:
+        groups: per id (index id-1), the lists ``[value, kind, family,
+            category, severity, source index]``.
+    Returns:
+        ``(profiles, records)``: the distinct tuples as lists, and one bytes
+        record per group.
+    """
+    prof: dict = {}
+    out = []
+    for g in groups:
+        if len(g) == 1 and "\t" not in g[0][0]:
+            v, kind, fam, cat, sev, src = g[0]
+            key = (kind, fam, cat, sev, src)
+            n = prof.get(key)
+            if n is None:
+                n = prof[key] = len(prof)
+            out.append(f"{n}\t{v}")
+        else:
+            out.append(json.dumps(g, ensure_ascii=False))
+    return [list(k) for k in prof], [r.encode() for r in out]
+
+
+def _decode_record(data: bytes, profiles) -> list:
+    """The group's records from one metadata record (see :func:`_encode_records`).
+
+    Raises:
+        CompiledFileError: the record is damaged.
+    """
+    try:
+        text = data.decode()
+        if text.startswith("["):
+            raw = json.loads(text)
+        else:
+            n, _, value = text.partition("\t")
+            raw = [[value, *profiles[int(n)]]]
+        if not all(isinstance(r, list) and len(r) == 6 for r in raw):
+            raise ValueError("not a list of six fields")
+        return raw
+    except (ValueError, IndexError, TypeError) as exc:
+        raise CompiledFileError(f"damaged indicator record ({exc})") from None
 
 
 # ---------------------------------------------------------------- building
@@ -698,8 +761,13 @@ def load_compiled(path, severities=None) -> IndicatorSet:
     matcher = Matcher.load(path)
     try:
         header = json.loads(matcher.metadata(0))
-        if header.get("format") != "pocketcheck-compiled-iocs" or header.get("version") != 1:
+        if header.get("format") != "pocketcheck-compiled-iocs":
             raise ValueError("not a pocketcheck compiled indicator set")
+        if header.get("version") != 2:
+            raise ValueError(f"indicator records of version {header.get('version')}; recompile the indicators")
+        profiles = [list(p) for p in header["profiles"]]
+        if not all(len(p) == 5 and isinstance(p[4], int) and 0 <= p[4] < len(header["sources"]) for p in profiles):
+            raise ValueError("damaged profiles")
         sources = [Source(s["id"], s.get("licence", "unknown"), s.get("attribution", ""), s.get("url", ""))
                    for s in header["sources"]]
         n_groups = int(header["groups"])
@@ -709,7 +777,7 @@ def load_compiled(path, severities=None) -> IndicatorSet:
     overrides = check_severities(severities)
     return IndicatorSet(matcher=matcher, groups=None, n_groups=n_groups, sources=sources,
                         heuristics=header.get("heuristics", {}), version=header["set_version"],
-                        sha256=header["sha256"], counts=counts, severities=overrides)
+                        sha256=header["sha256"], counts=counts, severities=overrides, profiles=profiles)
 
 
 def _expand(paths) -> list:

@@ -53,6 +53,7 @@ class Matcher:
         self._hits = ffi.new("pc_hit[]", _HITS_START)
         self._cap = _HITS_START
         self.loaded = loaded
+        self._meta = ffi.new("uint8_t[]", 4096)  # grown when a metadata record is larger
         self.rejected = 0  # names rejected by the last match_names / match_names_bytes call
 
     # ---- building -------------------------------------------------------
@@ -206,6 +207,35 @@ class Matcher:
         self.rejected = rej[0]
         return out
 
+    def match_lines(self, block) -> list[tuple[int, int]]:
+        """Matches the lines of a block of already-normalised names (the bulk path of ``pocketcheck match``).
+
+        No per-name Python work: C walks the lines itself.
+
+        Args:
+            block: bytes-like, names separated by ``\n`` (a last line without
+                one counts; nothing else is stripped: ASCII case and one
+                trailing dot are handled in C, and non-ASCII names must
+                already be punycode). At most 4 GiB.
+        Returns:
+            (byte offset of the line's start, indicator id) pairs, in line
+            order; per line the most specific domain first, then keywords.
+            :attr:`rejected` is set to the number of lines that could not be
+            host names (empty lines included).
+        Raises:
+            NativeError: the block is larger than 4 GiB.
+        """
+        n = len(block)
+        if not n:
+            self.rejected = 0
+            return []
+        cbuf = ffi.from_buffer(block)
+        rej = ffi.new("uint64_t *", 0)
+        out = self._drain(lambda nxt: lib.pc_matcher_match_lines(
+            self._h, cbuf, n, nxt, self._hits, self._cap, rej), n)
+        self.rejected = rej[0]
+        return out
+
     def match_names(self, names: Sequence[str]) -> list[tuple[int, int]]:
         """Matches host names against the domain and keyword indicators.
 
@@ -319,21 +349,31 @@ class Matcher:
         return cls(out[0], loaded=True)
 
     def metadata(self, id: int) -> bytes:
-        """Returns metadata record ``id`` of a loaded matcher, read from the mapping.
+        """Returns metadata record ``id`` of a loaded matcher, read from its file on demand.
+
+        The record is copied with ``pread`` from the file that was mapped
+        (not through the mapping), so a few thousand hits over a million
+        records do not make those pages resident in this process.
 
         Raises:
             KeyError: there is no such record.
+            CompiledFileError: the record's index entry is damaged.
             NativeError: the matcher was built, not loaded.
         """
         if not 0 <= id < 1 << 32:
             raise KeyError(id)
-        data = ffi.new("uint8_t **")
         size = ffi.new("size_t *")
-        st = lib.pc_matcher_metadata(self._h, id, data, size)
+        while True:
+            st = lib.pc_matcher_metadata_copy(self._h, id, self._meta, len(self._meta), size)
+            if st != lib.PC_ERR_LIMIT:
+                break
+            self._meta = ffi.new("uint8_t[]", size[0])
         if st == lib.PC_ERR_ARG:
             raise KeyError(id)
+        if st == lib.PC_ERR_CORRUPT:
+            raise errors.CompiledFileError(f"compiled indicators: metadata record {id} is damaged")
         check(st, "metadata (only loaded matchers have it)")
-        return bytes(ffi.buffer(data[0], size[0]))
+        return bytes(ffi.buffer(self._meta, size[0]))
 
     def stats(self) -> dict:
         """Counts of each kind of indicator and the bytes of the tables."""
