@@ -8,7 +8,8 @@
  *   1: load arbitrary bytes as a compiled file;
  *   2: patch bytes of a valid compiled file and fix its checksum, so the
  *      structural checks behind the checksum are reached; if the file still
- *      loads, match with it.
+ *      loads, match with it (the domain table's indexes, checked where they
+ *      are read since format 2, are reached this way).
  * Nothing may crash, leak or read out of bounds.
  */
 #include <stdint.h>
@@ -65,6 +66,10 @@ static void exercise(const pc_matcher *m, const uint8_t *data, size_t len)
     }
     for (next = 0; next < 8;)
         if (pc_matcher_match_ips(m, addrs, vers, 8, &next, hits, 3) < 0)
+            break;
+    /* The same bytes as one block of lines. */
+    for (next = 0; next < len;)
+        if (pc_matcher_match_lines(m, data, len, &next, hits, 3, &rej) < 0)
             break;
 }
 
@@ -146,9 +151,12 @@ static void load_patched(const uint8_t *data, size_t len)
         const uint8_t *md;
         size_t mdl;
         exercise(l, data, len);
-        for (uint32_t id = 0; id < 4; id++)
+        uint8_t copy[16];
+        for (uint32_t id = 0; id < 4; id++) {
             if (pc_matcher_metadata(l, id, &md, &mdl) == PC_OK && mdl)
                 (void)md[mdl - 1];
+            (void)pc_matcher_metadata_copy(l, id, copy, sizeof copy, &mdl);
+        }
     }
     pc_matcher_free(l);
     free(img);
