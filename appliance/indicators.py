@@ -39,11 +39,9 @@ import json
 import os
 import re
 import tempfile
-from array import array
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import accumulate
 from pathlib import Path
 
 from . import iocs_formats

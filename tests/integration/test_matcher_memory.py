@@ -52,7 +52,7 @@ def job(tmp_path_factory):
     rnd = random.Random(11)
     labs = _labels(rnd, N_IND)
     doms = list(dict.fromkeys(f"{lab}.{('com', 'net', 'org', 'io')[i % 4]}" for i, lab in enumerate(labs)))
-    groups = [[[v, "domain", "family-%d" % (i % 7), "stalkerware-c2", "high", 0]] for i, v in enumerate(doms)]
+    groups = [[[v, "domain", f"family-{i % 7}", "stalkerware-c2", "high", 0]] for i, v in enumerate(doms)]
     matcher = Matcher.build(domains=[(v.encode(), i) for i, v in enumerate(doms, 1)])
     iset = IndicatorSet(matcher=matcher, groups=groups, n_groups=len(groups), sources=[Source("generated")],
                         heuristics={}, version="memtest", sha256="0" * 64,
