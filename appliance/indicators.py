@@ -40,8 +40,10 @@ import os
 import re
 import tempfile
 from collections import Counter
+from array import array
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import accumulate
 from pathlib import Path
 
 from . import iocs_formats
@@ -669,10 +671,9 @@ def assemble(parsed_files: list, severities=None, version: str | None = None) ->
         if one is not None and len(p.records) > 1000 and not any(r.via_url for r in p.records):
             # Bulk path for big lists: when no (kind, value) repeats, one dict
             # update replaces the per-record loop below.
-            fresh = [((r.kind, r.value), [[r.value, r.kind, r.family, r.category, default_sev[r.category], one]])
-                     for r in p.records]
-            merged = dict(fresh)
-            if len(merged) == len(fresh) and groups.keys().isdisjoint(merged):
+            merged = {(r.kind, r.value): [[r.value, r.kind, r.family, r.category, default_sev[r.category], one]]
+                      for r in p.records}
+            if len(merged) == len(p.records) and groups.keys().isdisjoint(merged):
                 groups.update(merged)
                 continue
         for n, rec in enumerate(p.records):
@@ -719,10 +720,17 @@ def build(parsed_files: list, severities=None, version: str | None = None) -> In
     from .matcher import Matcher  # the C core; imported here so the loaders work without it
 
     a = assemble(parsed_files, severities, version)
-    # Domains (already normalised) go in as bytes: the wrapper does not normalise them again.
-    domains = [(g[0][0].encode("ascii"), i) for i, g in enumerate(a.groups, 1) if g[0][1] == "domain"]
+    # Domains (already normalised, so ASCII) go in as one packed buffer: no
+    # per-domain Python object, and the wrapper does not normalise them again.
+    values = [g[0][0] for g in a.groups if g[0][1] == "domain"]
+    n_dom = len(values)
+    ids = array("I", range(1, n_dom + 1)) if n_dom == len(a.groups) else \
+        array("I", [i for i, g in enumerate(a.groups, 1) if g[0][1] == "domain"])
+    allow = sorted(a.allow_domains)
+    values += allow
+    ids.extend(range(len(a.groups) + 1, len(a.groups) + 1 + len(allow)))
     keywords, ips, hashes = [], [], []
-    if len(domains) < len(a.groups):  # other kinds are rare: a second pass only when there are some
+    if n_dom < len(a.groups):  # other kinds are rare: a second pass only when there are some
         for ident, group in enumerate(a.groups, 1):
             kind = group[0][1]
             if kind == "domain":
@@ -734,14 +742,18 @@ def build(parsed_files: list, severities=None, version: str | None = None) -> In
                 ips.append((pat, ident))
             else:
                 hashes.append((pat, ident))
-    ident = len(a.groups)
-    for d in sorted(a.allow_domains):
-        ident += 1
-        domains.append((d.encode("ascii"), ident))
+    ident = len(a.groups) + len(allow)
     for n in sorted(a.allow_networks, key=_net_key):
         ident += 1
         ips.append((ipaddress.ip_network(n), ident))
-    matcher = Matcher.build(domains=domains, keywords=keywords, ips=ips, hashes=hashes)
+    joined = "".join(values)
+    if joined.isascii():
+        offsets = array("I", [0])
+        offsets.extend(accumulate(map(len, values)))
+        matcher = Matcher.build(domain_block=(joined.encode("ascii"), offsets, ids, values), keywords=keywords,
+                                ips=ips, hashes=hashes)
+    else:
+        matcher = Matcher.build(domains=zip(values, ids), keywords=keywords, ips=ips, hashes=hashes)
     return IndicatorSet(matcher=matcher, groups=a.groups, n_groups=len(a.groups), sources=a.sources,
                         heuristics=a.heuristics, assembled=a)
 
