@@ -39,8 +39,8 @@ import json
 import os
 import re
 import tempfile
-from collections import Counter
 from array import array
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import accumulate
@@ -453,8 +453,15 @@ class IndicatorSet:
                       "sha256": self.sha256, "counts": self.counts, "groups": self._n_groups,
                       "sources": [src.to_json() for src in self.sources], "profiles": profiles,
                       "heuristics": {name: sorted(getattr(self, name)) for name in HEURISTICS}}
-            records[0:0] = [json.dumps(header, sort_keys=True).encode()]
-            meta = records
+            records[0:0] = [json.dumps(header, sort_keys=True)]
+            blob = "".join(records)
+            if blob.isascii():  # the usual case: offsets from the lengths, one encode for the whole section
+                offsets = array("Q", [0])
+                offsets.extend(accumulate(map(len, records)))
+                meta = (blob.encode("ascii"), offsets)
+            else:
+                meta = [r.encode() for r in records]
+            del blob, records
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -497,7 +504,7 @@ def _encode_records(groups: list) -> tuple[list, list]:
             out.append(f"{n}\t{v}")
         else:
             out.append(json.dumps(g, ensure_ascii=False))
-    return [list(k) for k in prof], [r.encode() for r in out]
+    return [list(k) for k in prof], out
 
 
 def _decode_record(data: bytes, profiles) -> list:
@@ -583,10 +590,27 @@ class Assembled:
         blob = json.dumps([named, allow, heur], sort_keys=True, ensure_ascii=False).encode()
         return inds, allow, heur, hashlib.sha256(blob).hexdigest()
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         """SHA-256 over the sorted indicators (with source names), allowlist and heuristics."""
-        return self._content[3]
+        if "_content" in self.__dict__:
+            return self._content[3]
+        # The same bytes as _content's one json.dumps, encoded a slice at a
+        # time: compiling a million indicators then never holds the whole
+        # JSON text (and a renamed copy of every record) at once.
+        allow = {"domains": sorted(self.allow_domains), "networks": sorted(self.allow_networks, key=_net_key)}
+        heur = {k: sorted(v) for k, v in sorted(self.heuristics.items())}
+        inds = [r for g in sorted(self.groups, key=lambda g: (g[0][1], g[0][0])) for r in g]
+        names = [src.id for src in self.sources]
+        h = hashlib.sha256(b"[[")
+        step = 20_000
+        for start in range(0, len(inds), step):
+            part = json.dumps([r[:5] + [names[r[5]]] for r in inds[start:start + step]], sort_keys=True,
+                              ensure_ascii=False)[1:-1]
+            h.update(((", " if start else "") + part).encode())
+        h.update(("], " + json.dumps(allow, sort_keys=True, ensure_ascii=False) + ", " +
+                  json.dumps(heur, sort_keys=True, ensure_ascii=False) + "]").encode())
+        return h.hexdigest()
 
     @property
     def version(self) -> str:

@@ -323,17 +323,19 @@ class Matcher:
 
         Args:
             path: where to write (atomically, through ``path.tmp``).
-            metadata: opaque byte records, read back with :meth:`metadata`.
+            metadata: opaque byte records, read back with :meth:`metadata`;
+                or, already packed, ``(bytes, array('Q') of n+1 offsets)``.
         Raises:
             OSError: the file cannot be written.
         """
-        records = [bytes(r) for r in metadata]
-        blob = b"".join(records)
-        offs = array("Q", [0])
-        total = 0
-        for r in records:
-            total += len(r)
-            offs.append(total)
+        if isinstance(metadata, tuple) and len(metadata) == 2 and isinstance(metadata[1], array):
+            blob, offs = metadata  # already packed: (bytes, uint64 offsets with n+1 entries)
+            records = range(len(offs) - 1)
+        else:
+            records = [bytes(r) for r in metadata]
+            blob = b"".join(records)
+            offs = array("Q", [0])
+            offs.extend(accumulate(map(len, records)))
         err = ffi.new("char[]", 512)
         st = lib.pc_matcher_save(self._h, os.fsencode(path), ffi.from_buffer(blob) if blob else ffi.NULL,
                                  ffi.from_buffer("uint64_t[]", offs), len(records), err, 512)
