@@ -18,22 +18,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../tests/crc_ref.h"
 #include "pc_alloc.h"
 #include "pc_matcher.h"
 
 static uint8_t *g_template;
 static size_t g_template_len;
 
-static uint32_t crc32_ieee(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-    }
-    return ~c;
-}
 
 /* Drives every match call over the given bytes; results are ignored. */
 static void exercise(const pc_matcher *m, const uint8_t *data, size_t len)
@@ -144,7 +135,7 @@ static void load_patched(const uint8_t *data, size_t len)
         size_t o = 24 + ((size_t)data[i] | ((size_t)data[i + 1] << 8)) % (g_template_len - 24);
         img[o] = data[i + 2];
     }
-    crc = crc32_ieee(img + 24, g_template_len - 24);
+    crc = crc32_ref(img + 24, g_template_len - 24);
     for (int k = 0; k < 4; k++)
         img[20 + k] = (uint8_t)(crc >> (8 * k));
     if (pc_matcher_load_mem(&l, img, g_template_len, err, sizeof err) == PC_OK) {

@@ -259,6 +259,22 @@ static int match_one(const pc_matcher *m, const domtab *dt, const uint8_t *name,
     return 0;
 }
 
+/*
+ * One item of a batch: its hits into hb, or none and *rej counted when it is
+ * rejected. Returns 1 when its hits did not fit (the batch stops; see hb_end).
+ */
+static int match_item(const pc_matcher *m, const domtab *dt, hitbuf *hb, const uint8_t *name, size_t len,
+                      uint32_t item, uint64_t *rej, int *rc)
+{
+    hb_begin(hb);
+    if (match_one(m, dt, name, len, item, hb)) {
+        (*rej)++;
+        hb->pos = hb->start;
+        return 0;
+    }
+    return hb_end(hb, rc);
+}
+
 /* Matches a batch of names into the caller's hit array (see pc_matcher.h). */
 int pc_matcher_match_names(const pc_matcher *m, const uint8_t *buf, const uint32_t *off,
                            size_t n, size_t *next, pc_hit *hits, size_t cap,
@@ -278,13 +294,7 @@ int pc_matcher_match_names(const pc_matcher *m, const uint8_t *buf, const uint32
             rc = PC_ERR_ARG;
             break;
         }
-        hb_begin(&hb);
-        if (match_one(m, &dt, buf + off[i], off[i + 1] - off[i], (uint32_t)i, &hb)) {
-            rej++;
-            hb.pos = hb.start;
-            continue;
-        }
-        if (hb_end(&hb, &rc))
+        if (match_item(m, &dt, &hb, buf + off[i], off[i + 1] - off[i], (uint32_t)i, &rej, &rc))
             break;
     }
     *next = i;
@@ -311,13 +321,8 @@ int pc_matcher_match_lines(const pc_matcher *m, const uint8_t *buf, size_t len, 
     for (pos = *next; pos < len;) {
         const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - buf) : len;
-        hb_begin(&hb);
-        if (match_one(m, &dt, buf + pos, end - pos, (uint32_t)pos, &hb)) {
-            rej++;
-            hb.pos = hb.start;
-        } else if (hb_end(&hb, &rc)) {
+        if (match_item(m, &dt, &hb, buf + pos, end - pos, (uint32_t)pos, &rej, &rc))
             break;
-        }
         pos = nl ? end + 1 : len;
     }
     *next = pos;

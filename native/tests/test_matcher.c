@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crc_ref.h"
 #include "pc_alloc.h"
 #include "pc_matcher.h"
 
@@ -499,17 +500,6 @@ static void test_keyword_limit(void)
     CHECK(rc == PC_ERR_LIMIT && strstr(pc_matcher_error(m), "keyword automaton"), "limit: %d %s", rc,
           pc_matcher_error(m));
     pc_matcher_free(m);
-}
-
-static uint32_t crc32_ref(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-    }
-    return ~c;
 }
 
 static uint64_t rd64(const uint8_t *p)

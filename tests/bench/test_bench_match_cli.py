@@ -75,13 +75,11 @@ def _bytecode():
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "appliance")], check=True, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def job(tmp_path_factory):
-    """The generated indicator list, the names, and the reference script (deterministic)."""
-    d = tmp_path_factory.mktemp("matchcli")
-    rnd = random.Random(2026)
+def _write_job(d: pathlib.Path, n_ind: int, seed: int) -> pathlib.Path:
+    """Writes n_ind generated indicators, N_NAMES names and the reference script into d (deterministic)."""
+    rnd = random.Random(seed)
     inds: dict = {}
-    while len(inds) < N_IND:
+    while len(inds) < n_ind:
         dom = f"{_label(rnd)}.{rnd.choice(TLDS)}"
         if rnd.random() < 0.2:
             dom = f"{_label(rnd)}.{dom}"
@@ -102,6 +100,12 @@ def job(tmp_path_factory):
     (d / "names.txt").write_text("\n".join(names) + "\n")
     (d / "reference.py").write_text(REFERENCE)
     return d
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """The generated 100k-indicator list, the names, and the reference script."""
+    return _write_job(tmp_path_factory.mktemp("matchcli"), N_IND, 2026)
 
 
 # Runs argv (stdin and stdout files) in a fresh wrapper process, so that
@@ -181,31 +185,8 @@ def test_match_cli_compiled_vs_pyahocorasick(benchmark, job, tmp_path):
 
 @pytest.fixture(scope="module")
 def job_1m(tmp_path_factory):
-    """1M generated indicators (a plain list) and 1M names, as :func:`job` makes them, plus the reference script."""
-    d = tmp_path_factory.mktemp("matchcli1m")
-    rnd = random.Random(2027)
-    inds: dict = {}
-    while len(inds) < 1_000_000:
-        dom = f"{_label(rnd)}.{rnd.choice(TLDS)}"
-        if rnd.random() < 0.2:
-            dom = f"{_label(rnd)}.{dom}"
-        inds[dom] = None
-    doms = list(inds)
-    names = []
-    for _ in range(N_NAMES):
-        r = rnd.random()
-        if r < 0.005:
-            names.append(rnd.choice(doms))
-        elif r < 0.01:
-            names.append(f"{_label(rnd)}.{rnd.choice(doms)}")
-        elif r < 0.02:
-            names.append(rnd.choice(("x", "not-")) + rnd.choice(doms))
-        else:
-            names.append(f"{_label(rnd)}.{_label(rnd)}.{rnd.choice(TLDS)}")
-    (d / "iocs.txt").write_text("\n".join(doms) + "\n")
-    (d / "names.txt").write_text("\n".join(names) + "\n")
-    (d / "reference.py").write_text(REFERENCE)
-    return d
+    """1M generated indicators (a plain list) and 1M names, made as :func:`job` makes them."""
+    return _write_job(tmp_path_factory.mktemp("matchcli1m"), 1_000_000, 2027)
 
 
 def test_match_cli_1m_footprint(benchmark, job_1m, tmp_path):
