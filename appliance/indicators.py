@@ -248,8 +248,12 @@ class IndicatorSet:
     """
 
     def __init__(self, *, matcher, groups, n_groups: int, sources, heuristics, version: str = "", sha256: str = "",
-                 counts: dict | None = None, severities: dict | None = None, assembled: Assembled | None = None):
+                 counts: dict | None = None, severities: dict | None = None, assembled: Assembled | None = None,
+                 profiles=()):
         self._matcher = matcher
+        # Compiled sets: the distinct [kind, family, category, severity, source
+        # index] of the file's one-indicator records (see _encode_records).
+        self._profiles = profiles
         # Raw records [value, kind, family, category, severity, source index] per
         # id (index id-1), or None: read them from the compiled file's metadata.
         # Indicator objects are made only for what hits (cheap for 1M indicators).
@@ -283,6 +287,11 @@ class IndicatorSet:
         """Counts by kind, category and severity, plus families, allowlist, heuristics, skipped."""
         return self._assembled.counts if self._assembled else self._counts
 
+    @property
+    def invalid_skipped(self) -> int:
+        """How many invalid values were skipped while loading (without computing :attr:`counts`)."""
+        return self._assembled.invalid if self._assembled else self._counts.get("invalid_skipped", 0)
+
     # -- metadata by id
 
     def _raw_group(self, ident: int) -> list:
@@ -291,7 +300,9 @@ class IndicatorSet:
             return self._raw[ident - 1]
         raw = self._raw_cache.get(ident)
         if raw is None:
-            raw = json.loads(self._matcher.metadata(ident))
+            raw = _decode_record(self._matcher.metadata(ident), self._profiles)
+            if not all(r[4] in _RANK and type(r[5]) is int and 0 <= r[5] < len(self.sources) for r in raw):
+                raise CompiledFileError(f"damaged indicator record {ident}")
             if self._severities:
                 for r in raw:
                     r[4] = self._severities.get(r[3], r[4])
@@ -369,7 +380,7 @@ class IndicatorSet:
         pairs = [(where[j], ident) for j, ident in self._matcher.match_hashes(digests)] if digests else []
         return self._hits(items, pairs)
 
-    def match_name_block(self, block: bytes) -> tuple:
+    def match_name_block(self, block: bytes) -> list:
         """The bulk path of ``pocketcheck match``: ASCII names, one per line, in one buffer.
 
         Args:
@@ -377,19 +388,19 @@ class IndicatorSet:
                 space; case and one trailing dot do not matter; an empty line
                 matches nothing).
         Returns:
-            ``(buffer, offsets, hits)``: name ``i`` is
-            ``buffer[offsets[i]:offsets[i+1]]``; ``hits`` are ``(i, record)``
-            pairs in input order, a record being
-            ``[value, kind, family, category, severity, source index]``.
+            ``(name, record)`` pairs in input order: ``name`` is the line as
+            bytes, a record is ``[value, kind, family, category, severity,
+            source index]``.
         """
-        if block.endswith(b"\n"):
-            block = block[:-1]
-        offsets = array("I", [0])
-        offsets.extend(accumulate(map(len, block.split(b"\n"))))
-        buf = block.replace(b"\n", b"")
-        pairs = self._matcher.match_names_bytes(buf, offsets)
         limit = self._n_groups
-        return buf, offsets, [(i, rec) for i, ident in pairs if 0 < ident <= limit for rec in self._raw_group(ident)]
+        find = block.find
+        out = []
+        for start, ident in self._matcher.match_lines(block):
+            if 0 < ident <= limit:
+                end = find(b"\n", start)
+                name = block[start:end if end >= 0 else len(block)]
+                out.extend((name, rec) for rec in self._raw_group(ident))
+        return out
 
     def is_allowlisted(self, name_or_ip: str) -> bool:
         """Whether a name or address is on the allowlist and matches no indicator.
@@ -432,16 +443,25 @@ class IndicatorSet:
         Raises:
             OSError: the file cannot be written.
         """
-        header = {"format": "pocketcheck-compiled-iocs", "version": 1, "set_version": self.version,
-                  "sha256": self.sha256, "counts": self.counts, "groups": self._n_groups,
-                  "sources": [s.to_json() for s in self.sources],
-                  "heuristics": {name: sorted(getattr(self, name)) for name in HEURISTICS}}
-        src_index = {s.id: i for i, s in enumerate(self.sources)}
-        meta = [json.dumps(header, sort_keys=True).encode()]
-        for ident in range(1, self._n_groups + 1):
-            raw = self._raw[ident - 1] if self._raw is not None else \
-                [[i.value, i.kind, i.family, i.category, i.severity, src_index[i.source]] for i in self._group(ident)]
-            meta.append(json.dumps(raw, ensure_ascii=False).encode())
+        with _gc_paused():
+            src_index = {src.id: i for i, src in enumerate(self.sources)}
+            groups = self._raw if self._raw is not None else \
+                [[[i.value, i.kind, i.family, i.category, i.severity, src_index[i.source]] for i in self._group(ident)]
+                 for ident in range(1, self._n_groups + 1)]
+            profiles, records = _encode_records(groups)
+            header = {"format": "pocketcheck-compiled-iocs", "version": 2, "set_version": self.version,
+                      "sha256": self.sha256, "counts": self.counts, "groups": self._n_groups,
+                      "sources": [src.to_json() for src in self.sources], "profiles": profiles,
+                      "heuristics": {name: sorted(getattr(self, name)) for name in HEURISTICS}}
+            records[0:0] = [json.dumps(header, sort_keys=True)]
+            blob = "".join(records)
+            if blob.isascii():  # the usual case: offsets from the lengths, one encode for the whole section
+                offsets = array("Q", [0])
+                offsets.extend(accumulate(map(len, records)))
+                meta = (blob.encode("ascii"), offsets)
+            else:
+                meta = [r.encode() for r in records]
+            del blob, records
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -455,6 +475,56 @@ class IndicatorSet:
             except OSError:
                 pass
             raise
+
+
+def _encode_records(groups: list) -> tuple[list, list]:
+    """Encodes each group's records for a compiled file's metadata section.
+
+    A million-indicator list is nearly all one-indicator groups sharing a few
+    (kind, family, category, severity, source) tuples, so such a group is
+    written as ``"<profile number>\t<value>"`` (about the value's length)
+    instead of a JSON list (three times that); other groups stay JSON.
+
+    Args:
+        groups: per id (index id-1), the lists ``[value, kind, family,
+            category, severity, source index]``.
+    Returns:
+        ``(profiles, records)``: the distinct tuples as lists, and one bytes
+        record per group.
+    """
+    prof: dict = {}
+    out = []
+    for g in groups:
+        if len(g) == 1 and "\t" not in g[0][0]:
+            v, kind, fam, cat, sev, src = g[0]
+            key = (kind, fam, cat, sev, src)
+            n = prof.get(key)
+            if n is None:
+                n = prof[key] = len(prof)
+            out.append(f"{n}\t{v}")
+        else:
+            out.append(json.dumps(g, ensure_ascii=False))
+    return [list(k) for k in prof], out
+
+
+def _decode_record(data: bytes, profiles) -> list:
+    """The group's records from one metadata record (see :func:`_encode_records`).
+
+    Raises:
+        CompiledFileError: the record is damaged.
+    """
+    try:
+        text = data.decode()
+        if text.startswith("["):
+            raw = json.loads(text)
+        else:
+            n, _, value = text.partition("\t")
+            raw = [[value, *profiles[int(n)]]]
+        if not all(isinstance(r, list) and len(r) == 6 for r in raw):
+            raise ValueError("not a list of six fields")
+        return raw
+    except (ValueError, IndexError, TypeError) as exc:
+        raise CompiledFileError(f"damaged indicator record ({exc})") from None
 
 
 # ---------------------------------------------------------------- building
@@ -520,10 +590,27 @@ class Assembled:
         blob = json.dumps([named, allow, heur], sort_keys=True, ensure_ascii=False).encode()
         return inds, allow, heur, hashlib.sha256(blob).hexdigest()
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         """SHA-256 over the sorted indicators (with source names), allowlist and heuristics."""
-        return self._content[3]
+        if "_content" in self.__dict__:
+            return self._content[3]
+        # The same bytes as _content's one json.dumps, encoded a slice at a
+        # time: compiling a million indicators then never holds the whole
+        # JSON text (and a renamed copy of every record) at once.
+        allow = {"domains": sorted(self.allow_domains), "networks": sorted(self.allow_networks, key=_net_key)}
+        heur = {k: sorted(v) for k, v in sorted(self.heuristics.items())}
+        inds = [r for g in sorted(self.groups, key=lambda g: (g[0][1], g[0][0])) for r in g]
+        names = [src.id for src in self.sources]
+        h = hashlib.sha256(b"[[")
+        step = 20_000
+        for start in range(0, len(inds), step):
+            part = json.dumps([r[:5] + [names[r[5]]] for r in inds[start:start + step]], sort_keys=True,
+                              ensure_ascii=False)[1:-1]
+            h.update(((", " if start else "") + part).encode())
+        h.update(("], " + json.dumps(allow, sort_keys=True, ensure_ascii=False) + ", " +
+                  json.dumps(heur, sort_keys=True, ensure_ascii=False) + "]").encode())
+        return h.hexdigest()
 
     @property
     def version(self) -> str:
@@ -608,10 +695,9 @@ def assemble(parsed_files: list, severities=None, version: str | None = None) ->
         if one is not None and len(p.records) > 1000 and not any(r.via_url for r in p.records):
             # Bulk path for big lists: when no (kind, value) repeats, one dict
             # update replaces the per-record loop below.
-            fresh = [((r.kind, r.value), [[r.value, r.kind, r.family, r.category, default_sev[r.category], one]])
-                     for r in p.records]
-            merged = dict(fresh)
-            if len(merged) == len(fresh) and groups.keys().isdisjoint(merged):
+            merged = {(r.kind, r.value): [[r.value, r.kind, r.family, r.category, default_sev[r.category], one]]
+                      for r in p.records}
+            if len(merged) == len(p.records) and groups.keys().isdisjoint(merged):
                 groups.update(merged)
                 continue
         for n, rec in enumerate(p.records):
@@ -658,10 +744,17 @@ def build(parsed_files: list, severities=None, version: str | None = None) -> In
     from .matcher import Matcher  # the C core; imported here so the loaders work without it
 
     a = assemble(parsed_files, severities, version)
-    # Domains (already normalised) go in as bytes: the wrapper does not normalise them again.
-    domains = [(g[0][0].encode("ascii"), i) for i, g in enumerate(a.groups, 1) if g[0][1] == "domain"]
+    # Domains (already normalised, so ASCII) go in as one packed buffer: no
+    # per-domain Python object, and the wrapper does not normalise them again.
+    values = [g[0][0] for g in a.groups if g[0][1] == "domain"]
+    n_dom = len(values)
+    ids = array("I", range(1, n_dom + 1)) if n_dom == len(a.groups) else \
+        array("I", [i for i, g in enumerate(a.groups, 1) if g[0][1] == "domain"])
+    allow = sorted(a.allow_domains)
+    values += allow
+    ids.extend(range(len(a.groups) + 1, len(a.groups) + 1 + len(allow)))
     keywords, ips, hashes = [], [], []
-    if len(domains) < len(a.groups):  # other kinds are rare: a second pass only when there are some
+    if n_dom < len(a.groups):  # other kinds are rare: a second pass only when there are some
         for ident, group in enumerate(a.groups, 1):
             kind = group[0][1]
             if kind == "domain":
@@ -673,14 +766,18 @@ def build(parsed_files: list, severities=None, version: str | None = None) -> In
                 ips.append((pat, ident))
             else:
                 hashes.append((pat, ident))
-    ident = len(a.groups)
-    for d in sorted(a.allow_domains):
-        ident += 1
-        domains.append((d.encode("ascii"), ident))
+    ident = len(a.groups) + len(allow)
     for n in sorted(a.allow_networks, key=_net_key):
         ident += 1
         ips.append((ipaddress.ip_network(n), ident))
-    matcher = Matcher.build(domains=domains, keywords=keywords, ips=ips, hashes=hashes)
+    joined = "".join(values)
+    if joined.isascii():
+        offsets = array("I", [0])
+        offsets.extend(accumulate(map(len, values)))
+        matcher = Matcher.build(domain_block=(joined.encode("ascii"), offsets, ids, values), keywords=keywords,
+                                ips=ips, hashes=hashes)
+    else:
+        matcher = Matcher.build(domains=zip(values, ids), keywords=keywords, ips=ips, hashes=hashes)
     return IndicatorSet(matcher=matcher, groups=a.groups, n_groups=len(a.groups), sources=a.sources,
                         heuristics=a.heuristics, assembled=a)
 
@@ -698,8 +795,13 @@ def load_compiled(path, severities=None) -> IndicatorSet:
     matcher = Matcher.load(path)
     try:
         header = json.loads(matcher.metadata(0))
-        if header.get("format") != "pocketcheck-compiled-iocs" or header.get("version") != 1:
+        if header.get("format") != "pocketcheck-compiled-iocs":
             raise ValueError("not a pocketcheck compiled indicator set")
+        if header.get("version") != 2:
+            raise ValueError(f"indicator records of version {header.get('version')}; recompile the indicators")
+        profiles = [list(p) for p in header["profiles"]]
+        if not all(len(p) == 5 and isinstance(p[4], int) and 0 <= p[4] < len(header["sources"]) for p in profiles):
+            raise ValueError("damaged profiles")
         sources = [Source(s["id"], s.get("licence", "unknown"), s.get("attribution", ""), s.get("url", ""))
                    for s in header["sources"]]
         n_groups = int(header["groups"])
@@ -709,7 +811,7 @@ def load_compiled(path, severities=None) -> IndicatorSet:
     overrides = check_severities(severities)
     return IndicatorSet(matcher=matcher, groups=None, n_groups=n_groups, sources=sources,
                         heuristics=header.get("heuristics", {}), version=header["set_version"],
-                        sha256=header["sha256"], counts=counts, severities=overrides)
+                        sha256=header["sha256"], counts=counts, severities=overrides, profiles=profiles)
 
 
 def _expand(paths) -> list:

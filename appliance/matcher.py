@@ -53,12 +53,13 @@ class Matcher:
         self._hits = ffi.new("pc_hit[]", _HITS_START)
         self._cap = _HITS_START
         self.loaded = loaded
+        self._meta = ffi.new("uint8_t[]", 4096)  # grown when a metadata record is larger
         self.rejected = 0  # names rejected by the last match_names / match_names_bytes call
 
     # ---- building -------------------------------------------------------
     @classmethod
     def build(cls, domains: Iterable = (), keywords: Iterable = (), ips: Iterable = (),
-              hashes: Iterable = ()) -> Matcher:
+              hashes: Iterable = (), domain_block: tuple | None = None) -> Matcher:
         """Builds and prepares a matcher.
 
         Args:
@@ -67,6 +68,9 @@ class Matcher:
             keywords: (str, id) pairs; hit anywhere in a name.
             ips: (ipaddress.ip_address or ip_network, id) pairs.
             hashes: (SHA-1 or SHA-256 digest bytes, id) pairs.
+            domain_block: more domains, already packed (a big set's fast
+                path): ``(ASCII bytes, uint32 offsets with n+1 entries,
+                uint32 ids, the n values for error messages)``.
         Returns:
             A prepared Matcher.
         Raises:
@@ -76,6 +80,9 @@ class Matcher:
         out = ffi.new("pc_matcher **")
         check(lib.pc_matcher_new(out), "new matcher")
         self = cls(out[0])
+        if domain_block is not None:
+            buf, offs, ids, values = domain_block
+            self._add_packed(lib.pc_matcher_add_domains, buf, offs, ids, values, "domain")
         self._add_strings(lib.pc_matcher_add_domains, domains, "domain")
         self._add_strings(lib.pc_matcher_add_keywords, keywords, "keyword")
         self._add_ips(ips)
@@ -116,6 +123,15 @@ class Matcher:
                     value = norm.encode("utf-8")
                 strs.append(bytes(value))
             buf, offs = _pack(strs)
+        self._add_packed(fn, buf, offs, ids, values, kind)
+
+    def _add_packed(self, fn, buf, offs, ids, values, kind: str) -> None:
+        """One C call adding len(values) patterns ``buf[offs[i]:offs[i+1]]`` with ``ids[i]``."""
+        if len(ids) != len(values) or len(offs) != len(values) + 1:
+            raise errors.IocFormatError(f"{kind} indicators: {len(values)} values, {len(ids)} ids, "
+                                        f"{len(offs)} offsets")
+        if not values:
+            return
         st = fn(self._h, buf, ffi.from_buffer("uint32_t[]", offs), ffi.from_buffer("uint32_t[]", ids), len(values))
         if st == lib.PC_ERR_ARG:
             detail = ffi.string(lib.pc_matcher_error(self._h)).decode("utf-8", "replace")
@@ -206,6 +222,35 @@ class Matcher:
         self.rejected = rej[0]
         return out
 
+    def match_lines(self, block) -> list[tuple[int, int]]:
+        """Matches the lines of a block of already-normalised names (the bulk path of ``pocketcheck match``).
+
+        No per-name Python work: C walks the lines itself.
+
+        Args:
+            block: bytes-like, names separated by ``\n`` (a last line without
+                one counts; nothing else is stripped: ASCII case and one
+                trailing dot are handled in C, and non-ASCII names must
+                already be punycode). At most 4 GiB.
+        Returns:
+            (byte offset of the line's start, indicator id) pairs, in line
+            order; per line the most specific domain first, then keywords.
+            :attr:`rejected` is set to the number of lines that could not be
+            host names (empty lines included).
+        Raises:
+            NativeError: the block is larger than 4 GiB.
+        """
+        n = len(block)
+        if not n:
+            self.rejected = 0
+            return []
+        cbuf = ffi.from_buffer(block)
+        rej = ffi.new("uint64_t *", 0)
+        out = self._drain(lambda nxt: lib.pc_matcher_match_lines(
+            self._h, cbuf, n, nxt, self._hits, self._cap, rej), n)
+        self.rejected = rej[0]
+        return out
+
     def match_names(self, names: Sequence[str]) -> list[tuple[int, int]]:
         """Matches host names against the domain and keyword indicators.
 
@@ -278,17 +323,19 @@ class Matcher:
 
         Args:
             path: where to write (atomically, through ``path.tmp``).
-            metadata: opaque byte records, read back with :meth:`metadata`.
+            metadata: opaque byte records, read back with :meth:`metadata`;
+                or, already packed, ``(bytes, array('Q') of n+1 offsets)``.
         Raises:
             OSError: the file cannot be written.
         """
-        records = [bytes(r) for r in metadata]
-        blob = b"".join(records)
-        offs = array("Q", [0])
-        total = 0
-        for r in records:
-            total += len(r)
-            offs.append(total)
+        if isinstance(metadata, tuple) and len(metadata) == 2 and isinstance(metadata[1], array):
+            blob, offs = metadata  # already packed: (bytes, uint64 offsets with n+1 entries)
+            records = range(len(offs) - 1)
+        else:
+            records = [bytes(r) for r in metadata]
+            blob = b"".join(records)
+            offs = array("Q", [0])
+            offs.extend(accumulate(map(len, records)))
         err = ffi.new("char[]", 512)
         st = lib.pc_matcher_save(self._h, os.fsencode(path), ffi.from_buffer(blob) if blob else ffi.NULL,
                                  ffi.from_buffer("uint64_t[]", offs), len(records), err, 512)
@@ -319,21 +366,31 @@ class Matcher:
         return cls(out[0], loaded=True)
 
     def metadata(self, id: int) -> bytes:
-        """Returns metadata record ``id`` of a loaded matcher, read from the mapping.
+        """Returns metadata record ``id`` of a loaded matcher, read from its file on demand.
+
+        The record is copied with ``pread`` from the file that was mapped
+        (not through the mapping), so a few thousand hits over a million
+        records do not make those pages resident in this process.
 
         Raises:
             KeyError: there is no such record.
+            CompiledFileError: the record's index entry is damaged.
             NativeError: the matcher was built, not loaded.
         """
         if not 0 <= id < 1 << 32:
             raise KeyError(id)
-        data = ffi.new("uint8_t **")
         size = ffi.new("size_t *")
-        st = lib.pc_matcher_metadata(self._h, id, data, size)
+        while True:
+            st = lib.pc_matcher_metadata_copy(self._h, id, self._meta, len(self._meta), size)
+            if st != lib.PC_ERR_LIMIT:
+                break
+            self._meta = ffi.new("uint8_t[]", size[0])
         if st == lib.PC_ERR_ARG:
             raise KeyError(id)
+        if st == lib.PC_ERR_CORRUPT:
+            raise errors.CompiledFileError(f"compiled indicators: metadata record {id} is damaged")
         check(st, "metadata (only loaded matchers have it)")
-        return bytes(ffi.buffer(data[0], size[0]))
+        return bytes(ffi.buffer(self._meta, size[0]))
 
     def stats(self) -> dict:
         """Counts of each kind of indicator and the bytes of the tables."""

@@ -171,15 +171,17 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_compile(args) -> int:
+    gc.disable()  # millions of small acyclic containers: the collector would rescan them again and again
     iset = select(args.iocs, None, parse_severity_args(args.severity), fmt=args.format)
     iset.save_compiled(args.output)
     print(f"{args.output}: {iset.counts['total']} indicators, version {iset.version}")
     return 0
 
 
-# Reading standard input in blocks of about this many bytes keeps the per-name
-# Python work to a split and one C call per block.
-_MATCH_BLOCK = 4 << 20
+# Reading standard input in blocks of about this many bytes keeps the Python
+# work to one C call per block (C walks the lines) and the copies of a block
+# (read, joined with the previous rest, cut at the last newline) to a few MB.
+_MATCH_BLOCK = 1 << 20
 _MAX_LINE = 64 << 10
 # IPv4 lines, found by one scan of "\n" + block + "\n" (sre jumps between newlines).
 _IPV4_LINE = re.compile(rb"\n([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})(?=\n)")
@@ -198,8 +200,7 @@ def _match_block(iset: IndicatorSet, block: bytes, out) -> None:
     work per name) and matched as addresses.
     """
     if block.isascii() and b" " not in block and b"\t" not in block and b"\r" not in block:
-        buf, offs, hits = iset.match_name_block(block)
-        lines = [f"{buf[offs[i]:offs[i + 1]].decode()}\t{r[0]}\t{r[1]}\t{r[2]}\t{r[4]}\n" for i, r in hits]
+        lines = [f"{name.decode()}\t{r[0]}\t{r[1]}\t{r[2]}\t{r[4]}\n" for name, r in iset.match_name_block(block)]
         ips = [m.decode("ascii") for m in _IPV4_LINE.findall(b"\n" + block + b"\n")]
         if b":" in block:  # names never hold a colon: these lines are IPv6 addresses (or junk)
             ips += [x.decode("ascii") for x in block.split() if b":" in x]
@@ -216,8 +217,8 @@ def _cmd_match(args) -> int:
     gc.disable()  # a short-lived process making no reference cycles worth collecting
     iset = select(args.iocs, args.compiled, parse_severity_args(args.severity), fmt=args.format,
                   strict=not args.skip_invalid)
-    if iset.counts.get("invalid_skipped"):
-        print(f"pocketcheck: warning: skipped {iset.counts['invalid_skipped']} invalid value(s) in the "
+    if iset.invalid_skipped:  # (counts would cost a pass over every indicator)
+        print(f"pocketcheck: warning: skipped {iset.invalid_skipped} invalid value(s) in the "
               "indicator files", file=sys.stderr)
     out = sys.stdout
     if args.items:  # a few items: answer in the order given

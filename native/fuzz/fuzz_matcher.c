@@ -8,7 +8,8 @@
  *   1: load arbitrary bytes as a compiled file;
  *   2: patch bytes of a valid compiled file and fix its checksum, so the
  *      structural checks behind the checksum are reached; if the file still
- *      loads, match with it.
+ *      loads, match with it (the domain table's indexes, checked where they
+ *      are read since format 2, are reached this way).
  * Nothing may crash, leak or read out of bounds.
  */
 #include <stdint.h>
@@ -17,22 +18,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../tests/crc_ref.h"
 #include "pc_alloc.h"
 #include "pc_matcher.h"
 
 static uint8_t *g_template;
 static size_t g_template_len;
 
-static uint32_t crc32_ieee(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-    }
-    return ~c;
-}
 
 /* Drives every match call over the given bytes; results are ignored. */
 static void exercise(const pc_matcher *m, const uint8_t *data, size_t len)
@@ -65,6 +57,10 @@ static void exercise(const pc_matcher *m, const uint8_t *data, size_t len)
     }
     for (next = 0; next < 8;)
         if (pc_matcher_match_ips(m, addrs, vers, 8, &next, hits, 3) < 0)
+            break;
+    /* The same bytes as one block of lines. */
+    for (next = 0; next < len;)
+        if (pc_matcher_match_lines(m, data, len, &next, hits, 3, &rej) < 0)
             break;
 }
 
@@ -139,16 +135,19 @@ static void load_patched(const uint8_t *data, size_t len)
         size_t o = 24 + ((size_t)data[i] | ((size_t)data[i + 1] << 8)) % (g_template_len - 24);
         img[o] = data[i + 2];
     }
-    crc = crc32_ieee(img + 24, g_template_len - 24);
+    crc = crc32_ref(img + 24, g_template_len - 24);
     for (int k = 0; k < 4; k++)
         img[20 + k] = (uint8_t)(crc >> (8 * k));
     if (pc_matcher_load_mem(&l, img, g_template_len, err, sizeof err) == PC_OK) {
         const uint8_t *md;
         size_t mdl;
         exercise(l, data, len);
-        for (uint32_t id = 0; id < 4; id++)
+        uint8_t copy[16];
+        for (uint32_t id = 0; id < 4; id++) {
             if (pc_matcher_metadata(l, id, &md, &mdl) == PC_OK && mdl)
                 (void)md[mdl - 1];
+            (void)pc_matcher_metadata_copy(l, id, copy, sizeof copy, &mdl);
+        }
     }
     pc_matcher_free(l);
     free(img);

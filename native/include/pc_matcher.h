@@ -44,9 +44,15 @@
  *
  * The compiled file is little-endian, every section 8-byte aligned, with a
  * magic, a format version, a section table and a CRC-32 of everything after
- * the header; pc_matcher_load() checks all of it and every index inside, so
- * a damaged file gives PC_ERR_CORRUPT, never a crash. Loading maps the file
- * read-only and builds nothing.
+ * the header. pc_matcher_load() checks the header, the CRC (read through a
+ * small buffer, not the mapping), every section size and every index of
+ * the small tables, so a damaged file gives PC_ERR_CORRUPT, never a crash;
+ * the indexes of the domain table and of the metadata index (as large as the
+ * set) are checked where they are read, so a file damaged behind a valid
+ * CRC misses or reports PC_ERR_CORRUPT there, and never reads outside the
+ * file. Loading maps the file read-only, builds nothing and touches only the
+ * pages of the small tables: a 1 M-domain set costs the pages that matching
+ * actually reads.
  */
 #ifndef PC_MATCHER_H
 #define PC_MATCHER_H
@@ -61,7 +67,7 @@ extern "C" {
 #endif
 
 #define PC_MATCHER_MAX_NAME      253      /* longest name matched, without the trailing dot */
-#define PC_MATCHER_FORMAT        1        /* version of the compiled file layout */
+#define PC_MATCHER_FORMAT        2        /* version of the compiled file layout (2: sorted domain table, uint32 metadata index) */
 #define PC_MATCHER_MAX_KW_STATES 1000000  /* bound on the keyword automaton (states) */
 #define PC_MATCHER_MAX_KW_CELLS  16777216 /* ... and on its transition table (states x classes: 64 MB) */
 
@@ -164,6 +170,17 @@ int pc_matcher_match_names(const pc_matcher *m, const uint8_t *buf, const uint32
                            uint64_t *rejected);
 
 /*
+ * Matches the lines of buf[0 .. len): names separated by '\n' (a last line
+ * without one counts; nothing else is stripped), the bulk path of
+ * `pocketcheck match`, with no offsets array to build. A hit's item is the
+ * byte offset of its line's start; *next is a byte offset (a line start,
+ * 0 to begin) and the call is done when *next == len. Returns, resumes and
+ * fails as pc_matcher_match_names(); PC_ERR_ARG also when len > 2^32 - 1.
+ */
+int pc_matcher_match_lines(const pc_matcher *m, const uint8_t *buf, size_t len, size_t *next,
+                           pc_hit *hits, size_t cap, uint64_t *rejected);
+
+/*
  * Matches n addresses: addrs[16*i ..] of versions[i] (4 or 6; anything else
  * matches nothing). Resumes, returns and fails exactly as
  * pc_matcher_match_names().
@@ -183,7 +200,8 @@ int pc_matcher_match_hashes(const pc_matcher *m, const uint8_t *buf, const uint3
  * reader never sees half a file), with an opaque metadata section: n_meta
  * records, record i being meta[meta_off[i] .. meta_off[i+1]). meta may be
  * NULL when n_meta is 0. Returns PC_OK, PC_ERR_STATE (not prepared),
- * PC_ERR_ARG, PC_ERR_IO (errbuf says what; errlen bytes, NUL-terminated).
+ * PC_ERR_ARG (also: more than 4 GiB of metadata), PC_ERR_IO (errbuf says
+ * what; errlen bytes, NUL-terminated).
  */
 int pc_matcher_save(const pc_matcher *m, const char *path, const uint8_t *meta,
                     const uint64_t *meta_off, size_t n_meta, char *errbuf, size_t errlen);
@@ -207,10 +225,23 @@ int pc_matcher_load_mem(pc_matcher **out, const uint8_t *data, size_t len,
 /*
  * Points *data at metadata record id of a loaded matcher and sets *len. The
  * pointer is into the matcher's mapping: valid until pc_matcher_free(); the
- * caller copies it. Returns PC_OK, PC_ERR_ARG (no such record) or
- * PC_ERR_STATE (the matcher was not loaded from a file).
+ * caller copies it. Returns PC_OK, PC_ERR_ARG (no such record),
+ * PC_ERR_STATE (the matcher was not loaded from a file) or PC_ERR_CORRUPT
+ * (the record's index entry is damaged).
  */
 int pc_matcher_metadata(const pc_matcher *m, uint32_t id, const uint8_t **data, size_t *len);
+
+/*
+ * Copies metadata record id of a loaded matcher into buf (cap bytes) and
+ * sets *len to its size. A matcher loaded from a file reads the record with
+ * pread() from the file it mapped (kept open), not through the mapping: a
+ * few thousand hits spread over a million records then leave those pages in
+ * the page cache instead of making them resident in the process. Returns
+ * PC_OK, PC_ERR_LIMIT (cap is too small; *len says how much is needed),
+ * PC_ERR_ARG (no such record), PC_ERR_STATE (not loaded), PC_ERR_CORRUPT
+ * (the record's index entry is damaged) or PC_ERR_IO.
+ */
+int pc_matcher_metadata_copy(const pc_matcher *m, uint32_t id, uint8_t *buf, size_t cap, size_t *len);
 
 /* Fills the counters and the memory use of the matcher. */
 void pc_matcher_stats_get(const pc_matcher *m, pc_matcher_stats *out);

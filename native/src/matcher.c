@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "matcher_int.h"
 
@@ -93,6 +94,7 @@ int pc_matcher_new(pc_matcher **out)
     if (!m)
         return PC_ERR_NOMEM;
     m->state = ST_ADDING;
+    m->fd = -1;
     *out = m;
     return PC_OK;
 }
@@ -108,6 +110,9 @@ static void free_tables(pc_matcher *m)
     if (m->map)
         munmap(m->map, m->maplen);
     m->map = NULL;
+    if (m->fd >= 0)
+        close(m->fd);
+    m->fd = -1;
     pc_free(m->filebuf);
     m->filebuf = NULL;
     memset(m->par, 0, sizeof m->par);

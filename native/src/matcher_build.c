@@ -35,80 +35,147 @@ static int fill_ids(const srec *rec, const uint32_t *rec_ent, size_t nrec, uint3
     return PC_OK;
 }
 
+/* A record's key and index, radix-sorted by key (stable, so records keep their order within a key). */
+typedef struct keyrec {
+    uint32_t key, rec;
+} keyrec;
+
+/* Sorts n keyrecs by key in two stable 16-bit passes; tmp holds n more. */
+static int radix_sort(keyrec *a, keyrec *tmp, size_t n)
+{
+    uint32_t *count = pc_calloc(65537, 4);
+    if (!count)
+        return PC_ERR_NOMEM;
+    for (int pass = 0; pass < 2; pass++) {
+        unsigned sh = 16u * (unsigned)pass;
+        keyrec *src = pass ? tmp : a, *dst = pass ? a : tmp;
+        memset(count, 0, 65537 * 4);
+        for (size_t i = 0; i < n; i++)
+            count[((src[i].key >> sh) & 0xffff) + 1]++;
+        for (size_t i = 1; i <= 65536; i++)
+            count[i] += count[i - 1];
+        for (size_t i = 0; i < n; i++)
+            dst[count[(src[i].key >> sh) & 0xffff]++] = src[i];
+    }
+    pc_free(count);
+    return PC_OK;
+}
+
+/* Shrinks a heap section to its final size (a failed shrink keeps the larger block). */
+static void sec_shrink(void **owned, uint64_t *sz, int sec, size_t nbytes)
+{
+    void *p = pc_realloc(owned[sec], nbytes ? nbytes : 8);
+    if (p)
+        owned[sec] = p;
+    sz[sec] = nbytes;
+}
+
 static int build_domains(pc_matcher *m, void **owned, uint64_t *sz, uint32_t *par)
 {
     const srec *rec = (const srec *)(void *)m->drec.p;
-    size_t nrec = m->drec.n / sizeof(srec);
-    uint32_t nslots = 0, nent = 0, dmin = 0xffffffffu, dmax = 0;
-    uint32_t *slots, *ent, *ids, *bloom, *rec_ent = NULL;
+    size_t nrec = m->drec.n / sizeof(srec), nent = 0, nids = 0, strbytes = 0;
+    uint32_t nbuck = 1, nbits = 64, dmin = 0xffffffffu, dmax = 0;
+    uint32_t *buck, *key, *soff, *did, *ids, *bloom, *which = NULL, *rep = NULL;
+    keyrec *kr = NULL, *tmp = NULL;
     uint8_t *str;
-    size_t strbytes = 0;
+    unsigned shift;
     int rc = PC_ERR_NOMEM;
 
-    if (nrec) {
-        nslots = 16;
-        while (nslots < 2 * nrec)
-            nslots *= 2;
-    }
-    slots = sec_alloc(owned, sz, S_DSLOT, (size_t)nslots * 8);
-    ent = sec_alloc(owned, sz, S_DENT, nrec * 16);
-    ids = sec_alloc(owned, sz, S_DIDS, nrec * 4);
-    bloom = sec_alloc(owned, sz, S_DBLOOM, (size_t)nslots / 2);
-    rec_ent = pc_malloc(nrec * 4 + 4);
-    if (!slots || !ent || !ids || !bloom || !rec_ent)
+    kr = pc_malloc(nrec * sizeof *kr + 8);
+    tmp = pc_malloc(nrec * sizeof *tmp + 8);
+    which = pc_malloc(nrec * 4 + 4);
+    rep = pc_malloc(nrec * 4 + 4);
+    key = sec_alloc(owned, sz, S_DKEY, nrec * 4);
+    soff = sec_alloc(owned, sz, S_DSOFF, nrec * 4 + 4);
+    str = sec_alloc(owned, sz, S_DSTR, m->dstr.n);
+    did = sec_alloc(owned, sz, S_DID, nrec * 4);
+    ids = sec_alloc(owned, sz, S_DIDS, nrec * 8);   /* at most two words per record */
+    if (!kr || !tmp || !which || !rep || !key || !soff || !str || !did || !ids)
         goto fail;
-    /* Entries, deduplicated by string through the slot table itself. */
     for (size_t i = 0; i < nrec; i++) {
         const uint8_t *s = m->dstr.p + rec[i].off;
-        uint32_t len = rec[i].len, h = H_INIT, slot;
-        for (uint32_t j = len; j-- > 0;)
+        uint32_t h = H_INIT;
+        for (uint32_t j = rec[i].len; j-- > 0;)
             h = H_STEP(h, s[j]);
-        slot = pc_mix32(h);
-        bloom[(slot >> 5) & (nslots / 8 - 1)] |= 1u << (slot & 31);
-        slot &= nslots - 1;
-        for (;;) {
-            uint32_t e1 = slots[2 * slot + 1];
-            if (e1 == 0) {
-                slots[2 * slot] = h;
-                slots[2 * slot + 1] = nent + 1;
-                ent[4 * nent] = rec[i].off;     /* staging offset for now */
-                ent[4 * nent + 1] = len;
-                rec_ent[i] = nent++;
-                strbytes += len;
-                break;
-            }
-            if (slots[2 * slot] == h && ent[4 * (e1 - 1) + 1] == len &&
-                memcmp(m->dstr.p + ent[4 * (e1 - 1)], s, len) == 0) {
-                rec_ent[i] = e1 - 1;
-                break;
-            }
-            slot = (slot + 1) & (nslots - 1);
-        }
-        ent[4 * rec_ent[i] + 3]++;
-        if (len < dmin)
-            dmin = len;
-        if (len > dmax)
-            dmax = len;
+        kr[i].key = pc_mix32(h);
+        kr[i].rec = (uint32_t)i;
     }
-    /* Compact the strings of the distinct entries. */
-    str = sec_alloc(owned, sz, S_DSTR, strbytes);
-    if (!str)
+    if (radix_sort(kr, tmp, nrec) < 0)
         goto fail;
-    strbytes = 0;
-    for (uint32_t e = 0; e < nent; e++) {
-        memcpy(str + strbytes, m->dstr.p + ent[4 * e], ent[4 * e + 1]);
-        ent[4 * e] = (uint32_t)strbytes;
-        strbytes += ent[4 * e + 1];
+    /* One run per key: its distinct strings become entries (duplicates merge their ids, in record order). */
+    for (size_t a = 0, b; a < nrec; a = b) {
+        size_t ndist = 0;
+        for (b = a; b < nrec && kr[b].key == kr[a].key; b++) {
+            const srec *r = &rec[kr[b].rec];
+            size_t d = 0;
+            while (d < ndist && !(rec[rep[d]].len == r->len &&
+                                  memcmp(m->dstr.p + rec[rep[d]].off, m->dstr.p + r->off, r->len) == 0))
+                d++;
+            if (d == ndist)
+                rep[ndist++] = kr[b].rec;
+            which[b - a] = (uint32_t)d;
+        }
+        for (size_t d = 0; d < ndist; d++) {
+            const srec *r = &rec[rep[d]];
+            size_t cnt = 0;
+            for (size_t k = a; k < b; k++)
+                cnt += which[k - a] == d;
+            key[nent] = kr[a].key;
+            soff[nent] = (uint32_t)strbytes;
+            memcpy(str + strbytes, m->dstr.p + r->off, r->len);
+            strbytes += r->len;
+            if (cnt == 1 && r->id < D_MANY) {
+                did[nent] = r->id;
+            } else {
+                did[nent] = D_MANY | (uint32_t)nids;
+                ids[nids++] = (uint32_t)cnt;
+                for (size_t k = a; k < b; k++)
+                    if (which[k - a] == d)
+                        ids[nids++] = rec[kr[k].rec].id;
+            }
+            if (r->len < dmin)
+                dmin = r->len;
+            if (r->len > dmax)
+                dmax = r->len;
+            nent++;
+        }
     }
-    sz[S_DENT] = (uint64_t)nent * 16;
-    fill_ids(rec, rec_ent, nrec, ent, 4, 2, nent, ids);
-    par[P_DSLOTS] = nslots;
-    par[P_DENT] = nent;
+    soff[nent] = (uint32_t)strbytes;
+    while (nbuck < nent / 2)
+        nbuck *= 2;
+    while (nbits < 8 * nent)
+        nbits *= 2;
+    buck = sec_alloc(owned, sz, S_DBUCK, ((size_t)nbuck + 1) * 4);
+    bloom = sec_alloc(owned, sz, S_DBLOOM, (size_t)nbits / 8);
+    if (!buck || !bloom)
+        goto fail;
+    /* buck[b] = the first entry whose bucket is >= b (entries are sorted by key). */
+    shift = d_shift(nbuck);
+    for (size_t e = 0, b = 0; b <= nbuck; b++) {
+        while (e < nent && d_bucket(key[e], shift) < b)
+            e++;
+        buck[b] = (uint32_t)e;
+    }
+    for (size_t e = 0; e < nent; e++) {
+        uint32_t bit = d_bloom_bit(key[e], nbits);
+        bloom[bit >> 5] |= 1u << (bit & 31);
+    }
+    sec_shrink(owned, sz, S_DKEY, nent * 4);
+    sec_shrink(owned, sz, S_DSOFF, (nent + 1) * 4);
+    sec_shrink(owned, sz, S_DSTR, strbytes);
+    sec_shrink(owned, sz, S_DID, nent * 4);
+    sec_shrink(owned, sz, S_DIDS, nids * 4);
+    par[P_DBUCK] = nbuck;
+    par[P_DBITS] = nbits;
+    par[P_DENT] = (uint32_t)nent;
     par[P_DMIN] = nent ? dmin : 0;
     par[P_DMAX] = dmax;
     rc = PC_OK;
 fail:
-    pc_free(rec_ent);
+    pc_free(kr);
+    pc_free(tmp);
+    pc_free(which);
+    pc_free(rep);
     return rc;
 }
 

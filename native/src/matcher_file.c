@@ -93,6 +93,20 @@ static int write_all(FILE *f, const void *p, size_t n, uint32_t *crc)
     return PC_OK;
 }
 
+/* Writes the n metadata offsets as little-endian uint32 (checked <= UINT32_MAX by the caller). */
+static int write_moff(FILE *f, const uint64_t *off, uint64_t n, uint32_t *crc)
+{
+    uint8_t buf[4096];
+    for (uint64_t i = 0; i < n;) {
+        size_t k = 0;
+        for (; k < sizeof buf / 4 && i < n; k++, i++)
+            put32(buf + 4 * k, (uint32_t)off[i]);
+        if (write_all(f, buf, 4 * k, crc) < 0)
+            return PC_ERR_IO;
+    }
+    return PC_OK;
+}
+
 /* Writes the prepared matcher and a metadata section to path (see pc_matcher.h). */
 int pc_matcher_save(const pc_matcher *m, const char *path, const uint8_t *meta,
                     const uint64_t *meta_off, size_t n_meta, char *errbuf, size_t errlen)
@@ -118,7 +132,7 @@ int pc_matcher_save(const pc_matcher *m, const char *path, const uint8_t *meta,
         pc_m_seterrbuf(errbuf, errlen, "compiled files are little-endian; this host is not");
         return PC_ERR_ARG;
     }
-    if (n_meta > UINT32_MAX - 1 || (n_meta && meta_off[0] != 0)) {
+    if (n_meta > UINT32_MAX - 2 || (n_meta && (meta_off[0] != 0 || meta_off[n_meta] > UINT32_MAX))) {
         pc_m_seterrbuf(errbuf, errlen, "bad metadata offsets");
         return PC_ERR_ARG;
     }
@@ -136,8 +150,8 @@ int pc_matcher_save(const pc_matcher *m, const char *path, const uint8_t *meta,
     put32(params + 4 * P_NMETA, (uint32_t)n_meta);
     data[S_PARAMS] = params;
     size[S_PARAMS] = sizeof params;
-    data[S_MOFF] = (const uint8_t *)meta_off;
-    size[S_MOFF] = n_meta ? (n_meta + 1) * 8 : 0;
+    data[S_MOFF] = NULL;   /* written from meta_off as uint32 (write_moff) */
+    size[S_MOFF] = n_meta ? (n_meta + 1) * 4 : 0;
     data[S_MBLOB] = meta;
     size[S_MBLOB] = n_meta ? meta_off[n_meta] : 0;
     for (int i = 0; i < S_COUNT; i++) {
@@ -172,7 +186,10 @@ int pc_matcher_save(const pc_matcher *m, const char *path, const uint8_t *meta,
         goto ioerr;
     for (int i = 0; i < S_COUNT; i++) {
         size_t pad = (size_t)(((size[i] + 7) & ~(uint64_t)7) - size[i]);
-        if (write_all(f, data[i], (size_t)size[i], &crc) < 0 || write_all(f, zeros, pad, &crc) < 0)
+        if (i == S_MOFF ? write_moff(f, meta_off, size[i] / 4, &crc) < 0
+                        : write_all(f, data[i], (size_t)size[i], &crc) < 0)
+            goto ioerr;
+        if (write_all(f, zeros, pad, &crc) < 0)
             goto ioerr;
     }
     put32(hdr + 20, crc);
@@ -235,9 +252,17 @@ static int dict_acyclic(const uint8_t *dict, uint32_t n)
 
 #define BAD(...) do { pc_m_seterrbuf(errbuf, errlen, __VA_ARGS__); return PC_ERR_CORRUPT; } while (0)
 
-/* Validates the header and every index of a compiled image; fills sec/secsz/par. */
-static int validate(const uint8_t *img, size_t len, const uint8_t **sec, uint64_t *secsz,
-                    uint32_t *par, char *errbuf, size_t errlen)
+/*
+ * Validates a compiled image whose CRC over bytes 24.. the caller computed
+ * (crc): header, section table, every size against the counts, and every
+ * index of the small tables (keywords, addresses, fingerprints). The domain
+ * table and the metadata index are as large as the indicator set; their
+ * indexes are checked where they are read (matcher_match.c,
+ * pc_matcher_metadata()), so loading a 1 M-domain file touches only its
+ * first page and the small tables. Fills sec/secsz/par.
+ */
+static int validate(const uint8_t *img, size_t len, uint32_t crc, const uint8_t **sec, uint64_t *secsz,
+                    uint64_t *secoff, uint32_t *par, char *errbuf, size_t errlen)
 {
     uint64_t total;
     if (!host_is_le())
@@ -255,8 +280,7 @@ static int validate(const uint8_t *img, size_t len, const uint8_t **sec, uint64_
     if (total != len)
         BAD("truncated or padded: the header says %llu bytes, the file has %zu",
             (unsigned long long)total, len);
-    crc_init();
-    if (crc32_update(0, img + 24, len - 24) != get32(img + 20))
+    if (crc != get32(img + 20))
         BAD("checksum mismatch: the file is damaged");
     for (int i = 0; i < S_COUNT; i++) {
         uint64_t o = get64(img + HDR_FIXED + 16 * i), s = get64(img + HDR_FIXED + 16 * i + 8);
@@ -264,6 +288,7 @@ static int validate(const uint8_t *img, size_t len, const uint8_t **sec, uint64_
             BAD("damaged section table (section %d)", i);
         sec[i] = img + o;
         secsz[i] = s;
+        secoff[i] = o;
     }
     if (secsz[S_PARAMS] != P_COUNT_ * 4)
         BAD("damaged parameters");
@@ -271,9 +296,14 @@ static int validate(const uint8_t *img, size_t len, const uint8_t **sec, uint64_
         par[i] = u32at(sec[S_PARAMS], i);
     /* Section sizes agree with the counts. */
     {
-        const uint64_t ds = par[P_DSLOTS], de = par[P_DENT], ks = par[P_KSTATES], kc = par[P_KCLS];
-        if ((ds & (ds - 1)) || (ds && (ds < 2 * de || ds < 16)) || (!ds && de) || secsz[S_DSLOT] != ds * 8 || secsz[S_DBLOOM] != ds / 2 ||
-            secsz[S_DENT] != de * 16 || secsz[S_DIDS] % 4)
+        const uint64_t nb = par[P_DBUCK], de = par[P_DENT], bits = par[P_DBITS];
+        const uint64_t ks = par[P_KSTATES], kc = par[P_KCLS];
+        if (nb == 0 || (nb & (nb - 1)) || bits < 64 || (bits & (bits - 1)) || bits > ((uint64_t)1 << 31) ||
+            secsz[S_DBUCK] != (nb + 1) * 4 || secsz[S_DKEY] != de * 4 || secsz[S_DSOFF] != (de + 1) * 4 ||
+            secsz[S_DID] != de * 4 || secsz[S_DIDS] % 4 || secsz[S_DBLOOM] != bits / 8 ||
+            secsz[S_DSTR] > UINT32_MAX)
+            BAD("damaged domain table");
+        if (de && (par[P_DMIN] == 0 || par[P_DMAX] > PC_MATCHER_MAX_NAME || par[P_DMIN] > par[P_DMAX]))
             BAD("damaged domain table");
         if (secsz[S_KCLS] != 256 || secsz[S_KTRANS] != ks * kc * 4 || secsz[S_KOUT] != ks * 4 ||
             secsz[S_KDICT] != ks * 4 || secsz[S_KENT] != (uint64_t)par[P_KENT] * 8 || secsz[S_KIDS] % 4 ||
@@ -286,30 +316,10 @@ static int validate(const uint8_t *img, size_t len, const uint8_t **sec, uint64_
         if (secsz[S_H1KEY] != (uint64_t)par[P_H1] * 20 || secsz[S_H1IDS] != (uint64_t)par[P_H1] * 4 ||
             secsz[S_H2KEY] != (uint64_t)par[P_H2] * 32 || secsz[S_H2IDS] != (uint64_t)par[P_H2] * 4)
             BAD("damaged fingerprint table");
-        if (par[P_NMETA] ? secsz[S_MOFF] != ((uint64_t)par[P_NMETA] + 1) * 8 : secsz[S_MOFF] != 0)
+        if (par[P_NMETA] ? secsz[S_MOFF] != ((uint64_t)par[P_NMETA] + 1) * 4 : secsz[S_MOFF] != 0)
             BAD("damaged metadata index");
-    }
-    /* Every index points inside its target. */
-    {
-        const uint64_t nstr = secsz[S_DSTR], nids = secsz[S_DIDS] / 4;
-        uint64_t used = 0;
-        for (uint64_t i = 0; i < par[P_DSLOTS]; i++) {
-            uint32_t e1 = u32at(sec[S_DSLOT], 2 * i + 1);
-            if (e1 > par[P_DENT])
-                BAD("damaged domain table (slot %llu)", (unsigned long long)i);
-            used += e1 != 0;
-        }
-        /* At most one slot per entry and at most half full: every probe sequence meets an empty slot. */
-        if (used > par[P_DENT])
-            BAD("damaged domain table (slots)");
-        for (uint64_t e = 0; e < par[P_DENT]; e++) {
-            uint64_t so = u32at(sec[S_DENT], 4 * e), sl = u32at(sec[S_DENT], 4 * e + 1);
-            uint64_t io = u32at(sec[S_DENT], 4 * e + 2), in = u32at(sec[S_DENT], 4 * e + 3);
-            if (sl == 0 || sl > PC_MATCHER_MAX_NAME || so + sl > nstr || io + in > nids)
-                BAD("damaged domain table (entry %llu)", (unsigned long long)e);
-        }
-        if (par[P_DENT] && (par[P_DMIN] == 0 || par[P_DMAX] > PC_MATCHER_MAX_NAME))
-            BAD("damaged domain table");
+        if (!par[P_NMETA] && secsz[S_MBLOB])
+            BAD("damaged metadata");
     }
     {
         const uint64_t ks = par[P_KSTATES], kc = par[P_KCLS], kids = secsz[S_KIDS] / 4;
@@ -341,24 +351,50 @@ static int validate(const uint8_t *img, size_t len, const uint8_t **sec, uint64_
         if ((v != 4 && v != 6) || pl > (v == 4 ? 32u : 128u) || st + n > par[P_IN])
             BAD("damaged address table (group %llu)", (unsigned long long)g);
     }
-    if (par[P_NMETA]) {
-        uint64_t prev = 0;
-        for (uint64_t i = 0; i <= par[P_NMETA]; i++) {
-            uint64_t o = get64(sec[S_MOFF] + 8 * i);
-            if (o < prev || (i == 0 && o != 0))
-                BAD("damaged metadata index");
-            prev = o;
-        }
-        if (prev != secsz[S_MBLOB])
-            BAD("damaged metadata index");
-    } else if (secsz[S_MBLOB]) {
-        BAD("damaged metadata");
-    }
     return PC_OK;
 }
 
-static int load_image(pc_matcher **out, const uint8_t *img, size_t len, void *map, void *filebuf,
-                      char *errbuf, size_t errlen)
+/* CRC-32 of bytes 24.. of an image in memory. */
+static uint32_t image_crc(const uint8_t *img, size_t len)
+{
+    crc_init();
+    return len > 24 ? crc32_update(0, img + 24, len - 24) : 0;
+}
+
+/*
+ * CRC-32 of bytes 24.. of the open file, read with pread() through a small
+ * buffer rather than through the mapping: the file's pages then stay in the
+ * page cache (shared, reclaimable) instead of all becoming resident in this
+ * process. Returns PC_OK, PC_ERR_NOMEM or PC_ERR_IO.
+ */
+static int file_crc(int fd, uint64_t len, uint32_t *crc)
+{
+    enum { CHUNK = 256 * 1024 };
+    uint8_t *buf = pc_malloc(CHUNK);
+    uint64_t pos = 24;
+    uint32_t c = 0;
+    if (!buf)
+        return PC_ERR_NOMEM;
+    crc_init();
+    while (pos < len) {
+        size_t want = len - pos < CHUNK ? (size_t)(len - pos) : CHUNK;
+        ssize_t got = pread(fd, buf, want, (off_t)pos);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            pc_free(buf);
+            return PC_ERR_IO;
+        }
+        c = crc32_update(c, buf, (size_t)got);
+        pos += (uint64_t)got;
+    }
+    pc_free(buf);
+    *crc = c;
+    return PC_OK;
+}
+
+static int load_image(pc_matcher **out, const uint8_t *img, size_t len, uint32_t crc, void *map,
+                      void *filebuf, int fd, char *errbuf, size_t errlen)
 {
     pc_matcher *m = NULL;
     int rc = pc_matcher_new(&m);
@@ -366,12 +402,18 @@ static int load_image(pc_matcher **out, const uint8_t *img, size_t len, void *ma
         pc_m_seterrbuf(errbuf, errlen, "out of memory");
         goto fail;
     }
-    rc = validate(img, len, m->sec, m->secsz, m->par, errbuf, errlen);
-    if (rc < 0)
-        goto fail;
+    {
+        uint64_t secoff[S_COUNT];
+        rc = validate(img, len, crc, m->sec, m->secsz, secoff, m->par, errbuf, errlen);
+        if (rc < 0)
+            goto fail;
+        m->moff_at = secoff[S_MOFF];
+        m->mblob_at = secoff[S_MBLOB];
+    }
     m->map = map;
     m->maplen = map ? len : 0;
     m->filebuf = filebuf;
+    m->fd = fd;
     m->loaded = 1;
     m->state = ST_PREPARED;
     *out = m;
@@ -380,6 +422,8 @@ fail:
     pc_matcher_free(m);
     if (map)
         munmap(map, len);
+    if (fd >= 0)
+        close(fd);
     pc_free(filebuf);
     return rc;
 }
@@ -401,7 +445,7 @@ int pc_matcher_load_mem(pc_matcher **out, const uint8_t *data, size_t len,
     }
     if (len)
         memcpy(copy, data, len);
-    return load_image(out, copy, len, NULL, copy, errbuf, errlen);
+    return load_image(out, copy, len, image_crc(copy, len), NULL, copy, -1, errbuf, errlen);
 }
 
 /* Maps and checks a compiled file (see pc_matcher.h). */
@@ -437,28 +481,110 @@ int pc_matcher_load(pc_matcher **out, const char *path, char *errbuf, size_t err
         return PC_ERR_CORRUPT;
     }
     map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
     if (map == MAP_FAILED) {
         pc_m_seterrbuf(errbuf, errlen, "%s: %s", path, strerror(errno));
+        close(fd);
         return PC_ERR_OPEN;
     }
-    return load_image(out, map, (size_t)st.st_size, map, NULL, errbuf, errlen);
+    /* Matching reads a few keys of a bucket and then one string: random
+     * access, for which the kernel's read-ahead and fault-around would map
+     * (and count in this process) pages nobody reads. */
+    (void)madvise(map, (size_t)st.st_size, MADV_RANDOM);
+    {
+        uint32_t crc = 0;
+        int rc = file_crc(fd, (uint64_t)st.st_size, &crc);
+        if (rc < 0) {
+            munmap(map, (size_t)st.st_size);
+            close(fd);
+            if (rc == PC_ERR_NOMEM) {
+                pc_m_seterrbuf(errbuf, errlen, "out of memory");
+                return PC_ERR_NOMEM;
+            }
+            pc_m_seterrbuf(errbuf, errlen, "%s: read error", path);
+            return PC_ERR_OPEN;
+        }
+        /* The descriptor stays open: metadata records are read through it. */
+        return load_image(out, map, (size_t)st.st_size, crc, map, NULL, fd, errbuf, errlen);
+    }
+}
+
+/* Record id's bounds [*a, *b) in the blob, checked (the index is not checked at load). */
+static int meta_span(const pc_matcher *m, uint32_t id, uint64_t *a, uint64_t *b)
+{
+    if (!m->loaded)
+        return PC_ERR_STATE;
+    if (id >= m->par[P_NMETA])
+        return PC_ERR_ARG;
+    *a = u32at(m->sec[S_MOFF], id);
+    *b = u32at(m->sec[S_MOFF], (size_t)id + 1);
+    if (*a > *b || *b > m->secsz[S_MBLOB])
+        return PC_ERR_CORRUPT;
+    return PC_OK;
 }
 
 /* Metadata record id of a loaded matcher (see pc_matcher.h). */
 int pc_matcher_metadata(const pc_matcher *m, uint32_t id, const uint8_t **data, size_t *len)
 {
     uint64_t a, b;
+    int rc;
     if (!m || !data || !len)
         return PC_ERR_ARG;
-    if (!m->loaded)
-        return PC_ERR_STATE;
-    if (id >= m->par[P_NMETA])
-        return PC_ERR_ARG;
-    a = get64(m->sec[S_MOFF] + 8 * (size_t)id);
-    b = get64(m->sec[S_MOFF] + 8 * ((size_t)id + 1));
+    rc = meta_span(m, id, &a, &b);
+    if (rc < 0)
+        return rc;
     *data = m->sec[S_MBLOB] + a;
     *len = (size_t)(b - a);
     return PC_OK;
 }
 
+/* pread of exactly n bytes at pos; PC_OK or PC_ERR_IO. */
+static int pread_all(int fd, uint8_t *buf, size_t n, uint64_t pos)
+{
+    while (n) {
+        ssize_t got = pread(fd, buf, n, (off_t)pos);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return PC_ERR_IO;
+        buf += got;
+        n -= (size_t)got;
+        pos += (uint64_t)got;
+    }
+    return PC_OK;
+}
+
+/* Copies metadata record id (see pc_matcher.h). */
+int pc_matcher_metadata_copy(const pc_matcher *m, uint32_t id, uint8_t *buf, size_t cap, size_t *len)
+{
+    uint64_t a, b;
+    uint8_t ab[8];
+    if (!m || !len || (cap && !buf))
+        return PC_ERR_ARG;
+    if (!m->loaded)
+        return PC_ERR_STATE;
+    if (id >= m->par[P_NMETA])
+        return PC_ERR_ARG;
+    if (m->fd < 0) {   /* loaded from memory: the record is right there */
+        const uint8_t *p;
+        size_t n;
+        int rc = pc_matcher_metadata(m, id, &p, &n);
+        if (rc < 0)
+            return rc;
+        *len = n;
+        if (n > cap)
+            return PC_ERR_LIMIT;
+        if (n)
+            memcpy(buf, p, n);
+        return PC_OK;
+    }
+    if (pread_all(m->fd, ab, 8, m->moff_at + 4 * (uint64_t)id) < 0)
+        return PC_ERR_IO;
+    a = get32(ab);
+    b = get32(ab + 4);
+    if (a > b || b > m->secsz[S_MBLOB])
+        return PC_ERR_CORRUPT;
+    *len = (size_t)(b - a);
+    if (b - a > cap)
+        return PC_ERR_LIMIT;
+    return pread_all(m->fd, buf, (size_t)(b - a), m->mblob_at + a);
+}

@@ -19,11 +19,13 @@
 /* ---- sections of the prepared matcher / compiled file ------------------ */
 enum {
     S_PARAMS,   /* uint32[P_COUNT] */
-    S_DSLOT,    /* uint32[2 * slots]: hash, entry + 1 (0 = empty) */
-    S_DENT,     /* uint32[4 * domains]: string offset, length, ids offset, ids count */
-    S_DSTR,     /* uint8[]: folded domain strings */
-    S_DIDS,     /* uint32[] */
-    S_DBLOOM,   /* uint32[slots / 8]: a bit per pc_mix32(hash) & (4 * slots - 1), set for every domain */
+    S_DBUCK,    /* uint32[buckets + 1]: first entry of each bucket (the top bits of the key) */
+    S_DKEY,     /* uint32[domains]: pc_mix32(hash) of each entry, entries sorted by it */
+    S_DSOFF,    /* uint32[domains + 1]: entry e's string is DSTR[soff[e] .. soff[e+1]) */
+    S_DSTR,     /* uint8[]: folded domain strings, in entry order */
+    S_DID,      /* uint32[domains]: the id, or D_MANY | word index in DIDS of (count, ids...) */
+    S_DIDS,     /* uint32[]: id lists of the entries with several ids (or one id >= D_MANY) */
+    S_DBLOOM,   /* uint32[bits / 32]: bit d_bloom_bit(key) set for every entry */
     S_KCLS,     /* uint8[256]: byte -> class of the keyword automaton */
     S_KTRANS,   /* uint32[states * classes]: the complete transition function */
     S_KOUT,     /* uint32[states]: keyword entry + 1 ending here, 0 = none */
@@ -37,15 +39,48 @@ enum {
     S_H1IDS,    /* uint32[n] */
     S_H2KEY,    /* uint8[32 * n], sorted */
     S_H2IDS,    /* uint32[n] */
-    S_MOFF,     /* uint64[records + 1] (only in files) */
+    S_MOFF,     /* uint32[records + 1] (only in files) */
     S_MBLOB,    /* uint8[] (only in files) */
     S_COUNT
 };
 
 enum {
-    P_DSLOTS, P_DENT, P_DMIN, P_DMAX, P_KSTATES, P_KCLS, P_KENT, P_IGRP, P_IN,
-    P_H1, P_H2, P_NMETA, P_IDS, P_COUNT_ = 16
+    P_DBUCK, P_DENT, P_DMIN, P_DMAX, P_KSTATES, P_KCLS, P_KENT, P_IGRP, P_IN,
+    P_H1, P_H2, P_NMETA, P_IDS, P_DBITS, P_COUNT_ = 16
 };
+
+/*
+ * The domain table (format 2) is sorted rather than hashed into slots: about
+ * 13 bytes per domain besides its string (8 bits of filter, half a bucket
+ * word, key, string offset, id) where format 1's half-empty slot table took
+ * 25, so 1 M domains stay far below a Pi Zero's memory. Its indexes are
+ * checked where they are used (matcher_match.c), not at load, so loading
+ * touches none of its pages.
+ */
+#define D_MANY 0x80000000u
+
+/* The shift that leaves the top log2(buckets) bits of a key (its bucket); buckets is a power of two. */
+static inline unsigned d_shift(uint32_t buckets)
+{
+    unsigned shift = 32;
+    while (buckets > 1) {
+        buckets >>= 1;
+        shift--;
+    }
+    return shift;
+}
+
+/* The bucket of key for that shift (64-bit, so a shift of 32 is defined). */
+static inline uint32_t d_bucket(uint32_t key, unsigned shift)
+{
+    return (uint32_t)((uint64_t)key >> shift);
+}
+
+/* The filter bit of key: mixed again, so it does not repeat the bucket's bits. */
+static inline uint32_t d_bloom_bit(uint32_t key, uint32_t bits)
+{
+    return pc_mix32(key ^ 0x9e3779b9u) & (bits - 1);
+}
 
 #define ST_ADDING   0
 #define ST_PREPARED 1
@@ -87,6 +122,8 @@ struct pc_matcher {
     void *map;               /* mmap of a loaded file */
     size_t maplen;
     void *filebuf;           /* pc_matcher_load_mem copy */
+    int fd;                  /* the mapped file, kept open for pc_matcher_metadata_copy (-1: none) */
+    uint64_t moff_at, mblob_at; /* file offsets of the metadata sections (loaded matchers) */
     char err[200];
 };
 
@@ -129,8 +166,11 @@ void pc_m_mask_addr(uint8_t *a, unsigned plen);
 
 static inline uint32_t u32at(const uint8_t *base, size_t i)
 {
-    /* Sections are 8-byte aligned in memory and in the file, so this is an aligned load. */
-    return ((const uint32_t *)(const void *)base)[i];
+    /* Sections are 8-byte aligned in memory and in the file; memcpy still keeps
+     * ARMv6 and strict aliasing out of it (compilers make it one load). */
+    uint32_t v;
+    memcpy(&v, base + 4 * i, 4);
+    return v;
 }
 
 #endif

@@ -76,52 +76,84 @@ static int check_match_args(const pc_matcher *m, const void *a, const void *b, s
 
 /* The domain tables, copied out of the matcher once per batch. */
 typedef struct domtab {
-    const uint8_t *slots, *ent, *str, *bloom;
-    uint32_t mask, bmask, n, dmin, dmax;
+    const uint8_t *buck, *key, *soff, *str, *bloom;
+    uint32_t n, dmin, dmax, bits, nstr;
+    unsigned shift;
 } domtab;
 
 static void domtab_init(const pc_matcher *m, domtab *d)
 {
-    d->slots = m->sec[S_DSLOT];
-    d->ent = m->sec[S_DENT];
+    d->buck = m->sec[S_DBUCK];
+    d->key = m->sec[S_DKEY];
+    d->soff = m->sec[S_DSOFF];
     d->str = m->sec[S_DSTR];
     d->bloom = m->sec[S_DBLOOM];
     d->n = m->par[P_DENT];
-    d->mask = m->par[P_DSLOTS] - 1;
-    d->bmask = m->par[P_DSLOTS] / 8 - 1;
+    d->bits = m->par[P_DBITS];
+    d->shift = d_shift(m->par[P_DBUCK]);
     d->dmin = m->par[P_DMIN];
     d->dmax = m->par[P_DMAX];
+    d->nstr = (uint32_t)m->secsz[S_DSTR];
 }
 
 /*
  * Looks up name[from, to) (folded on the fly; h is its hash) among the
  * domains and records the entry in dhit. The bit filter answers most misses
- * from a table a quarter of the slot table's size.
+ * from one bit per domain's byte; a hit on it reads one bucket and the few
+ * keys of that bucket. Every index read from the table is checked here
+ * rather than at load (a damaged file then misses, it never reads outside).
  */
 static inline void dom_probe(const domtab *d, const uint8_t *name, size_t from, size_t to, uint32_t h,
                              uint32_t *dhit, size_t *nd)
 {
-    uint32_t len = (uint32_t)(to - from), f, slot;
+    uint32_t len = (uint32_t)(to - from), f, bit, b, lo, hi;
     if (!d->n || len < d->dmin || len > d->dmax)
         return;
     f = pc_mix32(h);
-    if (!((u32at(d->bloom, (f >> 5) & d->bmask) >> (f & 31)) & 1))
+    bit = d_bloom_bit(f, d->bits);
+    if (!((u32at(d->bloom, bit >> 5) >> (bit & 31)) & 1))
         return;
-    for (slot = f & d->mask;; slot = (slot + 1) & d->mask) {
-        uint32_t e1 = u32at(d->slots, 2 * (size_t)slot + 1);
-        if (!e1)
+    b = d_bucket(f, d->shift);
+    lo = u32at(d->buck, b);
+    hi = u32at(d->buck, (size_t)b + 1);
+    if (hi > d->n)
+        hi = d->n;
+    for (uint32_t e = lo; e < hi; e++) {
+        uint32_t k = u32at(d->key, e), so, se;
+        if (k > f)
             return;
-        if (u32at(d->slots, 2 * (size_t)slot) == h && u32at(d->ent, 4 * (size_t)(e1 - 1) + 1) == len) {
-            const uint8_t *s = d->str + u32at(d->ent, 4 * (size_t)(e1 - 1));
+        if (k != f)
+            continue;
+        so = u32at(d->soff, e);
+        se = u32at(d->soff, (size_t)e + 1);
+        if (se - so == len && so < se && se <= d->nstr) {
+            const uint8_t *s = d->str + so;
             uint32_t j = 0;
             while (j < len && pc_m_fold[name[from + j]] == s[j])
                 j++;
             if (j == len) {
-                dhit[(*nd)++] = e1 - 1;
+                dhit[(*nd)++] = e;
                 return;
             }
         }
     }
+}
+
+/* Adds the ids of domain entry e (checked against the id lists' size). */
+static void dom_ids(const pc_matcher *m, hitbuf *hb, uint32_t item, uint32_t e)
+{
+    uint32_t v = u32at(m->sec[S_DID], e), nids = (uint32_t)(m->secsz[S_DIDS] / 4), pos, cnt;
+    if (!(v & D_MANY)) {
+        hb_add(hb, item, v);
+        return;
+    }
+    pos = v & ~D_MANY;
+    if (pos >= nids)
+        return;
+    cnt = u32at(m->sec[S_DIDS], pos);
+    if (cnt > nids - pos - 1)
+        cnt = nids - pos - 1;
+    hb_add_ids(hb, item, m->sec[S_DIDS], pos + 1, cnt);
 }
 
 #define KW_LOCAL 256
@@ -200,9 +232,7 @@ static int match_one(const pc_matcher *m, const domtab *dt, const uint8_t *name,
         return 1;
     dom_probe(dt, name, 0, len, h, dhit, &nd);
     while (nd-- > 0) {
-        uint32_t e = dhit[nd];
-        hb_add_ids(hb, item, m->sec[S_DIDS], u32at(m->sec[S_DENT], 4 * (size_t)e + 2),
-                   u32at(m->sec[S_DENT], 4 * (size_t)e + 3));
+        dom_ids(m, hb, item, dhit[nd]);
     }
     /* kent holds entries in order of discovery; more than KW_LOCAL distinct
      * keywords in one name (pathological) means a second pass for all of them. */
@@ -229,6 +259,22 @@ static int match_one(const pc_matcher *m, const domtab *dt, const uint8_t *name,
     return 0;
 }
 
+/*
+ * One item of a batch: its hits into hb, or none and *rej counted when it is
+ * rejected. Returns 1 when its hits did not fit (the batch stops; see hb_end).
+ */
+static int match_item(const pc_matcher *m, const domtab *dt, hitbuf *hb, const uint8_t *name, size_t len,
+                      uint32_t item, uint64_t *rej, int *rc)
+{
+    hb_begin(hb);
+    if (match_one(m, dt, name, len, item, hb)) {
+        (*rej)++;
+        hb->pos = hb->start;
+        return 0;
+    }
+    return hb_end(hb, rc);
+}
+
 /* Matches a batch of names into the caller's hit array (see pc_matcher.h). */
 int pc_matcher_match_names(const pc_matcher *m, const uint8_t *buf, const uint32_t *off,
                            size_t n, size_t *next, pc_hit *hits, size_t cap,
@@ -248,16 +294,38 @@ int pc_matcher_match_names(const pc_matcher *m, const uint8_t *buf, const uint32
             rc = PC_ERR_ARG;
             break;
         }
-        hb_begin(&hb);
-        if (match_one(m, &dt, buf + off[i], off[i + 1] - off[i], (uint32_t)i, &hb)) {
-            rej++;
-            hb.pos = hb.start;
-            continue;
-        }
-        if (hb_end(&hb, &rc))
+        if (match_item(m, &dt, &hb, buf + off[i], off[i + 1] - off[i], (uint32_t)i, &rej, &rc))
             break;
     }
     *next = i;
+    if (rejected)
+        *rejected += rej;
+    return rc < 0 ? rc : (int)hb.pos;
+}
+
+/* Matches the lines of a block (see pc_matcher.h): as pc_matcher_match_names, items being line offsets. */
+int pc_matcher_match_lines(const pc_matcher *m, const uint8_t *buf, size_t len, size_t *next,
+                           pc_hit *hits, size_t cap, uint64_t *rejected)
+{
+    hitbuf hb;
+    domtab dt;
+    uint64_t rej = 0;
+    size_t pos;
+    int rc = check_match_args(m, buf, buf, len, next, hits, cap);
+    if (rc < 0)
+        return rc;
+    if (len > UINT32_MAX)
+        return PC_ERR_ARG;
+    domtab_init(m, &dt);
+    hb_init(&hb, hits, cap);
+    for (pos = *next; pos < len;) {
+        const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - buf) : len;
+        if (match_item(m, &dt, &hb, buf + pos, end - pos, (uint32_t)pos, &rej, &rc))
+            break;
+        pos = nl ? end + 1 : len;
+    }
+    *next = pos;
     if (rejected)
         *rejected += rej;
     return rc < 0 ? rc : (int)hb.pos;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "crc_ref.h"
 #include "pc_alloc.h"
 #include "pc_matcher.h"
 
@@ -411,10 +412,11 @@ static void test_file(void)
                 pc_matcher_free(l), l = NULL;
         CHECK(truncated_ok > 0 && pc_matcher_load_mem(&l, img, len - 1, err, sizeof err) == PC_ERR_CORRUPT &&
               strstr(err, "truncated") != NULL, "truncated: %s", err);
-        img[8] = 2;
-        CHECK(pc_matcher_load_mem(&l, img, len, err, sizeof err) == PC_ERR_CORRUPT && strstr(err, "version 2"),
-              "another version: %s", err);
-        img[8] = 1;
+        img[8] = 1;   /* a file of format 1 (the layout before the sorted domain table) */
+        CHECK(pc_matcher_load_mem(&l, img, len, err, sizeof err) == PC_ERR_CORRUPT && strstr(err, "version 1") &&
+                  strstr(err, "recompile"),
+              "an old version: %s", err);
+        img[8] = PC_MATCHER_FORMAT;
         CHECK(pc_matcher_load_mem(&l, img, len, err, sizeof err) == PC_OK, "undamaged: %s", err);
         pc_matcher_free(l);
         l = NULL;
@@ -500,6 +502,109 @@ static void test_keyword_limit(void)
     pc_matcher_free(m);
 }
 
+static uint64_t rd64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/*
+ * match_lines: the same hits as match_names, items being line offsets, an
+ * empty line rejected, resumable with a tiny hit array; metadata_copy from a
+ * file and from memory; and a file whose domain sections are damaged behind
+ * a valid CRC (format 2 checks those indexes where they are read) loads,
+ * matches without reading outside (ASan) and never crashes.
+ */
+static void test_lines_and_copy(void)
+{
+    static const char block[] = "evil.com\nnotevil.com\n\nx.a.evil.com\nshared.example";
+    static const uint8_t meta[] = "zeroonetwo";
+    uint64_t moff[4] = {0, 4, 7, 10};
+    pc_matcher *m = build_names(), *l = NULL;
+    pc_hit hits[2], all[16];
+    size_t next = 0, got = 0, len = 0;
+    uint64_t rej = 0;
+    uint8_t buf[8], *img;
+    char path[64], err[256];
+    int rc;
+    CHECK(m != NULL, "build");
+    if (!m)
+        return;
+    while (next < sizeof block - 1) {
+        rc = pc_matcher_match_lines(m, (const uint8_t *)block, sizeof block - 1, &next, hits, 2, &rej);
+        CHECK(rc >= 0, "match_lines: %d", rc);
+        if (rc < 0)
+            break;
+        for (int i = 0; i < rc && got < 16; i++)
+            all[got++] = hits[i];
+    }
+    /* evil.com@0 -> 1; x.a.evil.com@22 -> 2,1; shared.example@35 -> 4,5 (dedup of the folded pattern). */
+    CHECK(got == 5 && all[0].item == 0 && all[0].id == 1 && all[1].item == 22 && all[1].id == 2 &&
+              all[2].item == 22 && all[2].id == 1 && all[3].item == 35 && all[3].id == 4 &&
+              all[4].item == 35 && all[4].id == 5,
+          "match_lines hits (%zu)", got);
+    CHECK(rej == 1, "the empty line is rejected (%llu)", (unsigned long long)rej);
+    next = 99;
+    CHECK(pc_matcher_match_lines(m, (const uint8_t *)block, sizeof block - 1, &next, hits, 2, NULL) == PC_ERR_ARG,
+          "next past the end");
+    snprintf(path, sizeof path, "/tmp/test_matcher_lines.%d.pcm", (int)getpid());
+    CHECK(pc_matcher_save(m, path, meta, moff, 3, err, sizeof err) == PC_OK, "save: %s", err);
+    CHECK(pc_matcher_load(&l, path, err, sizeof err) == PC_OK, "load: %s", err);
+    if (l) {
+        CHECK(pc_matcher_metadata_copy(l, 1, buf, sizeof buf, &len) == PC_OK && len == 3 && memcmp(buf, "one", 3) == 0,
+              "metadata_copy 1 (pread)");
+        CHECK(pc_matcher_metadata_copy(l, 0, buf, 2, &len) == PC_ERR_LIMIT && len == 4, "metadata_copy too small");
+        CHECK(pc_matcher_metadata_copy(l, 3, buf, sizeof buf, &len) == PC_ERR_ARG, "metadata_copy 3 does not exist");
+        pc_matcher_free(l);
+        l = NULL;
+    }
+    CHECK(pc_matcher_metadata_copy(m, 0, buf, sizeof buf, &len) == PC_ERR_STATE, "metadata_copy of a built matcher");
+    img = read_file(path, &len);
+    if (img) {
+        size_t imglen = len;
+        CHECK(pc_matcher_load_mem(&l, img, imglen, err, sizeof err) == PC_OK, "load_mem: %s", err);
+        if (l) {
+            CHECK(pc_matcher_metadata_copy(l, 2, buf, sizeof buf, &len) == PC_OK && len == 3 &&
+                      memcmp(buf, "two", 3) == 0, "metadata_copy 2 (memory)");
+            pc_matcher_free(l);
+            l = NULL;
+        }
+        /* Sections 1..7 are the domain table: fill each with 0xff or 0x00, fix the CRC. */
+        for (int sec = 1; sec <= 7; sec++)
+            for (int fill = 0; fill < 2; fill++) {
+                uint8_t *bad = malloc(imglen);
+                uint64_t o = rd64(img + 32 + 16 * sec), n = rd64(img + 32 + 16 * sec + 8);
+                uint32_t c;
+                if (!bad)
+                    continue;
+                memcpy(bad, img, imglen);
+                memset(bad + o, fill ? 0xff : 0x00, (size_t)n);
+                c = crc32_ref(bad + 24, imglen - 24);
+                for (int k = 0; k < 4; k++)
+                    bad[20 + k] = (uint8_t)(c >> (8 * k));
+                if (pc_matcher_load_mem(&l, bad, imglen, err, sizeof err) == PC_OK) {
+                    uint32_t ids[16];
+                    for (size_t i = 0; i < sizeof name_cases / sizeof name_cases[0]; i++)
+                        (void)match1(l, name_cases[i].name, ids, NULL);
+                    next = 0;
+                    while (next < sizeof block - 1 &&
+                           pc_matcher_match_lines(l, (const uint8_t *)block, sizeof block - 1, &next, all, 16,
+                                                  NULL) >= 0)
+                        ;
+                    pc_matcher_free(l);
+                    l = NULL;
+                }
+                free(bad);
+                passed++;
+            }
+        free(img);
+    }
+    remove(path);
+    pc_matcher_free(m);
+}
+
 int main(void)
 {
     test_keyword_limit();
@@ -509,6 +614,7 @@ int main(void)
     test_ips();
     test_resume();
     test_file();
+    test_lines_and_copy();
     test_alloc_failures();
     printf("test_matcher: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

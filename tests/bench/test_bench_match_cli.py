@@ -1,24 +1,32 @@
-"""End to end: `pocketcheck match --iocs` against the same job done with pyahocorasick.
+"""End to end: `pocketcheck match` against the same job done with pyahocorasick.
 
-The job: read 100k generated domain indicators from a plain list, read 1M
-names from standard input (1% hits: indicators and their subdomains; 1%
-look-alikes that must not hit; the rest random names), print one line per
-hit. The reference is the small pyahocorasick script below (patterns
-"." + indicator, a hit when the match ends at the end of "." + name); both
-must print the same hits. CPU time (user + system of the child process) is
-compared; the target is that pocketcheck uses at least 3x less CPU.
+The job: read 100k generated domain indicators (a plain list, or the same
+list compiled by ``pocketcheck iocs compile``), read 1M names from standard
+input (1% hits: indicators and their subdomains; 1% look-alikes that must
+not hit; the rest random names), print one line per hit. The reference is
+the small pyahocorasick script below (patterns "." + indicator, a hit when
+the match ends at the end of "." + name); both must print the same hits.
+CPU time (user + system) and peak RSS of each child process are compared,
+side by side, ratio printed. Issue 11's target is 5x less CPU than the
+reference; the assertion keeps the floor the bench had (3x) so the figure is
+shown whether or not the target is met. (tshark has no part in this job: it
+matches no indicator lists.)
+
+The 1M-indicator footprint (compile time and memory, match RSS against the
+64 MB target) is :func:`test_match_cli_1m_footprint`.
 
 Run with ``make bench``; the numbers are printed and kept in the benchmark's
 extra_info.
 """
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import random
-import resource
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -56,13 +64,22 @@ def _label(rnd: random.Random) -> str:
     return "".join(rnd.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=rnd.randint(4, 12)))
 
 
-@pytest.fixture(scope="module")
-def job(tmp_path_factory):
-    """The generated indicator list, the names, and the reference script (deterministic)."""
-    d = tmp_path_factory.mktemp("matchcli")
-    rnd = random.Random(2026)
+@pytest.fixture(scope="module", autouse=True)
+def _bytecode():
+    """Compiles the package's bytecode once, as an install does (pip, the SD image).
+
+    With PYTHONDONTWRITEBYTECODE set (as on the development machine) every
+    run of ``pocketcheck`` would otherwise compile its modules again: about
+    0.1 s of CPU that an installed box never spends.
+    """
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "appliance")], check=True, timeout=300)
+
+
+def _write_job(d: pathlib.Path, n_ind: int, seed: int) -> pathlib.Path:
+    """Writes n_ind generated indicators, N_NAMES names and the reference script into d (deterministic)."""
+    rnd = random.Random(seed)
     inds: dict = {}
-    while len(inds) < N_IND:
+    while len(inds) < n_ind:
         dom = f"{_label(rnd)}.{rnd.choice(TLDS)}"
         if rnd.random() < 0.2:
             dom = f"{_label(rnd)}.{dom}"
@@ -85,39 +102,109 @@ def job(tmp_path_factory):
     return d
 
 
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """The generated 100k-indicator list, the names, and the reference script."""
+    return _write_job(tmp_path_factory.mktemp("matchcli"), N_IND, 2026)
+
+
+# Runs argv (stdin and stdout files) in a fresh wrapper process, so that
+# RUSAGE_CHILDREN there is this one child's CPU and peak RSS alone.
+_WRAPPER = """
+import json, resource, subprocess, sys
+with open(sys.argv[1], "rb") as fh, open(sys.argv[2], "wb") as out:
+    rc = subprocess.run(sys.argv[3:], stdin=fh, stdout=out, check=False).returncode
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps([rc, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024]))
+"""
+
+
+def _measure(argv, stdin_path, env=None) -> tuple[float, float, str]:
+    """Runs a command with stdin from a file; returns (CPU seconds, peak RSS MB, stdout)."""
+    out_path = pathlib.Path(str(stdin_path) + f".out{os.getpid()}")
+    proc = subprocess.run([sys.executable, "-c", _WRAPPER, str(stdin_path), str(out_path), *argv],
+                          capture_output=True, text=True, timeout=900, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    rc, cpu, rss = json.loads(proc.stdout)
+    assert rc == 0, proc.stderr
+    text = out_path.read_text()
+    out_path.unlink()
+    return cpu, rss, text
+
+
 def _cpu_run(argv, stdin_path, env=None) -> tuple[float, str]:
     """Runs a command with stdin from a file; returns (child CPU seconds, stdout)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with open(stdin_path, "rb") as fh:
-        proc = subprocess.run(argv, stdin=fh, capture_output=True, timeout=600, env=env, check=False)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return cpu, proc.stdout.decode()
+    cpu, _, text = _measure(argv, stdin_path, env)
+    return cpu, text
 
 
-def test_match_cli_vs_pyahocorasick(benchmark, job, tmp_path):
-    """pocketcheck match --iocs finds the same hits as the pyahocorasick script with >= 3x less CPU."""
-    env = dict(os.environ, POCKETCHECK_CACHE=str(tmp_path / "cache"))
-    ours_argv = [str(ROOT / ".venv/bin/pocketcheck"), "match", "--iocs", str(job / "iocs.txt")]
-    ref_argv = [sys.executable, str(job / "reference.py"), str(job / "iocs.txt")]
-    ours_cpu, ref_cpu = [], []
+def _side_by_side(benchmark, job, ours_argv, env, label, n_ind=N_IND, iocs="iocs.txt", names="names.txt"):
+    """Runs ours and the reference interleaved (best of three), checks the hits agree, prints both; returns the ratio."""
+    ref_argv = [sys.executable, str(job / "reference.py"), str(job / iocs)]
+    ours, ref = [], []
     for _ in range(3):  # interleaved, best of three: the machine is shared
-        cpu, ours_out = _cpu_run(ours_argv, job / "names.txt", env)
-        ours_cpu.append(cpu)
-        cpu, ref_out = _cpu_run(ref_argv, job / "names.txt")
-        ref_cpu.append(cpu)
+        cpu, rss, ours_out = _measure(ours_argv, job / names, env)
+        ours.append((cpu, rss))
+        cpu, rss, ref_out = _measure(ref_argv, job / names)
+        ref.append((cpu, rss))
     ours_hits = sorted(tuple(line.split("\t")[:2]) for line in ours_out.splitlines())
     ref_hits = sorted(tuple(line.split("\t")) for line in ref_out.splitlines())
     assert ours_hits == ref_hits
     assert 0.005 * N_NAMES < len(ours_hits) < 0.05 * N_NAMES
     # pytest-benchmark records one more run of ours for its table.
-    benchmark.pedantic(_cpu_run, args=(ours_argv, job / "names.txt", env), rounds=1, iterations=1)
-    ratio = min(ref_cpu) / min(ours_cpu)
-    benchmark.extra_info.update({"indicators": N_IND, "names": N_NAMES, "hits": len(ours_hits),
-                                 "pocketcheck_cpu_s": round(min(ours_cpu), 3),
-                                 "pyahocorasick_cpu_s": round(min(ref_cpu), 3), "cpu_ratio": round(ratio, 2)})
-    print(f"\nmatch CLI, {N_IND} indicators x {N_NAMES} names, {len(ours_hits)} hits: "
-          f"pocketcheck {min(ours_cpu):.2f} s CPU, pyahocorasick script {min(ref_cpu):.2f} s CPU, "
-          f"ratio {ratio:.1f}x (target >= 3x)")
-    assert ratio >= 3.0
+    benchmark.pedantic(_cpu_run, args=(ours_argv, job / names, env), rounds=1, iterations=1)
+    ours_cpu, ref_cpu = min(c for c, _ in ours), min(c for c, _ in ref)
+    ours_rss, ref_rss = min(r for _, r in ours), min(r for _, r in ref)
+    ratio = ref_cpu / ours_cpu
+    benchmark.extra_info.update({"indicators": n_ind, "names": N_NAMES, "hits": len(ours_hits),
+                                 "pocketcheck_cpu_s": round(ours_cpu, 3), "pyahocorasick_cpu_s": round(ref_cpu, 3),
+                                 "cpu_ratio": round(ratio, 2), "pocketcheck_peak_rss_mb": round(ours_rss, 1),
+                                 "pyahocorasick_peak_rss_mb": round(ref_rss, 1)})
+    print(f"\n{label}, {n_ind} indicators x {N_NAMES} names, {len(ours_hits)} hits: "
+          f"pocketcheck {ours_cpu:.2f} s CPU {ours_rss:.0f} MB peak | pyahocorasick script {ref_cpu:.2f} s CPU "
+          f"{ref_rss:.0f} MB peak | CPU ratio {ratio:.1f}x (issue 11 target >= 5x: {'met' if ratio >= 5 else 'NOT met'})")
+    return ratio
+
+
+def test_match_cli_vs_pyahocorasick(benchmark, job, tmp_path):
+    """pocketcheck match --iocs (the plain list) finds the same hits as the pyahocorasick script with >= 3x less CPU."""
+    env = dict(os.environ, POCKETCHECK_CACHE=str(tmp_path / "cache"))
+    argv = [str(ROOT / ".venv/bin/pocketcheck"), "match", "--iocs", str(job / "iocs.txt")]
+    assert _side_by_side(benchmark, job, argv, env, "match --iocs LIST") >= 3.0
+
+
+def test_match_cli_compiled_vs_pyahocorasick(benchmark, job, tmp_path):
+    """pocketcheck match --compiled (the same list, compiled once) finds the same hits with >= 3x less CPU."""
+    env = dict(os.environ, POCKETCHECK_CACHE=str(tmp_path / "cache"))
+    compiled = tmp_path / "iocs.pcm"
+    subprocess.run([str(ROOT / ".venv/bin/pocketcheck"), "iocs", "compile", "--iocs", str(job / "iocs.txt"),
+                    "-o", str(compiled)], check=True, capture_output=True, timeout=600, env=env)
+    argv = [str(ROOT / ".venv/bin/pocketcheck"), "match", "--compiled", str(compiled)]
+    assert _side_by_side(benchmark, job, argv, env, "match --compiled") >= 3.0
+
+
+@pytest.fixture(scope="module")
+def job_1m(tmp_path_factory):
+    """1M generated indicators (a plain list) and 1M names, made as :func:`job` makes them."""
+    return _write_job(tmp_path_factory.mktemp("matchcli1m"), 1_000_000, 2027)
+
+
+def test_match_cli_1m_footprint(benchmark, job_1m, tmp_path):
+    """1M indicators: compile (time, peak RSS) and match --compiled over 1M names (peak RSS <= 64 MB), beside pyahocorasick."""
+    env = dict(os.environ, POCKETCHECK_CACHE=str(tmp_path / "cache"))
+    compiled = tmp_path / "iocs.pcm"
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    compile_argv = [str(ROOT / ".venv/bin/pocketcheck"), "iocs", "compile", "--iocs", str(job_1m / "iocs.txt"),
+                    "-o", str(compiled)]
+    t = time.perf_counter()
+    comp_cpu, comp_rss, _ = _measure(compile_argv, empty, env)
+    comp_wall = time.perf_counter() - t
+    print(f"\niocs compile, 1000000 indicators: {comp_wall:.2f} s wall, {comp_cpu:.2f} s CPU, {comp_rss:.0f} MB peak, "
+          f"file {compiled.stat().st_size / 2**20:.1f} MB (issue 11 target <= 3 s and <= 200 MB: "
+          f"{'met' if comp_cpu <= 3 and comp_rss <= 200 else 'NOT met'})")
+    benchmark.extra_info.update({"compile_cpu_s": round(comp_cpu, 2), "compile_peak_rss_mb": round(comp_rss, 1),
+                                 "compiled_file_mb": round(compiled.stat().st_size / 2**20, 1)})
+    argv = [str(ROOT / ".venv/bin/pocketcheck"), "match", "--compiled", str(compiled)]
+    _side_by_side(benchmark, job_1m, argv, env, "match --compiled, 1M-indicator set", n_ind=1_000_000)
+    assert benchmark.extra_info["pocketcheck_peak_rss_mb"] <= 64, "match with 1M indicators must peak at <= 64 MB"

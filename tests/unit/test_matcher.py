@@ -216,7 +216,8 @@ def _saved(tmp_path) -> bytes:
     (lambda b: b[:10], "too short"),
     (lambda b: b[:200] + bytes([b[200] ^ 1]) + b[201:], "checksum"),
     (lambda b: b[:-1] + bytes([b[-1] ^ 0x80]), "checksum"),
-    (lambda b: b[:8] + (2).to_bytes(4, "little") + b[12:], "version 2"),
+    (lambda b: b[:8] + (1).to_bytes(4, "little") + b[12:], "version 1.*recompile"),
+    (lambda b: b[:8] + (3).to_bytes(4, "little") + b[12:], "version 3"),
     (lambda b: b"NOTMATCH" + b[8:], "magic"),
     (lambda b: b + b"\0" * 8, "truncated or padded"),
 ])
@@ -257,13 +258,13 @@ def test_upstream_indicators(iocs_upstream):
 
 
 def test_file_layout(tmp_path):
-    """The file starts with the magic and format 1, little-endian, and its checksum is zlib's CRC-32 of bytes 24.."""
+    """The file starts with the magic and format 2, little-endian, and its checksum is zlib's CRC-32 of bytes 24.."""
     import zlib
     path = tmp_path / "x.pcm"
     Matcher.build(domains=DOMAINS).save(path, [b"meta" * 100])
     raw = path.read_bytes()
     assert raw[:8] == b"PCMATCH\x1a"
-    assert int.from_bytes(raw[8:12], "little") == 1
+    assert int.from_bytes(raw[8:12], "little") == 2
     assert int.from_bytes(raw[24:32], "little") == len(raw)
     assert int.from_bytes(raw[20:24], "little") == zlib.crc32(raw[24:])
     assert len(raw) % 8 == 0
