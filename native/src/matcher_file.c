@@ -1,8 +1,14 @@
 /*
  * matcher_file.c - the compiled file: pc_matcher_save() writes the sections
  * as they are (with a header, a CRC and the metadata records),
- * pc_matcher_load() maps one read-only and validates every section before
- * any matching code sees it, pc_matcher_metadata() reads its records back.
+ * pc_matcher_load() maps one read-only after checking the header, the CRC
+ * (read with pread, so loading does not make the whole file resident) and
+ * the small tables; the large indexes are bounds-checked where they are read
+ * (pc_matcher.h). pc_matcher_metadata*() read the records back by id.
+ *
+ * Longer than 500 lines because the writer, the loader and the record reader
+ * share one private layout (the section table, the header fields, the CRC):
+ * split, each would repeat it.
  */
 #include <errno.h>
 #include <fcntl.h>
