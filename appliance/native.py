@@ -12,6 +12,7 @@ import os
 import socket
 import struct
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from . import errors
 
@@ -169,7 +170,7 @@ class _Converter:
              rrtype, sport, dport, ipver, proto, src, dst, mac, has_mac, _reserved,
              n_off, n_len, d_off, d_len, s1_off, s1_len, s2_off, s2_len, s3_off, s3_len) in _EVENT.iter_unpack(raw):
             kind = KINDS.get(kind_id) or f"unknown.{kind_id}"
-            text = lambda off, n: str(strs[off:off + n], "utf-8", "backslashreplace") if n else ""  # noqa: E731
+            text = lambda off, n: str(strs[off:off + n], "utf-8", "backslashreplace") if n else ""
             ev = Event(frame, ts_ns / 1e9, kind, text(n_off, n_len), _PROTOS.get(proto, ""),
                        self.addr(ipver, src), sport, self.addr(ipver, dst), dport,
                        self.mac(mac) if has_mac else "", flow_id, bool(flags & _PARTIAL), file=file)
@@ -193,7 +194,7 @@ class _Converter:
 _PARTIAL, _EVICTED = lib.PC_EVF_PARTIAL, lib.PC_EVF_EVICTED
 
 
-def limits(**overrides) -> "ffi.CData":
+def limits(**overrides) -> ffi.CData:
     """Returns a ``pc_limits`` with the core's defaults and the given fields changed."""
     lim = ffi.new("pc_limits *")
     lib.pc_limits_default(lim)
@@ -223,7 +224,7 @@ class Reader:
         self._conv = _Converter()
 
     @classmethod
-    def open_file(cls, path: str, **limit_overrides) -> "Reader":
+    def open_file(cls, path: str, **limit_overrides) -> Reader:
         """Opens a pcap or pcapng file.
 
         Raises:
@@ -239,7 +240,7 @@ class Reader:
         return cls(out[0], path)
 
     @classmethod
-    def open_live(cls, iface: str, bpf: str | None = None, dump: str | None = None, **limit_overrides) -> "Reader":
+    def open_live(cls, iface: str, bpf: str | None = None, dump: str | None = None, **limit_overrides) -> Reader:
         """Captures on a live interface, optionally writing every packet to ``dump`` as pcap."""
         out = ffi.new("pc_reader **")
         err = ffi.new("char[]", 512)
@@ -251,7 +252,7 @@ class Reader:
         return cls(out[0], iface)
 
     @classmethod
-    def open_feed(cls, **limit_overrides) -> "Reader":
+    def open_feed(cls, **limit_overrides) -> Reader:
         """A reader the caller feeds with :meth:`feed` (tests, simulations)."""
         out = ffi.new("pc_reader **")
         check(lib.pc_reader_open_feed(out, limits(**limit_overrides)), "open feed reader")
@@ -279,7 +280,7 @@ class Reader:
             return []
         return self._conv.events(self._evbuf[0:n * _EVENT.size], self._buf, self.source)
 
-    FORMATS = {"jsonl": lib.PC_FMT_JSONL, "tsv": lib.PC_FMT_TSV}
+    FORMATS: ClassVar[dict[str, int]] = {"jsonl": lib.PC_FMT_JSONL, "tsv": lib.PC_FMT_TSV}
     OUTBUF = 1 << 20
 
     def formatted(self, fmt: str, flows: bool, file_field: str, fallback):

@@ -9,11 +9,11 @@ import signal
 from .. import config as config_mod
 from .. import hw, screens, system, updates, usb
 from ..analysis import Analyzer
-from ..sim.demo import run_demo
 from ..box import App, Ev, LiveStats, Store, ThreadRunner
 from ..check import analyse_with_report, ioc_set_date
 from ..errors import ConfigError, PocketcheckError
 from ..hotspot import HotspotSettings, PiHotspot
+from ..sim.demo import run_demo
 
 log = logging.getLogger(__name__)
 

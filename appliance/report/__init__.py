@@ -20,8 +20,8 @@ their submodules' names on the package.
 """
 from __future__ import annotations
 
-from .build import SCHEMA_PATH, SCHEMA_VERSION, build, schema, validate, write
 from ..text import LANGUAGES, catalogue
+from .build import SCHEMA_PATH, SCHEMA_VERSION, build, schema, validate, write
 from .html import groups, render_html, text_summary, timeline
 from .seal import (
     KEY_FILE,

@@ -14,7 +14,8 @@ CACHE = pathlib.Path(os.environ.get("POCKETCHECK_BENCH_DIR", pathlib.Path(__file
 def _ethernet_pcaps() -> list[pathlib.Path]:
     out = []
     for p in sorted(PCAPS.glob("*.pcap")):
-        r = subprocess.run(["capinfos", "-E", "-T", "-r", str(p)], capture_output=True, text=True, timeout=60)
+        r = subprocess.run(["capinfos", "-E", "-T", "-r", str(p)], capture_output=True, text=True, timeout=60,
+                           check=False)
         if r.returncode == 0 and r.stdout.strip().endswith("ether"):
             out.append(p)
     return out
@@ -37,5 +38,6 @@ def big_capture(min_bytes: int) -> pathlib.Path:
 
 
 def packet_count(path: pathlib.Path) -> int:
-    r = subprocess.run(["capinfos", "-c", "-M", "-T", "-r", str(path)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(["capinfos", "-c", "-M", "-T", "-r", str(path)], capture_output=True, text=True,
+                       timeout=600, check=True)
     return int(r.stdout.split("\t")[-1])

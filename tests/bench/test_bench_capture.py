@@ -84,7 +84,7 @@ def test_extract_vs_tshark_vs_pyshark(big):
 def test_memory_bounded_on_1gb():
     """Peak memory of `pocketcheck extract` on a 1 GB capture stays under 64 MB."""
     path = bigcap.big_capture(1_000_000_000)
-    wall, cpu, rss = _measure([sys.executable, "-m", "appliance", "extract", "--format", "tsv", str(path)])
+    wall, _cpu, rss = _measure([sys.executable, "-m", "appliance", "extract", "--format", "tsv", str(path)])
     npkts = bigcap.packet_count(path)
     _line(f"1 GB capture ({npkts} packets): extract peak {rss:.1f} MB, {npkts / wall:,.0f} packets/s wall")
     assert rss < 64, f"peak RSS {rss:.1f} MB"

@@ -42,12 +42,12 @@ def tshark_names(path) -> set[tuple[str, str]]:
     out = subprocess.run(
         ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a",
          "-E", f"aggregator={_SEP}", *[a for f in FIELDS for a in ("-e", f)]],
-        capture_output=True, text=True, timeout=300, errors="backslashreplace",
+        capture_output=True, text=True, timeout=300, errors="backslashreplace", check=False,
     )
     found: set[tuple[str, str]] = set()
     for line in out.stdout.splitlines():
         row = dict(zip(FIELDS, line.split("\t")))
-        get = lambda k: [v for v in row.get(k, "").split(_SEP) if v != ""]
+        get = lambda k, row=row: [v for v in row.get(k, "").split(_SEP) if v != ""]
         ports = set(get("udp.srcport") + get("udp.dstport"))
         qnames = [_tshark_name(n) for n in get("dns.qry.name") if n not in _TSHARK_PLACEHOLDERS]
         if qnames:
