@@ -6,7 +6,7 @@ imports the other, so there is no import cycle between them. It imports
 nothing of pocketcheck.
 
 Levels: an indicator hit takes the indicator's severity; each heuristic has
-a fixed level (``HEURISTIC_LEVEL``). A device is red when it has a high
+a fixed level, given where the analysis raises it. A device is red when it has a high
 alert, amber when it has a moderate one, green otherwise (:func:`verdict_of`);
 several low or moderate alerts never add up to a high one.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-__all__ = ["HEURISTIC_LEVEL", "LEVELS", "LEVEL_RANK", "RULES", "VERDICTS", "iso", "verdict_of"]
+__all__ = ["LEVELS", "LEVEL_RANK", "RULES", "VERDICTS", "iso", "verdict_of"]
 
 LEVELS = ("low", "moderate", "high")
 # A level's place in LEVELS: comparisons and sorts use it ("high" beats "low").
@@ -45,19 +45,6 @@ RULES = (
     "heur.encrypted-dns",
     "heur.beaconing",
 )
-# The fixed level of each heuristic (indicator rules take the indicator's severity).
-HEURISTIC_LEVEL = {
-    "heur.ip-without-dns": "low",
-    "heur.tls-unusual-port": "low",
-    "heur.http-unusual-port": "moderate",
-    "heur.http-upload": "moderate",
-    "heur.cert-self-signed": "moderate",
-    "heur.cert-expired": "moderate",
-    "heur.dyndns": "moderate",
-    "heur.rare-tld": "low",
-    "heur.encrypted-dns": "low",
-    "heur.beaconing": "moderate",
-}
 
 
 def verdict_of(levels) -> str:
