@@ -21,7 +21,6 @@ thresholds and the result types it fills sit beside it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import ipaddress
 import itertools
 import statistics
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import certs
+from .digest import file_sha256
 from .errors import ConfigError
 from .names import normalize
 from .rules import LEVEL_RANK, LEVELS, VERDICTS, iso, verdict_of
@@ -818,15 +818,6 @@ class CaptureFile:
                 "error": self.error or None, "stats": dict(self.stats)}
 
 
-def sha256_file(path: Path) -> str:
-    """Returns the SHA-256 hex digest of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def analyze_files(paths, indicators=None, thresholds: Thresholds | None = None):
     """Analyses capture files as one session.
 
@@ -864,7 +855,7 @@ def analyze_files(paths, indicators=None, thresholds: Thresholds | None = None):
         flow_off = max(flow_off, top_flow)
         if status != "eof":
             analyzer.warn("truncated")
-        files.append(CaptureFile(p, sha256_file(p), p.stat().st_size, status, error, stats))
+        files.append(CaptureFile(p, file_sha256(p), p.stat().st_size, status, error, stats))
     return analyzer.result(), files
 
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from .. import system
 from ..config import AGE_RECIPIENT
+from ..digest import file_sha256
 from ..errors import CommandError, PocketcheckError, ReportIntegrityError
 
 MANIFEST = "MANIFEST.sha256"
@@ -150,12 +151,6 @@ def parse_signature(text: str) -> tuple[bytes, bytes]:
 # ---- manifest ------------------------------------------------------------------
 # The file names a manifest may list: no control characters, no leading space.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9._/+-][A-Za-z0-9._/+ -]*$")
-
-
-def file_sha256(path: Path) -> str:
-    """Returns the SHA-256 hex digest of a file (read in blocks, never whole)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def listing(root: Path) -> list[str]:

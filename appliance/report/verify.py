@@ -10,8 +10,9 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ..digest import file_sha256
 from ..errors import PocketcheckError, ReportIntegrityError
-from .seal import MANIFEST, SAFE_NAME, SIGNATURE, file_sha256, fingerprint, listing, parse_signature
+from .seal import MANIFEST, SAFE_NAME, SIGNATURE, fingerprint, listing, parse_signature
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pathlib
 
 from .. import report
+from ..digest import file_sha256
 from ..errors import ReportIntegrityError, UsbError
 
 FOLDER = "pocketcheck"
@@ -71,7 +72,7 @@ def verify_copy(source: pathlib.Path, copy: pathlib.Path) -> None:
         raise usb_error("mismatch", f"files missing on the stick: {', '.join(missing) or 'unexpected extra files'}")
     manifest = read_manifest(source)
     for rel in want:
-        a, b = report.seal.file_sha256(source / rel), report.seal.file_sha256(copy / rel)
+        a, b = file_sha256(source / rel), file_sha256(copy / rel)
         if a != b:
             raise usb_error("mismatch", f"{rel} differs on the stick")
         m = manifest.get(rel.as_posix())

@@ -14,7 +14,8 @@ import pytest
 from feeds import PHONE, T0, Feed
 
 from appliance import indicators, report
-from appliance.analysis import Analyzer, CaptureFile, sha256_file
+from appliance.analysis import Analyzer, CaptureFile
+from appliance.digest import file_sha256
 from appliance.errors import PocketcheckError
 from appliance.rules import RULES
 
@@ -48,7 +49,7 @@ def _written(tmp_path, iset, **kw):
     # An empty but valid pcap (header only) stands for the session's capture.
     src = tmp_path / "session.pcap"
     src.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x02\x00\x04\x00" + b"\x00" * 8 + b"\xff\xff\x00\x00\x01\x00\x00\x00")
-    files = [CaptureFile(src, sha256_file(src), src.stat().st_size, "eof", "", {"packets": 0})]
+    files = [CaptureFile(src, file_sha256(src), src.stat().st_size, "eof", "", {"packets": 0})]
     doc = _doc(iset, files=files)
     out = report.write(tmp_path / "report", doc, files, key_dir=tmp_path / "keys", **kw)
     return out, doc
