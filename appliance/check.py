@@ -51,7 +51,7 @@ def indicators_for(cfg=None):
 
 
 def run(paths, iocs, thresholds: analysis.Thresholds | None = None, *, extra_warnings=(), box_id: str | None = None,
-        generated_at: str | None = None) -> Checked:
+        generated_at: str | None = None, uplink: bool | None = None) -> Checked:
     """Analyses capture files as one session and builds the report document.
 
     Args:
@@ -61,6 +61,7 @@ def run(paths, iocs, thresholds: analysis.Thresholds | None = None, *, extra_war
         extra_warnings: warnings the box knows of (interrupted, short, restarted, storage-full).
         box_id: identifier of this box in the report.
         generated_at: fixed report time (reproducible reports).
+        uplink: whether the phone had internet, when the caller knows it (None: read from the traffic).
 
     Returns:
         The :class:`Checked` session.
@@ -70,7 +71,7 @@ def run(paths, iocs, thresholds: analysis.Thresholds | None = None, *, extra_war
     """
     result, files = analysis.analyze_files(paths, iocs, thresholds)
     doc = report.build(result, files, iocs, box_id=box_id, generated_at=generated_at,
-                       extra_warnings=list(extra_warnings))
+                       extra_warnings=list(extra_warnings), uplink=uplink)
     return Checked(result, files, doc)
 
 
@@ -155,7 +156,10 @@ def analyse_with_report(capture: pathlib.Path, report_dir: pathlib.Path, session
     if session.storage_full:
         extra.append("storage-full")
     iocs = indicators_for(cfg)  # a signed update when one is installed
-    checked = run([capture], iocs, thresholds, extra_warnings=extra, generated_at=generated_at)
+    # An offline hotspot is known to have had no uplink; with one, it may still
+    # have dropped during the session, so the traffic tells.
+    uplink = False if session.offline else None
+    checked = run([capture], iocs, thresholds, extra_warnings=extra, generated_at=generated_at, uplink=uplink)
     if report_dir.exists():
         shutil.rmtree(report_dir)
     lang = cfg.language if cfg is not None and cfg.language in report.LANGUAGES else "en"

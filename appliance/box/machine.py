@@ -410,12 +410,13 @@ class App:
             except BaseException:
                 hs.stop()
                 raise
-            return {"ssid": ssid}
+            return {"ssid": ssid, "offline": hs.offline}
 
         self.runner.submit(job, self.post, Ev.HOTSPOT_UP, Ev.HOTSPOT_FAILED)
 
     def _do_hotspot_up(self, ev: Event) -> None:
         self.session.ssid = ev.data.get("ssid", "")
+        self.session.offline = ev.data.get("offline")
         self.session.stage = Stage.CAPTURING
         self.store.save(self.session)
 

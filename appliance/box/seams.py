@@ -41,6 +41,10 @@ class Hotspot(Protocol):
     def daemons(self) -> list[Daemon]:
         """The hotspot's programs; the box's supervisor replaces a dead one in this very list."""
 
+    @property
+    def offline(self) -> bool:
+        """True when the phone has no internet and the offline listeners answer."""
+
     def start(self, ssid: str, passphrase: str) -> None:
         """Brings the hotspot up with these credentials."""
 

@@ -59,6 +59,7 @@ class Session:
     # hotspot programs that died and were restarted: {"program", "exit", "died", "restarted"}
     gaps: list = dataclasses.field(default_factory=list)
     storage_full: bool = False  # the capture was stopped because the box's storage was nearly full
+    offline: bool | None = None  # the hotspot had no uplink (offline listeners answered); None: not known
 
     @property
     def capture(self) -> pathlib.Path:

@@ -257,3 +257,26 @@ def test_capture_short_by_its_own_timestamps_is_flagged(tmp_path):
     assert "short" in doc["session"]["warnings"]
     assert doc["coverage"]["conclusive"] is False and doc["alerts"] == []
     hardware.close()
+
+
+def test_offline_hotspot_tells_the_report_there_was_no_uplink(tmp_path):
+    """The box knows an offline hotspot had no uplink: the report says so even where the traffic looks answered."""
+    results = {}
+    for offline in (False, True):
+        a, hardware = replay_app(tmp_path / str(offline), "clean")
+        a.hotspot_factory = lambda c, offline=offline, clock=a.clock: _offline_replay(clock.wall(), offline)
+        a.start()
+        capture_for(a, 600)
+        doc = json.loads((a.session.report_dir / "report.json").read_text())
+        results[offline] = (a.session.offline, doc["coverage"]["uplink"])
+        hardware.close()
+    # The replayed servers answer, so from the traffic alone the uplink is seen (True) both times.
+    assert results == {False: (False, True), True: (True, False)}
+
+
+def _offline_replay(t0, offline):
+    from appliance.sim.demo import ReplayHotspot
+
+    hs = ReplayHotspot("clean", t0)
+    hs.offline = offline
+    return hs

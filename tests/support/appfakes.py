@@ -72,6 +72,11 @@ class FakeHotspot:
         return list(self.phones)
 
     @property
+    def offline(self):
+        """Offline when the test's configuration names no uplink interface (as HotspotSettings decides)."""
+        return not self.cfg.uplink.interface
+
+    @property
     def daemons(self):
         """The programs the test started for this hotspot (none unless it says so)."""
         return self._daemons
