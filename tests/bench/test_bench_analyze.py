@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import bigcap
 import pytest
 
 from appliance import indicators
@@ -23,48 +24,14 @@ from appliance.analysis import analyze_files
 
 pytestmark = pytest.mark.bench
 ROOT = Path(__file__).resolve().parents[2]
-PCAPS = ROOT.parent / "shared" / "pcaps"
-CACHE = ROOT / "build" / "bench"
 MB = 1 << 20
-
-
-def _ethernet_pcaps() -> list[Path]:
-    out = []
-    for p in sorted(PCAPS.glob("*.pcap")):
-        r = subprocess.run(["capinfos", "-E", "-T", "-r", str(p)], capture_output=True, text=True, timeout=60,
-                           check=False)
-        if r.returncode == 0 and r.stdout.strip().endswith("ether"):
-            out.append(p)
-    return out
-
-
-def big_capture(min_bytes: int) -> Path:
-    """A classic pcap of at least ``min_bytes``: the shared Ethernet captures repeated (cached in build/bench)."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    target = CACHE / f"analyze-{min_bytes}.pcap"
-    if target.exists():
-        return target
-    base = _ethernet_pcaps()
-    reps = max(1, -(-min_bytes // sum(p.stat().st_size for p in base)))
-    tmp = target.with_suffix(".tmp")
-    subprocess.run(["mergecap", "-F", "pcap", "-a", "-w", str(tmp), *[str(p) for p in base] * reps],
-                   check=True, timeout=1800)
-    tmp.rename(target)
-    return target
-
-
-def packet_count(path: Path) -> int:
-    """Packets in a capture, by capinfos."""
-    r = subprocess.run(["capinfos", "-c", "-M", "-T", "-r", str(path)], capture_output=True, text=True,
-                       timeout=600, check=True)
-    return int(r.stdout.split("\t")[-1])
 
 
 @pytest.fixture(scope="module")
 def big():
     """A capture of at least 64 MB and its packet count."""
-    path = big_capture(64 * MB)
-    return path, packet_count(path)
+    path = bigcap.big_capture(64 * MB)
+    return path, bigcap.packet_count(path)
 
 
 def test_analyze_throughput(benchmark, big):
@@ -107,7 +74,7 @@ def _peak_kib(path: Path) -> tuple[int, int]:
 
 def test_peak_memory_bounded(benchmark, big):
     """Peak RSS analysing 64 MB is within 48 MB of analysing 16 MB (state does not grow with the capture)."""
-    small = big_capture(16 * MB)
+    small = bigcap.big_capture(16 * MB)
     (hwm_small, ev_small), (hwm_big, ev_big) = benchmark.pedantic(
         lambda: (_peak_kib(small), _peak_kib(big[0])), rounds=1, iterations=1)
     benchmark.extra_info.update(peak_rss_mib_16mb=round(hwm_small / 1024), peak_rss_mib_64mb=round(hwm_big / 1024))
