@@ -13,11 +13,14 @@
  *    length differs from the first one, pcap_next_ex() fails with "an
  *    interface has a type N different from the type of the first
  *    interface" (or "... a snapshot length ..."); a second section in the
- *    other byte order fails with "... sections with different byte orders".
- *    Then the file is read again through pcapng_route.c (one handle per
- *    interface, packets in the same file order) and the packets the first
- *    handle already delivered are skipped, so the engine sees one pass.
- *    Normal files never pay for that: the router starts only on that error.
+ *    other byte order fails too (as "... sections with different byte
+ *    orders" or, its length read in the first section's order, "pcapng block
+ *    size N > maximum"). So after any pcapng read error the file is read
+ *    again through pcapng_route.c (one handle per interface, packets in the
+ *    same file order), skipping the packets the first handle delivered: the
+ *    engine sees one pass. A damaged file stops the router at the same block
+ *    (its cost: the packets before the damage are read twice, not decoded
+ *    twice). Normal files never pay: the router starts only on an error.
  */
 #include <errno.h>
 #include <poll.h>
@@ -93,9 +96,9 @@ static int route_next(pc_reader *r, pc_pcapsrc *s)
 }
 
 /*
- * The file's interfaces differ (the first handle stopped with msg): reads
- * it again from its start through the router, on a duplicate of the same
- * descriptor (the same file, whatever happened to its name since).
+ * The pcapng file's one handle stopped with msg (its interfaces may differ):
+ * reads it again from its start through the router, on a duplicate of the
+ * same descriptor (the same file, whatever happened to its name since).
  */
 static int start_route(pc_reader *r, pc_pcapsrc *s, const char *msg)
 {
@@ -109,10 +112,10 @@ static int start_route(pc_reader *r, pc_pcapsrc *s, const char *msg)
         s->route = pc_route_open(fp, err, sizeof err);
     }
     if (!s->route) {
-        pc_engine_set_error(r, "cannot read past frame %llu: %s (a pcapng file whose interfaces differ; "
-                            "reopening it for one handle per interface failed: %s)",
+        pc_engine_set_error(r, "the capture is damaged after frame %llu: %s (reading it again with one "
+                            "libpcap handle per interface failed: %s)",
                             (unsigned long long)pc_engine_frames(r), msg, fp ? err : strerror(errno));
-        return PC_ERR_FORMAT;
+        return PC_ERR_TRUNCATED;
     }
     s->skip = pc_engine_frames(r);
     pcap_close(s->p);
@@ -150,7 +153,11 @@ static int src_next(pc_reader *r, void *vs, int wait)
         pc_engine_set_error(r, "capture stopped after %llu packets: %s", (unsigned long long)n, msg);
         return PC_ERR_IO;
     }
-    if (strstr(msg, "different from the") || strstr(msg, "different byte orders"))
+    /* Any pcapng error (major version 1; pcap files are 2) goes to the router:
+     * a section in the other byte order fails as "different byte orders" or,
+     * its length read in the wrong order, as "pcapng block size N > maximum";
+     * real damage stops the router at the same block, with the same packets. */
+    if (pcap_major_version(s->p) == 1)
         return start_route(r, s, msg);
     pc_engine_set_error(r, "the capture is damaged after frame %llu: %s", (unsigned long long)n, msg);
     return PC_ERR_TRUNCATED;
