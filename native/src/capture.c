@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -68,8 +69,16 @@ static void copy_err(char *errbuf, size_t errlen, const char *fmt, const char *a
 /* Decodes one packet read by libpcap (from the handle or the router). */
 static void deliver(pc_reader *r, pc_pcapsrc *s, int linktype, const struct pcap_pkthdr *h, const u_char *data)
 {
-    /* Nanosecond precision: tv_usec holds nanoseconds (ts_mult 1). */
-    int64_t ts = (int64_t)h->ts.tv_sec * 1000000000LL + (int64_t)h->ts.tv_usec * s->ts_mult;
+    /* Nanosecond precision: tv_usec holds nanoseconds (ts_mult 1). A pcapng
+     * timestamp is 64 bits of any unit: past year 2262 (or before 1678) it
+     * does not fit in int64 nanoseconds, so it saturates instead of overflowing. */
+    int64_t ts, sec = (int64_t)h->ts.tv_sec;
+    if (sec > INT64_MAX / 1000000000LL - 1)
+        ts = INT64_MAX;
+    else if (sec < INT64_MIN / 1000000000LL + 1)
+        ts = INT64_MIN;
+    else
+        ts = sec * 1000000000LL + (int64_t)h->ts.tv_usec * s->ts_mult;
     if (s->dump) {
         pcap_dump((u_char *)s->dump, h, data);
         s->dirty = 1;
