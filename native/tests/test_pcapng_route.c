@@ -37,9 +37,9 @@ typedef struct buf {
     uint8_t b[1 << 16];
     size_t n;
     int be;
-    size_t ends[64]; /* offsets where a block ends */
+    size_t ends[256]; /* offsets where a block ends */
     int nends;
-    int packets_before[64]; /* packet blocks complete at ends[i] */
+    int packets_before[256]; /* packet blocks complete at ends[i] */
     int packets;
 } buf;
 
