@@ -67,7 +67,7 @@ static void copy_err(char *errbuf, size_t errlen, const char *fmt, const char *a
 }
 
 /* Decodes one packet read by libpcap (from the handle or the router). */
-static void deliver(pc_reader *r, pc_pcapsrc *s, int linktype, const struct pcap_pkthdr *h, const u_char *data)
+static inline void deliver(pc_reader *r, pc_pcapsrc *s, int linktype, const struct pcap_pkthdr *h, const u_char *data)
 {
     /* Nanosecond precision: tv_usec holds nanoseconds (ts_mult 1). A pcapng
      * timestamp is 64 bits of any unit: past year 2262 (or before 1678) it

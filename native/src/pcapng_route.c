@@ -20,9 +20,12 @@
  *  - it skips blocks that are not SHB, IDB, EPB, PB or SPB (so NRB, ISB,
  *    DSB and custom blocks are not passed on: they would be skipped anyway);
  *  - an SPB belongs to interface 0 of its section.
- * Each handle's stdio stream is unbuffered (glibc then passes each fread of
- * libpcap straight to cookie_read with its size), and the cookie serves
- * only the segments of the current hand-over, so no stream can read ahead.
+ * A handle's stdio stream may ask cookie_read for more than libpcap wants
+ * (it fills its buffer), but the cookie serves only the current hand-over,
+ * so no stream reads ahead of the walk: a short read is not an end for
+ * stdio, only a 0 is, and libpcap never asks past the block it was given.
+ * The streams are buffered (STREAM_BUFFER): unbuffered, glibc calls
+ * cookie_read once per byte (measured: 50 times the instructions).
  */
 #define _GNU_SOURCE /* fopencookie (glibc) */
 #define _FILE_OFFSET_BITS 64 /* fseeko past 2 GiB on 32-bit ARM */
@@ -43,6 +46,8 @@
 #define BT_EPB 6u
 /* type + total length + (byte-order magic | interface id | trailer) */
 #define PREFIX 12u
+/* Each handle's stdio buffer: most packet blocks fit, larger ones are read straight into libpcap's. */
+#define STREAM_BUFFER 4096
 
 /* A run of file bytes handed to the handle being fed; the first head_len come from head. */
 typedef struct seg {
@@ -166,7 +171,7 @@ static int open_interface(pc_route *rt, int64_t off, uint32_t len)
         fail(rt, "cannot open a stream for an interface: %s", strerror(errno));
         return -1;
     }
-    setvbuf(fp, NULL, _IONBF, 0);
+    setvbuf(fp, NULL, _IOFBF, STREAM_BUFFER);
     pcap_t *p = pcap_fopen_offline_with_tstamp_precision(fp, PCAP_TSTAMP_PRECISION_NANO, pe);
     if (!p) {
         fclose(fp);
