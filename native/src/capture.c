@@ -12,18 +12,27 @@
  *    it meets an interface description block whose link type OR snapshot
  *    length differs from the first one, pcap_next_ex() fails with "an
  *    interface has a type N different from the type of the first
- *    interface" (or "... a snapshot length ..."), and nothing after that
- *    block can be read through libpcap. We deliver what came before and end
- *    with PC_ERR_FORMAT and a message that says so.
+ *    interface" (or "... a snapshot length ..."); a second section in the
+ *    other byte order fails too (as "... sections with different byte
+ *    orders" or, its length read in the first section's order, "pcapng block
+ *    size N > maximum"). So after any pcapng read error the file is read
+ *    again through pcapng_route.c (one handle per interface, packets in the
+ *    same file order), skipping the packets the first handle delivered: the
+ *    engine sees one pass. A damaged file stops the router at the same block
+ *    (its cost: the packets before the damage are read twice, not decoded
+ *    twice). Normal files never pay: the router starts only on an error.
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <pcap/pcap.h>
 
+#include "pcapng_route.h"
 #include "reader.h"
 
 /* Live reads return after this long without packets, so callers can poll. */
@@ -36,7 +45,9 @@
 #define LIVE_BUFFER_BYTES (4 << 20)
 
 typedef struct pc_pcapsrc {
-    pcap_t *p;
+    pcap_t *p;          /* NULL once route took over */
+    pc_route *route;    /* a pcapng file one handle could not read */
+    uint64_t skip;      /* route: packets the first handle already delivered */
     pcap_dumper_t *dump;
     int dirty;          /* dump has unflushed packets */
     int live;
@@ -55,11 +66,79 @@ static void copy_err(char *errbuf, size_t errlen, const char *fmt, const char *a
             *c = ' ';
 }
 
+/* Decodes one packet read by libpcap (from the handle or the router). */
+static inline void deliver(pc_reader *r, pc_pcapsrc *s, int linktype, const struct pcap_pkthdr *h, const u_char *data)
+{
+    /* Nanosecond precision: tv_usec holds nanoseconds (ts_mult 1). A pcapng
+     * timestamp is 64 bits of any unit: past year 2262 (or before 1678) it
+     * does not fit in int64 nanoseconds, so it saturates instead of overflowing. */
+    int64_t ts, sec = (int64_t)h->ts.tv_sec;
+    if (sec > INT64_MAX / 1000000000LL - 1)
+        ts = INT64_MAX;
+    else if (sec < INT64_MIN / 1000000000LL + 1)
+        ts = INT64_MIN;
+    else
+        ts = sec * 1000000000LL + (int64_t)h->ts.tv_usec * s->ts_mult;
+    if (s->dump) {
+        pcap_dump((u_char *)s->dump, h, data);
+        s->dirty = 1;
+    }
+    pc_engine_packet(r, linktype, ts, data, h->caplen, h->len);
+}
+
+static int route_next(pc_reader *r, pc_pcapsrc *s)
+{
+    struct pcap_pkthdr *h;
+    const u_char *data;
+    int linktype, rc;
+    while ((rc = pc_route_next(s->route, &h, &data, &linktype)) == 1 && s->skip > 0)
+        s->skip--;
+    if (rc == 1) {
+        deliver(r, s, linktype, h, data);
+        return PC_SRC_PACKET;
+    }
+    if (rc == 0)
+        return PC_EOF;
+    pc_engine_set_error(r, "the capture is damaged after frame %llu: %s",
+                        (unsigned long long)pc_engine_frames(r), pc_route_error(s->route));
+    return PC_ERR_TRUNCATED;
+}
+
+/*
+ * The pcapng file's one handle stopped with msg (its interfaces may differ):
+ * reads it again from its start through the router, on a duplicate of the
+ * same descriptor (the same file, whatever happened to its name since).
+ */
+static int start_route(pc_reader *r, pc_pcapsrc *s, const char *msg)
+{
+    char err[PCAP_ERRBUF_SIZE] = "";
+    FILE *fp = NULL;
+    int fd = dup(fileno(pcap_file(s->p)));
+    if (fd >= 0 && !(fp = fdopen(fd, "rb")))
+        close(fd);
+    if (fp) {
+        setvbuf(fp, NULL, _IOFBF, FILE_BUFFER_BYTES);
+        s->route = pc_route_open(fp, err, sizeof err);
+    }
+    if (!s->route) {
+        pc_engine_set_error(r, "the capture is damaged after frame %llu: %s (reading it again with one "
+                            "libpcap handle per interface failed: %s)",
+                            (unsigned long long)pc_engine_frames(r), msg, fp ? err : strerror(errno));
+        return PC_ERR_TRUNCATED;
+    }
+    s->skip = pc_engine_frames(r);
+    pcap_close(s->p);
+    s->p = NULL;
+    return route_next(r, s);
+}
+
 static int src_next(pc_reader *r, void *vs, int wait)
 {
     pc_pcapsrc *s = vs;
     struct pcap_pkthdr *h;
     const u_char *data;
+    if (s->route)
+        return route_next(r, s);
     int rc = pcap_next_ex(s->p, &h, &data);
     if (rc == 0 && s->live && wait && s->fd >= 0) {
         /* Nonblocking handle: wait here, bounded, then try once more. A
@@ -70,13 +149,7 @@ static int src_next(pc_reader *r, void *vs, int wait)
             rc = pcap_next_ex(s->p, &h, &data);
     }
     if (rc == 1) {
-        /* Nanosecond precision: tv_usec holds nanoseconds (ts_mult 1). */
-        int64_t ts = (int64_t)h->ts.tv_sec * 1000000000LL + (int64_t)h->ts.tv_usec * s->ts_mult;
-        if (s->dump) {
-            pcap_dump((u_char *)s->dump, h, data);
-            s->dirty = 1;
-        }
-        pc_engine_packet(r, s->linktype, ts, data, h->caplen, h->len);
+        deliver(r, s, s->linktype, h, data);
         return PC_SRC_PACKET;
     }
     if (rc == 0)
@@ -89,12 +162,12 @@ static int src_next(pc_reader *r, void *vs, int wait)
         pc_engine_set_error(r, "capture stopped after %llu packets: %s", (unsigned long long)n, msg);
         return PC_ERR_IO;
     }
-    if (strstr(msg, "different from the")) {
-        pc_engine_set_error(r, "libpcap cannot read past frame %llu: %s (a pcapng file whose interfaces "
-                            "differ in link type or snapshot length; the rest of the file was not read)",
-                            (unsigned long long)n, msg);
-        return PC_ERR_FORMAT;
-    }
+    /* Any pcapng error (major version 1; pcap files are 2) goes to the router:
+     * a section in the other byte order fails as "different byte orders" or,
+     * its length read in the wrong order, as "pcapng block size N > maximum";
+     * real damage stops the router at the same block, with the same packets. */
+    if (pcap_major_version(s->p) == 1)
+        return start_route(r, s, msg);
     pc_engine_set_error(r, "the capture is damaged after frame %llu: %s", (unsigned long long)n, msg);
     return PC_ERR_TRUNCATED;
 }
@@ -111,7 +184,8 @@ static void src_flush(void *vs)
 static void src_stop(void *vs)
 {
     pc_pcapsrc *s = vs;
-    pcap_breakloop(s->p);
+    if (s->p) /* route: file reads do not block, and the reader checks its stop flag */
+        pcap_breakloop(s->p);
 }
 
 static void src_stats(void *vs, pc_stats *st)
@@ -133,6 +207,7 @@ static void src_close(void *vs)
     }
     if (s->p)
         pcap_close(s->p);
+    pc_route_close(s->route);
     pc_free(s);
 }
 

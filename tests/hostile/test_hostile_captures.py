@@ -12,7 +12,8 @@ import sys
 
 import pytest
 import traffic
-from hostile import captures
+from hostile import captures, pcapng
+from oracle import tshark_frames
 
 from appliance.errors import CaptureFormatError, CaptureOpenError
 from appliance.native import Reader
@@ -301,3 +302,48 @@ def test_markup_in_names_never_reaches_the_report_as_markup(tmp_path):
     html = (out / "report.html").read_text()
     assert "<script>alert" not in html and "<img src=x" not in html and "<b>x</b>" not in html
     assert "&lt;b&gt;x&lt;/b&gt;.protocol-a946.thetruthspy.com" in html
+
+
+@pytest.mark.parametrize("case", sorted(pcapng.CASES))
+def test_pcapng_with_differing_interfaces_reads_every_packet(tmp_path, case):
+    """Every packet of a pcapng whose interfaces differ is read, in file order, with its interface's timestamps."""
+    build, status = pcapng.CASES[case]
+    data, expected = build()
+    path = tmp_path / f"{case}.pcapng"
+    path.write_bytes(data)
+    events, st, err, stats = _read(path)
+    queries = [e for e in events if e.kind == "dns.query"]
+    assert [e.name for e in queries] == [name for name, _ in expected]
+    assert [e.frame for e in queries] == list(range(1, len(expected) + 1))
+    # Event.ts is a float (about 240 ns apart at 1.8e9 s): close enough to tell ns, us and 2^-20 s resolutions apart
+    assert all(abs(e.ts * 1e9 - ts) < 300 for e, (_, ts) in zip(queries, expected)), [e.ts for e in queries]
+    assert stats["packets"] == len(expected)
+    assert (st, bool(err)) == (status, status == "truncated"), err
+    if status == "truncated":
+        assert "\n" not in err and f"damaged after frame {len(expected)}" in err
+
+
+@pytest.mark.parametrize("case", sorted(c for c, (_, status) in pcapng.CASES.items() if status == "eof"))
+def test_pcapng_with_differing_interfaces_matches_tshark(tmp_path, case):
+    """tshark reads the built file as the core does: the same frames, numbers, names and timestamps."""
+    data, _ = pcapng.CASES[case][0]()
+    path = tmp_path / f"{case}.pcapng"
+    path.write_bytes(data)
+    events, st, _, stats = _read(path)
+    theirs = tshark_frames(path)
+    assert st == "eof" and stats["packets"] == len(theirs)
+    ours = [(e.frame, e.name) for e in events if e.kind == "dns.query"]
+    assert ours == [(n, name) for n, _, name in theirs]
+    by_frame = {n: ts for n, ts, _ in theirs}
+    assert all(abs(e.ts - by_frame[e.frame]) < 3e-7 for e in events if e.kind == "dns.query")
+
+
+def test_pcapng_interface_limit_named_in_the_warning(tmp_path):
+    """A section with more interfaces than the core opens gives the events before it and a warning naming the limit."""
+    data, expected = pcapng.too_many_interfaces()
+    path = tmp_path / "many.pcapng"
+    path.write_bytes(data)
+    r = _extract(path)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x)["name"] for x in r.stdout.splitlines()] == [name for name, _ in expected]
+    assert len(r.stderr.strip().splitlines()) == 1 and "more than 64 interfaces" in r.stderr

@@ -131,3 +131,32 @@ def core_names(path) -> set[tuple[str, str]]:
             elif ev.kind == "tls.cert":
                 found.add(("tls.cert", hashlib.sha256(ev.der).hexdigest()))
     return found
+
+
+def tshark_frames(path) -> list[tuple[int, float, str]]:
+    """Returns (frame number, frame.time_epoch, first DNS question name or "") for every frame tshark reads.
+
+    Args:
+        path: a capture file (tshark reads what it can of a damaged one).
+    Returns:
+        One tuple per frame, in tshark's frame order.
+    """
+    out = subprocess.run(
+        ["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f",
+         "-e", "frame.number", "-e", "frame.time_epoch", "-e", "dns.qry.name"],
+        capture_output=True, text=True, timeout=300, errors="backslashreplace", check=False,
+    )
+    rows = []
+    for line in out.stdout.splitlines():
+        num, ts, name = (line.split("\t") + ["", ""])[:3]
+        rows.append((int(num), float(ts or 0), name))
+    return rows
+
+
+
+def capinfos_packets(path) -> int:
+    """Returns capinfos' packet count of a capture (tshark's frame count less pcapng custom blocks, which tshark 4.0
+    shows as frames of their own and libpcap skips)."""
+    out = subprocess.run(["capinfos", "-c", "-M", "-T", "-r", str(path)], capture_output=True, text=True, timeout=120,
+                         check=True)
+    return int(out.stdout.split("\t")[-1])

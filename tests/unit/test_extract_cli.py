@@ -113,3 +113,12 @@ def test_response_without_its_query_names_the_phone(tmp_path):
                      ("dns.answer", "only.answered.example", *phone)]
     assert tshark_names(path) == {("dns.response-question", "only.answered.example"),
                                   ("dns.answer", "only.answered.example=192.0.2.44")}
+
+
+def test_pcapng_with_differing_interfaces_extracts_without_warning():
+    """A pcapng whose two interfaces differ in snapshot length is read whole: its DNS names, no warning, exit 0."""
+    r = run("extract", str(PCAPS / "pcapplusplus__dns_over_tcp.pcapng"))
+    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+    recs = [json.loads(x) for x in r.stdout.splitlines()]
+    assert {x["kind"] for x in recs} >= {"dns.query", "dns.answer"}
+    assert all(x["frame"] <= 4 for x in recs)  # capinfos: 4 packets

@@ -20,7 +20,7 @@ INCLUDE = ROOT / "native" / "include"
 
 # The payload parsers and the headers of the layers above them.
 PARSERS = ("dns.c", "tls.c", "hello.c", "http.c", "quic.c", "dhcp.c")
-ABOVE_PARSERS = frozenset({"engine.h", "flow.h", "reader.h", "dispatch.h"})
+ABOVE_PARSERS = frozenset({"engine.h", "flow.h", "reader.h", "dispatch.h", "pcapng_route.h"})
 
 _INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 
@@ -115,6 +115,13 @@ def test_a_parser_includes_nothing_of_the_packet_path(parser):
     assert parser in graph
     bad = reachable(graph, parser) & ABOVE_PARSERS
     assert not bad, f"{parser} includes (directly or not) {sorted(bad)}"
+
+
+def test_the_pcapng_router_stands_beside_the_packet_path():
+    """pcapng_route.c (libpcap handles per interface) reaches the floor only, never the packet path above it."""
+    graph = include_graph()
+    assert "pcapng_route.c" in graph
+    assert reachable(graph, "pcapng_route.c") <= {"pcapng_route.h", "internal.h", "pc_alloc.h"}
 
 
 def test_the_public_headers_include_no_private_one():
