@@ -8,8 +8,10 @@
  * record (0x16 0x03) means TLS in either direction, an HTTP/1.x method on the
  * client side means HTTP; a SOCKS preamble on port 1080, an HTTP CONNECT
  * request and the proxy's 2xx answer are stepped over and the bytes inside
- * the tunnel dispatched again; anything else is declined at once so the
- * packet path stops buffering it.
+ * the tunnel dispatched again, and so are MySQL's TLS preamble on port 3306
+ * (the server's greeting, the client's SSL request: the TLS handshake follows
+ * on the same stream); anything else is declined at once so the packet path
+ * stops buffering it.
  */
 #include "dispatch.h"
 
@@ -169,6 +171,56 @@ static int socks_stream(const pc_meta *m, pc_dirstate *ds, const uint8_t *data, 
 }
 
 /*
+ * Length of MySQL's TLS preamble at d on port 3306 (packet = 3-byte
+ * little-endian length, sequence number, payload): the server's greeting
+ * (sequence 0, protocol 10) or the client's 32-byte SSL request (sequence 1,
+ * capability CLIENT_SSL 0x0800), after which each side's TLS handshake
+ * starts. > 0 when it is all here, 0 when more bytes are needed, -1 when the
+ * bytes are not that preamble. A greeting is at most a few hundred bytes:
+ * a longer one is not buffered for.
+ */
+static long mysql_tls_preamble_len(const pc_meta *m, const uint8_t *d, size_t len)
+{
+    size_t body;
+
+    if (len < 5)
+        return 0;
+    body = (size_t)d[0] | (size_t)d[1] << 8 | (size_t)d[2] << 16;
+    if (!m->from_client) {
+        if (d[3] != 0 || d[4] != 0x0a || body < 1 || body > 1024)
+            return -1;
+    } else {
+        if (d[3] != 1 || body != 32)
+            return -1;
+        if (len < 8)
+            return 0;
+        if (!(d[5] & 0x08))     /* CLIENT_SSL, bit 11 of the little-endian capabilities */
+            return -1;
+    }
+    return len < 4 + body ? 0 : (long)(4 + body);
+}
+
+/*
+ * MySQL's TLS preamble (port 3306, either side): consumes it and hands the
+ * direction back to the dispatcher (ds->app = PC_APP_NONE), so the TLS
+ * handshake that follows is parsed.
+ */
+static int mysql_stream(const pc_meta *m, pc_dirstate *ds, const uint8_t *data, size_t len,
+                        int final, size_t *consumed)
+{
+    long n = mysql_tls_preamble_len(m, data, len);
+
+    *consumed = 0;
+    if (n < 0 || (n == 0 && final))
+        return PC_STREAM_DONE;
+    if (n == 0)
+        return PC_STREAM_MORE;
+    *consumed = (size_t)n;
+    memset(ds, 0, sizeof *ds);
+    return PC_STREAM_MORE;
+}
+
+/*
  * Chooses the parser of a TCP direction from its first bytes. Returns the
  * PC_APP_* id, or PC_APP_NONE when more bytes are needed to tell.
  */
@@ -185,6 +237,11 @@ static uint8_t choose_tcp(const pc_meta *m, const uint8_t *data, size_t len, int
     }
     if (port_is(m, 1080) && (data[0] == 5 || data[0] == 4 || (data[0] == 0 && !m->from_client)))
         return PC_APP_SOCKS;
+    if (port_is(m, 3306)) {
+        long n = mysql_tls_preamble_len(m, data, len);
+        if (n > 0 || (n == 0 && !final))
+            return PC_APP_MYSQL;
+    }
     if (m->from_client) {
         int r = pc_http_is_request(data, len);
         if (r > 0)
@@ -220,7 +277,7 @@ int pc_app_tcp(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
         size_t c = 0;
         int r;
         if (ds->app == PC_APP_NONE && base == 0 && len >= 1 && data[0] == 0 && !port_is(m, 53)
-            && !port_is(m, 1080)) {
+            && !port_is(m, 1080) && !port_is(m, 3306)) {
             /* A flow picked up without its SYN may start with a TCP
              * keep-alive probe: one garbage byte (0x00) just before the
              * next real data. Step over it when TLS or HTTP follows. */
@@ -258,6 +315,9 @@ int pc_app_tcp(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
             break;
         case PC_APP_SOCKS:
             r = socks_stream(m, ds, data + base, len - base, final, &c);
+            break;
+        case PC_APP_MYSQL:
+            r = mysql_stream(m, ds, data + base, len - base, final, &c);
             break;
         default:
             r = PC_STREAM_DONE;

@@ -19,6 +19,7 @@
 #define PC_APP_SKIP 4
 #define PC_APP_SOCKS 5
 #define PC_APP_HTTPRESP 6
+#define PC_APP_MYSQL 7
 
 /* ---- state the packet path keeps for the parsers ------------------------ */
 /*

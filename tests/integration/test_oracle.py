@@ -34,14 +34,6 @@ ACCEPTED: dict[str, dict] = {
                   "rest of the Certificate message; tshark drops the incomplete record, the core reports the "
                   "complete certificate it has (flagged partial)",
     },
-    "pcapplusplus__pcapng-example.pcapng": {
-        "missing": (("ja3", "b1fbf71983dc2a72277e70ec11e3a979"),
-                    ("tls.cert", "492d8eac7a803d9d76c68464fd6fad12566b199b6d0adf148da10f5f8221573c")),
-        "reason": "frames 8 and 10 are TLS inside MySQL on port 3306 (the client's SSL request, then the handshake on "
-                  "the same stream after the server greeting); tshark's MySQL dissector hands it to TLS, the core's "
-                  "dispatch does not look for TLS after a MySQL greeting. Both frames are on the first interface, "
-                  "read by the plain libpcap handle before and after issue 11: not a reading difference",
-    },
 }
 
 CAPTURES = sorted(p.name for p in PCAPS.glob("*") if p.suffix in (".pcap", ".pcapng") and p.name not in UNREADABLE)

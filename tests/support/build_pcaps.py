@@ -152,6 +152,22 @@ def cases():
     yield "tls-unusual-port", tcp_stream([client_hello("port.example.org")], sport=50005, dport=8443), \
         LINKTYPE_ETHERNET, {("tls.sni", "port.example.org")}
 
+    # MySQL's TLS: the client's 32-byte SSL request (sequence 1, CLIENT_SSL), cut over two segments, then its
+    # ClientHello on the same stream; the same request without CLIENT_SSL is a plain login: nothing follows.
+    def ssl_request(caps: int) -> bytes:
+        return (32).to_bytes(3, "little") + b"\x01" + caps.to_bytes(4, "little") + (1 << 24).to_bytes(4, "little") \
+            + b"\x21" + bytes(23)
+    req = ssl_request(0x000FAE8D)
+    greeting = b"\x0a5.5.40-MariaDB\x00" + (7).to_bytes(4, "little") + b"saltsalt\x00" + (0xAE8D).to_bytes(2, "little") \
+        + b"\x21\x02\x00\x0f\x00\x15" + bytes(10) + b"moresaltsalt\x00mysql_native_password\x00"
+    pkts = tcp_stream([req[:5], req[5:], client_hello("db.example.org")], sport=50009, dport=3306)
+    # the server speaks first (tshark's MySQL dissector needs its greeting to follow the switch to TLS)
+    pkts.insert(3, eth(IP(src=SERVER4, dst=PHONE4) / TCP(sport=3306, dport=50009, flags="PA", seq=5001, ack=1001)
+                       / Raw(len(greeting).to_bytes(3, "little") + b"\x00" + greeting)))
+    yield "mysql-tls", pkts, LINKTYPE_ETHERNET, {("tls.sni", "db.example.org")}
+    yield "mysql-plain-login", tcp_stream([ssl_request(0x000FAE8D & ~0x0800)], sport=50010, dport=3306), \
+        LINKTYPE_ETHERNET, set()
+
     http = (b"GET /check-in?id=1 HTTP/1.1\r\nHost: api.example.net:8080\r\nUser-Agent: okhttp/4.9\r\n\r\n"
             b"POST /upload HTTP/1.1\r\nHost: [2001:db8::80]:8080\r\nContent-Length: 3\r\n\r\nabc")
     yield "http-pipelined", tcp_stream(split(http, 3), sport=50006, dport=80), LINKTYPE_ETHERNET, {
