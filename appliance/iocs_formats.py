@@ -844,6 +844,8 @@ def _read_plain(ctx: _Ctx, data: bytes) -> None:
         last = pos
         for k, line in enumerate(data[pos:stop].decode("utf-8").splitlines()):
             _plain_line(ctx, line, lineno + k, family)
+        if stop >= end:  # that was the last line, without a newline
+            break
         pos = stop + 1
     values, offsets = lines.finish()
     if len(offsets) > 1:
