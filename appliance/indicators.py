@@ -553,13 +553,14 @@ class Assembled:
     """
 
     def __init__(self, columns, profiles, multi, sources, allow_domains, allow_networks, heuristics, skipped,
-                 invalid, labels, version):
+                 invalid, labels, version, order=None):
         self.values, self.offsets, self.kinds, self.profile, self.n_domains = columns
         self.profiles, self.multi = profiles, multi
         self.sources = sources
         self.allow_domains, self.allow_networks, self.heuristics = allow_domains, allow_networks, heuristics
         self.skipped, self.invalid = skipped, invalid
         self._labels, self._version = labels, version
+        self._order = order  # the (kind, value) order, when assembling found it already (one C sort less)
 
     def __len__(self) -> int:
         return len(self.profile)
@@ -574,6 +575,13 @@ class Assembled:
         if p == MULTI:
             return [list(r) for r in self.multi[i]]
         return [[self.value(i), *self.profiles[p]]]
+
+    def _sorted(self) -> array:
+        """The entries' indexes sorted by (kind, value) (the order assembling found is used once, then dropped)."""
+        from .matcher import sort_strings  # the C core (as in every function here that needs it)
+
+        order, self._order = self._order, None
+        return order if order is not None else sort_strings(self.values, self.offsets, self.kinds, dups=False)[0]
 
     def _sorted_multi(self) -> list:
         return sorted(self.multi, key=lambda i: (self.kinds[i], self.values[self.offsets[i]:self.offsets[i + 1]]))
@@ -595,9 +603,9 @@ class Assembled:
         category, severity or source does, and not with the order of the
         files. The large parts are C buffers: no object per indicator.
         """
-        from .matcher import iter_joined, sort_strings  # the C core (as in every function here that needs it)
+        from .matcher import iter_joined
 
-        order, _ = sort_strings(self.values, self.offsets, self.kinds, dups=False)
+        order = self._sorted()
         names = [src.id for src in self.sources]
         h = hashlib.sha256(json.dumps([[*p[:4], names[p[4]]] for p in self.profiles], ensure_ascii=False).encode())
         h.update(b"\n")
@@ -627,10 +635,7 @@ class Assembled:
     @property
     def document(self) -> dict:
         """The canonical document (what ``iocs import`` writes): indicators sorted by (kind, value)."""
-        from .matcher import sort_strings
-
-        order, _ = sort_strings(self.values, self.offsets, self.kinds, dups=False)
-        inds = [r for i in order for r in self.group(i)]
+        inds = [r for i in self._sorted() for r in self.group(i)]
         allow, heur = self._allow_heur
         return {"format": "pocketcheck-iocs", "version": 1, "set_version": self.version,
                 "sources": [s.to_json() for s in self.sources], "indicators": inds, "allowlist": allow,
@@ -734,14 +739,16 @@ def _merge_duplicates(values, offsets, kinds, profile, profiles, sources):
     so only the duplicates are looked at here.
 
     Returns:
-        ``(values, offsets, kinds, profile, multi)``, the columns without the
-        dropped entries and ``{entry: records}`` of the values with several.
+        ``(values, offsets, kinds, profile, multi, order)``, the columns
+        without the dropped entries, ``{entry: records}`` of the values with
+        several, and the (kind, value) order of the entries when nothing was
+        dropped (else None).
     """
     from .matcher import sort_strings
 
     order, dups = sort_strings(values, offsets, kinds)
     if not dups:
-        return values, offsets, kinds, profile, {}
+        return values, offsets, kinds, profile, {}, order
     drop, multi = [], {}
     i = 0
     while i < len(dups):
@@ -778,7 +785,7 @@ def _merge_duplicates(values, offsets, kinds, profile, profiles, sources):
     multi = {e - bisect_right(drop, e): recs for e, recs in multi.items()}
     for e in multi:
         prof[e] = MULTI
-    return b"".join(vals), offs, knd, prof, multi
+    return b"".join(vals), offs, knd, prof, multi, None
 
 
 def assemble(parsed_files: list, severities=None, version: str | None = None) -> Assembled:
@@ -869,7 +876,8 @@ def assemble(parsed_files: list, severities=None, version: str | None = None) ->
     del pieces
     table = [list(k) for k in keys]
     n = len(profile)
-    values, offsets, kinds, profile, multi = _merge_duplicates(values, offsets, kinds, profile, table, sources)
+    values, offsets, kinds, profile, multi, order = _merge_duplicates(values, offsets, kinds, profile, table,
+                                                                      sources)
     if len(profile) < n:  # duplicates dropped: keep only the profiles still used (the hash covers the table)
         used = sorted(set(profile) - {MULTI})
         if len(used) < len(table):
@@ -881,7 +889,7 @@ def assemble(parsed_files: list, severities=None, version: str | None = None) ->
     others_n = sum(1 for p in parsed_files if not p.extra.get("set_version")
                    and (p.records or p.block is not None or p.format != "pocketcheck"))
     return Assembled((values, offsets, kinds, profile, kinds.count(_DOMAIN)), table, multi, sources, allow_domains,
-                     allow_networks, heuristics, skipped, invalid, (labels, others_n), version)
+                     allow_networks, heuristics, skipped, invalid, (labels, others_n), version, order)
 
 
 def build(parsed_files: list, severities=None, version: str | None = None, *, digest: bool = False) -> IndicatorSet:
@@ -901,6 +909,7 @@ def build(parsed_files: list, severities=None, version: str | None = None, *, di
     a = assemble(parsed_files, severities, version)
     if digest:
         a.sha256  # noqa: B018 (computed and kept now, see above)
+    a._order = None  # a set for matching has no use for it
     n, nd, off = len(a), a.n_domains, a.offsets
     # The domains (normalised, so ASCII) are the first nd entries: they go in
     # as the column itself, one C call, no object per domain.

@@ -25,6 +25,11 @@ Formats, detected from the content (``fmt`` overrides):
 ``tinycheck-allowlist``  TinyCheck / SpyGuard ``whitelist.json``
 ``pocketcheck``  pocketcheck's own normalised JSON (what ``iocs import`` writes)
 ``plain``        one domain, IP, CIDR or URL per line; hosts-file lines; ``#`` comments
+
+A plain list's clean domain lines are read in C into one buffer
+(:class:`DomainBlock`, :attr:`Parsed.block`): a list of a million domains
+never becomes a million Python objects. Every other line is a
+:class:`Record` as in the other formats; :meth:`Parsed.all_records` yields both.
 """
 from __future__ import annotations
 
