@@ -258,7 +258,9 @@ int pc_format_events(const pc_event *ev, size_t n, const uint8_t *strbuf, int fm
  * is the caller's, usually 0; off has cap entries). A clean line is at most
  * 253 bytes of labels of [A-Za-z0-9_-], each 1..63 bytes and neither starting
  * nor ending with '-', at least two labels, the last one not all digits; it
- * ends at '\n' (one '\r' before it is dropped) or at len. Empty lines are
+ * ends at '\n' (one '\r' before it is dropped) or at len. A one-name
+ * hosts-file line ("0.0.0.0" or "127.0.0.1", blanks, a clean domain other
+ * than localhost.localdomain, blanks) stores its name. Empty lines are
  * skipped. vals needs at most len - *pos bytes. Returns 0 when every line was
  * read (*pos == len), 1 when it stopped at the start of a line that is not
  * clean (*pos is there; the caller reads that line its own way, then calls

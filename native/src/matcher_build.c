@@ -502,6 +502,45 @@ static int clean_domain(const uint8_t *s, size_t len)
     return 0;
 }
 
+/* Whether s[0 .. len) is lower (lower-case ASCII) with ASCII case folded. */
+static int same_folded(const uint8_t *s, const char *lower, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = s[i];
+        if ((c >= 'A' && c <= 'Z' ? (uint8_t)(c | 0x20) : c) != (uint8_t)lower[i])
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * The domain of a one-name hosts-file line ("0.0.0.0 evil.example", the
+ * sinkhole address then blanks), else s itself: big community lists are
+ * hosts files. "localhost.localdomain" is the one name such files map to
+ * themselves that looks like a domain; it is left to the caller, which
+ * skips and counts it.
+ */
+static const uint8_t *hosts_name(const uint8_t *s, size_t *len)
+{
+    static const char *const sinks[] = {"0.0.0.0", "127.0.0.1"};
+    for (size_t k = 0; k < sizeof sinks / sizeof sinks[0]; k++) {
+        size_t a = strlen(sinks[k]), i = a, l = *len;
+        if (l <= a || memcmp(s, sinks[k], a) != 0 || (s[a] != ' ' && s[a] != '\t'))
+            continue;
+        while (i < l && (s[i] == ' ' || s[i] == '\t'))
+            i++;
+        while (l > i && (s[l - 1] == ' ' || s[l - 1] == '\t'))
+            l--;
+        if (l == i) /* "0.0.0.0" and blanks: no name (the caller counts the line) */
+            return s;
+        if (l - i == 21 && same_folded(s + i, "localhost.localdomain", 21))
+            return s;
+        *len = l - i;
+        return s + i;
+    }
+    return s;
+}
+
 int pc_domain_lines(const uint8_t *buf, size_t len, size_t *pos, uint8_t *vals, size_t *vlen,
                     uint32_t *off, size_t cap, size_t *n)
 {
@@ -519,6 +558,7 @@ int pc_domain_lines(const uint8_t *buf, size_t len, size_t *pos, uint8_t *vals, 
         size_t end = nl ? (size_t)(nl - buf) : len, l = end - p;
         if (l && buf[end - 1] == '\r')
             l--;
+        s = hosts_name(s, &l);
         if (l) {
             if (!clean_domain(s, l)) {
                 rc = 1;

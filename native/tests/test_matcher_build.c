@@ -50,6 +50,14 @@ static int clean(const char *line)
     return rc == 0 && n == 1;
 }
 
+/* One line alone: 1 when pc_domain_lines stops at it (not clean, and not skipped as empty). */
+static int stops(const char *line)
+{
+    char got[600];
+    size_t stop, n;
+    return scan(line, &stop, &n, got, sizeof got) == 1 && stop == 0 && n == 0;
+}
+
 static void test_clean_lines(void)
 {
     char lab63[64], lab64[65], name253[254], name254[255];
@@ -67,31 +75,40 @@ static void test_clean_lines(void)
     name254[254] = 0;
 
     CHECK(clean("evil.example"), "two labels");
+    CHECK(clean("localhost.localdomain"), "alone on its line it is a domain, as the per-line reader has it");
     CHECK(clean("a-b.c_d.example"), "hyphen inside, underscore");
     CHECK(clean("x1.2com"), "last label with a letter");
     CHECK(clean("EVIL.Example"), "either case");
-    CHECK(!clean("example"), "one label");
-    CHECK(!clean("1.2.3.4"), "an address: the last label is all digits");
-    CHECK(!clean("evil.123"), "numeric top-level label");
-    CHECK(!clean("-evil.example"), "leading hyphen");
-    CHECK(!clean("evil-.example"), "trailing hyphen");
-    CHECK(!clean("evil..example"), "empty label");
-    CHECK(!clean(".evil.example"), "leading dot");
-    CHECK(!clean("evil.example."), "trailing dot (the per-line reader handles it)");
-    CHECK(!clean("evil.example # c"), "a comment");
-    CHECK(!clean("0.0.0.0 evil.example"), "a hosts-file line");
-    CHECK(!clean("http://evil.example/x"), "a URL");
-    CHECK(!clean("b\xc3\xbc" "cher.example"), "non-ASCII");
-    CHECK(!clean("evil.exa\tmple"), "a tab");
+    CHECK(stops("example"), "one label");
+    CHECK(stops("1.2.3.4"), "an address: the last label is all digits");
+    CHECK(stops("evil.123"), "numeric top-level label");
+    CHECK(stops("-evil.example"), "leading hyphen");
+    CHECK(stops("evil-.example"), "trailing hyphen");
+    CHECK(stops("evil..example"), "empty label");
+    CHECK(stops(".evil.example"), "leading dot");
+    CHECK(stops("evil.example."), "trailing dot (the per-line reader handles it)");
+    CHECK(stops("evil.example # c"), "a comment");
+    CHECK(clean("0.0.0.0 evil.example"), "a hosts-file line");
+    CHECK(clean("127.0.0.1\t Evil.Example \t"), "a hosts-file line with tabs and trailing blanks");
+    CHECK(stops("0.0.0.0 a.example b.example"), "a hosts-file line of two names");
+    CHECK(stops("0.0.0.0 LocalHost.LocalDomain"), "localhost.localdomain on a hosts-file line");
+    CHECK(stops("0.0.0.0 1.2.3.4"), "an address on a hosts-file line");
+    CHECK(stops("0.0.0.0"), "the sinkhole alone");
+    CHECK(stops("0.0.0.0 "), "the sinkhole and a blank");
+    CHECK(stops("0.0.0.00 evil.example"), "another address");
+    CHECK(stops("10.0.0.0 evil.example"), "not a sinkhole address");
+    CHECK(stops("http://evil.example/x"), "a URL");
+    CHECK(stops("b\xc3\xbc" "cher.example"), "non-ASCII");
+    CHECK(stops("evil.exa\tmple"), "a tab");
     {
         char buf[80];
         snprintf(buf, sizeof buf, "%s.example", lab63);
         CHECK(clean(buf), "a 63-byte label");
         snprintf(buf, sizeof buf, "%s.example", lab64);
-        CHECK(!clean(buf), "a 64-byte label");
+        CHECK(stops(buf), "a 64-byte label");
     }
     CHECK(strlen(name253) == 253 && clean(name253), "253 bytes");
-    CHECK(!clean(name254), "254 bytes");
+    CHECK(stops(name254), "254 bytes");
 }
 
 static void test_lines_stop_and_fold(void)

@@ -14,19 +14,23 @@ from appliance.indicators import Source, assemble, load, load_compiled
 from appliance.iocs_formats import parse_file
 from appliance.matcher import Matcher
 
-# Lines built from what makes a domain clean or not: case, digits, '_', '-', dots, space, tab, '#', '/', ':', CR.
-LINE = st.text(alphabet="aZ09_-.. \t#/:\r*", min_size=0, max_size=24)
+# Lines built from what makes a domain clean or not: case, digits, '_', '-', dots, space, tab, '#', '/', ':', CR;
+# and hosts-file lines of such names (the C scan takes one-name lines itself).
+_TEXT = st.text(alphabet="aZ09_-.. \t#/:\r*", min_size=0, max_size=24)
+LINE = st.one_of(_TEXT, st.builds("{}{}{}".format, st.sampled_from(["0.0.0.0", "127.0.0.1", "0.0.0.00"]),
+                                  st.sampled_from([" ", "\t", " \t"]),
+                                  st.one_of(_TEXT, st.sampled_from(["Localhost.LocalDomain", "evil.example "]))))
 
 
-def _per_line(path, lines: list) -> tuple[Counter, int]:
-    """What the general per-line reader alone makes of the lines: (kind, value) counts and invalid values."""
+def _per_line(path, lines: list) -> tuple[Counter, int, Counter]:
+    """What the general per-line reader alone makes of the lines: (kind, value) counts, invalid values, skipped."""
     ctx = iocs_formats._Ctx(str(path), "plain", strict=False)
     for n, line in enumerate(lines, 1):
         iocs_formats._plain_line(ctx, line, n, "list")
-    return Counter((r.kind, r.value) for r in ctx.out.records), ctx.out.invalid
+    return Counter((r.kind, r.value) for r in ctx.out.records), ctx.out.invalid, ctx.out.skipped
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.lists(LINE, max_size=12))
 def test_c_scan_reads_lines_as_the_per_line_reader_does(tmp_path_factory, lines):
     """Whatever the C scan takes as clean domains and hands back, the result equals reading every line in Python."""
@@ -34,18 +38,21 @@ def test_c_scan_reads_lines_as_the_per_line_reader_does(tmp_path_factory, lines)
     path.write_bytes("\n".join(lines).encode())
     p = parse_file(path, "plain", strict=False)
     got = Counter((r.kind, r.value) for r in p.all_records())
-    want, invalid = _per_line(path, "\n".join(lines).splitlines())
-    assert (got, p.invalid) == (want, invalid)
+    want, invalid, skipped = _per_line(path, "\n".join(lines).splitlines())
+    assert (got, p.invalid, p.skipped) == (want, invalid, skipped)
 
 
 def test_block_holds_the_clean_lines_and_records_the_rest(tmp_path):
-    """Clean lines (any case, CRLF) go to the block; a comment, a hosts line and a URL to records; line numbers hold."""
+    """Clean lines (any case, CRLF, one-name hosts lines) go to the block; other lines to records; line numbers hold."""
     f = tmp_path / "mix.txt"
-    f.write_bytes(b"A.example\r\nb.example\n# note\n0.0.0.0 c.example\nd.example\nhttp://e.example/x\nnot valid\n")
+    f.write_bytes(b"A.example\r\nb.example\n# note\n0.0.0.0 c.example\n0.0.0.0 f.example g.example\nd.example\n"
+                  b"http://e.example/x\nnot valid\n127.0.0.1 localhost.localdomain\n")
     p = parse_file(f, strict=False)
-    assert [r.value for r in p.block.records()] == ["a.example", "b.example", "d.example"]
-    assert [(r.value, r.via_url) for r in p.records] == [("c.example", False), ("e.example", True)]
-    assert p.invalid == 1 and p.invalid_reasons[0].startswith("line 7:")
+    assert [r.value for r in p.block.records()] == ["a.example", "b.example", "c.example", "d.example"]
+    assert [(r.value, r.via_url) for r in p.records] == [("f.example", False), ("g.example", False),
+                                                         ("e.example", True)]
+    assert p.invalid == 1 and p.invalid_reasons[0].startswith("line 8:")
+    assert p.skipped["hosts-file local name"] == 1
 
 
 def _hits(iset, name: str) -> list:
@@ -73,7 +80,7 @@ def test_hash_is_over_content_not_the_path_taken(tmp_path):
     fast.parent.mkdir()
     slow.parent.mkdir()
     fast.write_text("evil.example\nbad.example\n")
-    slow.write_text("evil.example # c2\n0.0.0.0 bad.example\n")
+    slow.write_text("evil.example # c2\n0.0.0.0 bad.example  # sinkholed\n")
     pf, ps = parse_file(fast), parse_file(slow)
     assert pf.block is not None and ps.block is None
     pf.extra["source"] = ps.extra["source"] = Source("the list")  # only the content differs
