@@ -611,7 +611,7 @@ class Assembled:
         h.update(b"\n")
         for piece in iter_joined(self.values, self.offsets, order):
             h.update(piece)
-        seq = array("I", map(self.profile.__getitem__, order))
+        seq = self.profile if self._one_profile else array("I", map(self.profile.__getitem__, order))
         del order
         if sys.byteorder == "big":
             seq.byteswap()
@@ -667,8 +667,16 @@ class Assembled:
             "invalid_skipped": self.invalid,
         }
 
+    @cached_property
+    def _one_profile(self) -> bool:
+        """Whether every entry has the same profile (one big list): then its order does not matter (a C count)."""
+        p = self.profile
+        return not p or p.count(p[0]) == len(p)
+
     def runs(self) -> list:
         """``[first id, profile]`` of each run of ids sharing a profile (-1: records in JSON), for the compiled file."""
+        if self._one_profile:
+            return [[1, -1 if self.profile[0] == MULTI else self.profile[0]]] if self.profile else []
         out, ident = [], 1
         for p, run in groupby(self.profile):
             out.append([ident, -1 if p == MULTI else p])
