@@ -138,3 +138,22 @@ def test_damaged_runs_are_refused(tmp_path):
 def _write(path, text: str):
     path.write_text(text)
     return path
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_c_scan_of_any_bytes_stores_only_clean_domains(data):
+    """Over arbitrary bytes, the C scan stops or ends within the buffer and every value it stores is a clean domain."""
+    from appliance.matcher import DomainLines
+
+    lines, pos = DomainLines(data), 0
+    while pos < len(data):
+        pos = lines.read(pos)
+        assert 0 <= pos <= len(data)
+        nl = data.find(b"\n", pos)
+        pos = len(data) if nl < 0 else nl + 1
+    values, offsets = lines.finish()
+    assert offsets[0] == 0 and offsets[-1] == len(values) and list(offsets) == sorted(offsets)
+    for i in range(len(offsets) - 1):
+        v = bytes(values[offsets[i]:offsets[i + 1]]).decode("ascii")
+        assert iocs_formats.normalize_domain(v) == v
