@@ -38,17 +38,19 @@ import ipaddress
 import json
 import os
 import re
+import sys
 import tempfile
 from array import array
+from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import accumulate
+from itertools import accumulate, groupby, pairwise
 from pathlib import Path
 
 from . import iocs_formats
 from .errors import CompiledFileError, ConfigError, IocFormatError
-from .iocs_formats import DEFAULT_MAX_BYTES, FORMATS, Parsed
+from .iocs_formats import DEFAULT_MAX_BYTES, FORMATS, KINDS, Parsed
 
 SEVERITIES = ("high", "moderate", "low")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -247,17 +249,17 @@ class IndicatorSet:
         sources: the :class:`Source` list.
     """
 
-    def __init__(self, *, matcher, groups, n_groups: int, sources, heuristics, version: str = "", sha256: str = "",
+    def __init__(self, *, matcher, n_groups: int, sources, heuristics, version: str = "", sha256: str = "",
                  counts: dict | None = None, severities: dict | None = None, assembled: Assembled | None = None,
-                 profiles=()):
+                 profiles=(), runs=((1, -1),)):
         self._matcher = matcher
-        # Compiled sets: the distinct [kind, family, category, severity, source
-        # index] of the file's one-indicator records (see _encode_records).
+        # Built sets: the records of each id come from the Assembled columns.
+        # Compiled sets: from the file's metadata, decoded with the profiles
+        # and their runs of ids (see Assembled.metadata). Indicator objects
+        # are made only for what hits (cheap for 1M indicators).
         self._profiles = profiles
-        # Raw records [value, kind, family, category, severity, source index] per
-        # id (index id-1), or None: read them from the compiled file's metadata.
-        # Indicator objects are made only for what hits (cheap for 1M indicators).
-        self._raw = groups
+        self._run_starts = [r[0] for r in runs]
+        self._run_profiles = [r[1] for r in runs]
         self._cache: dict = {}
         self._raw_cache: dict = {}
         self._n_groups = n_groups
@@ -296,11 +298,12 @@ class IndicatorSet:
 
     def _raw_group(self, ident: int) -> list:
         """Raw records of one id (severity overrides applied), without making Indicator objects."""
-        if self._raw is not None:
-            return self._raw[ident - 1]
+        if self._assembled is not None:
+            return self._assembled.group(ident - 1)
         raw = self._raw_cache.get(ident)
         if raw is None:
-            raw = _decode_record(self._matcher.metadata(ident), self._profiles)
+            profile = self._run_profiles[bisect_right(self._run_starts, ident) - 1]
+            raw = _decode_record(self._matcher.metadata(ident), profile, self._profiles)
             if not all(r[4] in _RANK and type(r[5]) is int and 0 <= r[5] < len(self.sources) for r in raw):
                 raise CompiledFileError(f"damaged indicator record {ident}")
             if self._severities:
@@ -443,25 +446,15 @@ class IndicatorSet:
         Raises:
             OSError: the file cannot be written.
         """
+        a = self._assembled
+        if a is None:
+            raise IocFormatError("a set loaded from a compiled file is compiled already; load the sources")
         with _gc_paused():
-            src_index = {src.id: i for i, src in enumerate(self.sources)}
-            groups = self._raw if self._raw is not None else \
-                [[[i.value, i.kind, i.family, i.category, i.severity, src_index[i.source]] for i in self._group(ident)]
-                 for ident in range(1, self._n_groups + 1)]
-            profiles, records = _encode_records(groups)
-            header = {"format": "pocketcheck-compiled-iocs", "version": 2, "set_version": self.version,
+            header = {"format": "pocketcheck-compiled-iocs", "version": 3, "set_version": self.version,
                       "sha256": self.sha256, "counts": self.counts, "groups": self._n_groups,
-                      "sources": [src.to_json() for src in self.sources], "profiles": profiles,
-                      "heuristics": {name: sorted(getattr(self, name)) for name in HEURISTICS}}
-            records[0:0] = [json.dumps(header, sort_keys=True)]
-            blob = "".join(records)
-            if blob.isascii():  # the usual case: offsets from the lengths, one encode for the whole section
-                offsets = array("Q", [0])
-                offsets.extend(accumulate(map(len, records)))
-                meta = (blob.encode("ascii"), offsets)
-            else:
-                meta = [r.encode() for r in records]
-            del blob, records
+                      "sources": [src.to_json() for src in self.sources], "profiles": a.profiles,
+                      "runs": a.runs(), "heuristics": {name: sorted(getattr(self, name)) for name in HEURISTICS}}
+            meta = a.metadata(json.dumps(header, sort_keys=True).encode())
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -477,52 +470,25 @@ class IndicatorSet:
             raise
 
 
-def _encode_records(groups: list) -> tuple[list, list]:
-    """Encodes each group's records for a compiled file's metadata section.
-
-    A million-indicator list is nearly all one-indicator groups sharing a few
-    (kind, family, category, severity, source) tuples, so such a group is
-    written as ``"<profile number>\t<value>"`` (about the value's length)
-    instead of a JSON list (three times that); other groups stay JSON.
+def _decode_record(data: bytes, profile: int, profiles) -> list:
+    """The records of one id from its metadata record (see :meth:`Assembled.metadata`).
 
     Args:
-        groups: per id (index id-1), the lists ``[value, kind, family,
-            category, severity, source index]``.
-    Returns:
-        ``(profiles, records)``: the distinct tuples as lists, and one bytes
-        record per group.
-    """
-    prof: dict = {}
-    out = []
-    for g in groups:
-        if len(g) == 1 and "\t" not in g[0][0]:
-            v, kind, fam, cat, sev, src = g[0]
-            key = (kind, fam, cat, sev, src)
-            n = prof.get(key)
-            if n is None:
-                n = prof[key] = len(prof)
-            out.append(f"{n}\t{v}")
-        else:
-            out.append(json.dumps(g, ensure_ascii=False))
-    return [list(k) for k in prof], out
-
-
-def _decode_record(data: bytes, profiles) -> list:
-    """The group's records from one metadata record (see :func:`_encode_records`).
-
+        data: the record.
+        profile: the id's profile number from the header's runs; -1: the
+            record is the JSON list of the records.
+        profiles: the header's profiles.
     Raises:
         CompiledFileError: the record is damaged.
     """
     try:
         text = data.decode()
-        if text.startswith("["):
+        if profile < 0:
             raw = json.loads(text)
-        else:
-            n, _, value = text.partition("\t")
-            raw = [[value, *profiles[int(n)]]]
-        if not all(isinstance(r, list) and len(r) == 6 for r in raw):
-            raise ValueError("not a list of six fields")
-        return raw
+            if not isinstance(raw, list) or not all(isinstance(r, list) and len(r) == 6 for r in raw):
+                raise ValueError("not a list of six fields")
+            return raw
+        return [[text, *profiles[profile]]]
     except (ValueError, IndexError, TypeError) as exc:
         raise CompiledFileError(f"damaged indicator record ({exc})") from None
 
@@ -563,53 +529,96 @@ def _sources_of(parsed: Parsed) -> tuple[list, list]:
 
 
 class Assembled:
-    """A set's content before it is compiled (what :func:`assemble` returns).
+    """A set's content before it is compiled (what :func:`assemble` returns), as columns.
 
-    ``groups`` (per (kind, value), in order of first appearance: the lists
-    ``[value, kind, family, category, severity, source index]`` of the
-    indicators sharing it, most severe first), ``sources``, ``allow_domains``, ``allow_networks``,
-    ``heuristics`` are filled at once; ``document`` (the normalised JSON),
-    ``sha256``, ``version`` and ``counts`` are computed when first asked for
-    (matching a stream of names needs none of them).
+    One entry per group (every indicator sharing one (kind, value)); entry
+    ``i`` is id ``i + 1`` in the matcher. The domain groups come first
+    (``n_domains`` of them), in order of first appearance, then the other
+    kinds. A million indicators are a few buffers, not a million objects:
+
+    * ``values`` (bytes-like) and ``offsets`` (uint32, n+1): entry i's value
+      is ``values[offsets[i]:offsets[i + 1]]``, UTF-8;
+    * ``kinds`` (uint8, n): the kind's rank in :data:`_KIND_RANK` (the sort key);
+    * ``profile`` (uint32, n): the entry's one record is
+      ``[value, *profiles[profile[i]]]``; :data:`MULTI` when the value has
+      several records (families or categories), kept in ``multi[i]``;
+    * ``profiles``: the distinct ``[kind, family, category, severity, source
+      index]``, sorted by (kind, family, category, severity, source id) so
+      their numbers do not depend on the order of the files.
+
+    ``sources``, ``allow_domains``, ``allow_networks``, ``heuristics`` are
+    filled at once; ``document``, ``sha256``, ``version`` and ``counts`` are
+    computed when first asked for (matching a stream of names needs none of
+    them).
     """
 
-    def __init__(self, groups, sources, allow_domains, allow_networks, heuristics, skipped, invalid,
-                 labels, version):
-        self.groups, self.sources = groups, sources
+    def __init__(self, columns, profiles, multi, sources, allow_domains, allow_networks, heuristics, skipped,
+                 invalid, labels, version, order=None):
+        self.values, self.offsets, self.kinds, self.profile, self.n_domains = columns
+        self.profiles, self.multi = profiles, multi
+        self.sources = sources
         self.allow_domains, self.allow_networks, self.heuristics = allow_domains, allow_networks, heuristics
         self.skipped, self.invalid = skipped, invalid
         self._labels, self._version = labels, version
+        self._order = order  # the (kind, value) order, when assembling found it already (one C sort less)
 
-    @cached_property
-    def _content(self) -> tuple:
-        inds = [r for g in sorted(self.groups, key=lambda g: (g[0][1], g[0][0])) for r in g]
+    def __len__(self) -> int:
+        return len(self.profile)
+
+    def value(self, i: int) -> str:
+        """The value of entry i."""
+        return bytes(self.values[self.offsets[i]:self.offsets[i + 1]]).decode()
+
+    def group(self, i: int) -> list:
+        """Entry i's records ``[value, kind, family, category, severity, source index]``, most severe first (new lists)."""
+        p = self.profile[i]
+        if p == MULTI:
+            return [list(r) for r in self.multi[i]]
+        return [[self.value(i), *self.profiles[p]]]
+
+    def _sorted(self) -> array:
+        """The entries' indexes sorted by (kind, value) (the order assembling found is used once, then dropped)."""
+        from .matcher import sort_strings  # the C core (as in every function here that needs it)
+
+        order, self._order = self._order, None
+        return order if order is not None else sort_strings(self.values, self.offsets, self.kinds, dups=False)[0]
+
+    def _sorted_multi(self) -> list:
+        return sorted(self.multi, key=lambda i: (self.kinds[i], self.values[self.offsets[i]:self.offsets[i + 1]]))
+
+    @property
+    def _allow_heur(self) -> tuple:
         allow = {"domains": sorted(self.allow_domains), "networks": sorted(self.allow_networks, key=_net_key)}
-        heur = {k: sorted(v) for k, v in sorted(self.heuristics.items())}
-        # The hash covers content, not file order: sources by name, not index.
-        named = [r[:5] + [self.sources[r[5]].id] for r in inds]
-        blob = json.dumps([named, allow, heur], sort_keys=True, ensure_ascii=False).encode()
-        return inds, allow, heur, hashlib.sha256(blob).hexdigest()
+        return allow, {k: sorted(v) for k, v in sorted(self.heuristics.items())}
 
     @cached_property
     def sha256(self) -> str:
-        """SHA-256 over the sorted indicators (with source names), allowlist and heuristics."""
-        if "_content" in self.__dict__:
-            return self._content[3]
-        # The same bytes as _content's one json.dumps, encoded a slice at a
-        # time: compiling a million indicators then never holds the whole
-        # JSON text (and a renamed copy of every record) at once.
-        allow = {"domains": sorted(self.allow_domains), "networks": sorted(self.allow_networks, key=_net_key)}
-        heur = {k: sorted(v) for k, v in sorted(self.heuristics.items())}
-        inds = [r for g in sorted(self.groups, key=lambda g: (g[0][1], g[0][0])) for r in g]
+        """SHA-256 over the set's canonical content, in hex.
+
+        The canonical byte stream: the profiles (with source names, not file
+        order), the values sorted by (kind, value) each followed by ``\\n``,
+        their profile numbers in that order (uint32 little-endian), then the
+        records of the values with several records, the allowlist and the
+        heuristics as JSON. It changes when any value, kind, family,
+        category, severity or source does, and not with the order of the
+        files. The large parts are C buffers: no object per indicator.
+        """
+        from .matcher import iter_joined
+
+        order = self._sorted()
         names = [src.id for src in self.sources]
-        h = hashlib.sha256(b"[[")
-        step = 20_000
-        for start in range(0, len(inds), step):
-            part = json.dumps([r[:5] + [names[r[5]]] for r in inds[start:start + step]], sort_keys=True,
-                              ensure_ascii=False)[1:-1]
-            h.update(((", " if start else "") + part).encode())
-        h.update(("], " + json.dumps(allow, sort_keys=True, ensure_ascii=False) + ", " +
-                  json.dumps(heur, sort_keys=True, ensure_ascii=False) + "]").encode())
+        h = hashlib.sha256(json.dumps([[*p[:4], names[p[4]]] for p in self.profiles], ensure_ascii=False).encode())
+        h.update(b"\n")
+        for piece in iter_joined(self.values, self.offsets, order):
+            h.update(piece)
+        seq = self.profile if self._one_profile else array("I", map(self.profile.__getitem__, order))
+        del order
+        if sys.byteorder == "big":
+            seq.byteswap()
+        h.update(seq)
+        multi = [[[*r[:5], names[r[5]]] for r in self.multi[i]] for i in self._sorted_multi()]
+        allow, heur = self._allow_heur
+        h.update(json.dumps([multi, allow, heur], sort_keys=True, ensure_ascii=False).encode())
         return h.hexdigest()
 
     @property
@@ -625,36 +634,177 @@ class Assembled:
 
     @property
     def document(self) -> dict:
-        """The canonical document: what ``iocs import`` writes and what sha256 covers."""
-        inds, allow, heur, _ = self._content
+        """The canonical document (what ``iocs import`` writes): indicators sorted by (kind, value)."""
+        inds = [r for i in self._sorted() for r in self.group(i)]
+        allow, heur = self._allow_heur
         return {"format": "pocketcheck-iocs", "version": 1, "set_version": self.version,
                 "sources": [s.to_json() for s in self.sources], "indicators": inds, "allowlist": allow,
                 "heuristics": heur, "skipped": dict(sorted(self.skipped.items()))}
 
     @cached_property
     def counts(self) -> dict:
-        """See :attr:`IndicatorSet.counts`."""
-        inds = [r for g in self.groups for r in g]
-        sev = Counter(r[4] for r in inds)
+        """See :attr:`IndicatorSet.counts` (from the profile column: no pass over the records)."""
+        weights = Counter()  # (kind, family, category, severity) -> records
+        for p, n in Counter(self.profile).items():
+            if p != MULTI:
+                weights[tuple(self.profiles[p][:4])] += n
+        for recs in self.multi.values():
+            weights.update(tuple(r[1:5]) for r in recs)
+        kind, cat, sev = Counter(), Counter(), Counter()
+        for (k, _, c, s), n in weights.items():
+            kind[k] += n
+            cat[c] += n
+            sev[s] += n
         return {
-            "total": len(inds),
-            "kind": dict(sorted(Counter(r[1] for r in inds).items())),
-            "category": dict(sorted(Counter(r[3] for r in inds).items())),
+            "total": sum(weights.values()),
+            "kind": dict(sorted(kind.items())),
+            "category": dict(sorted(cat.items())),
             "severity": {s: sev[s] for s in SEVERITIES if sev[s]},
-            "families": len({r[2] for r in inds if r[2]}),
+            "families": len({f for _, f, _, _ in weights if f}),
             "allowlist": {"domains": len(self.allow_domains), "networks": len(self.allow_networks)},
             "heuristics": {k: len(v) for k, v in sorted(self.heuristics.items())},
             "skipped": dict(sorted(self.skipped.items())),
             "invalid_skipped": self.invalid,
         }
 
+    @cached_property
+    def _one_profile(self) -> bool:
+        """Whether every entry has the same profile (one big list): then its order does not matter (a C count)."""
+        p = self.profile
+        return not p or p.count(p[0]) == len(p)
+
+    def runs(self) -> list:
+        """``[first id, profile]`` of each run of ids sharing a profile (-1: records in JSON), for the compiled file."""
+        if self._one_profile:
+            return [[1, -1 if self.profile[0] == MULTI else self.profile[0]]] if self.profile else []
+        out, ident = [], 1
+        for p, run in groupby(self.profile):
+            out.append([ident, -1 if p == MULTI else p])
+            ident += sum(1 for _ in run)
+        return out
+
+    def metadata(self, header: bytes) -> tuple:
+        """The compiled file's metadata section: record 0 the header, record id the group's.
+
+        A group with one record is stored as its value alone (its profile is
+        in the header's runs); one with several as the JSON list of them. So
+        the section is mostly ``values`` itself: slices, not a string per
+        indicator.
+
+        Returns:
+            ``(bytes, uint64 offsets with len + 2 entries)`` for :meth:`Matcher.save`.
+        """
+        parts, offs = [header], array("Q", [0, len(header)])
+        pos, start, off = len(header), 0, self.offsets
+        for i in [*sorted(self.multi), len(self)]:
+            if i > start:  # entries start..i-1: their values, as they are
+                parts.append(memoryview(self.values)[off[start]:off[i]])  # no copy before the join
+                offs.extend(map((pos - off[start]).__add__, off[start + 1:i + 1]))
+                pos += off[i] - off[start]
+            if i < len(self):
+                rec = json.dumps(self.multi[i], ensure_ascii=False).encode()
+                parts.append(rec)
+                pos += len(rec)
+                offs.append(pos)
+            start = i + 1
+        return b"".join(parts), offs
+
+
+# Sort keys of the kinds: their order as Python sorts the names, so C sorts entries as (kind, value) tuples sort.
+_KIND_RANK = {k: i for i, k in enumerate(sorted(KINDS))}
+_DOMAIN = _KIND_RANK["domain"]
+MULTI = 0xFFFFFFFF  # profile column: the entry has several records (Assembled.multi)
+
+
+def _concat(pieces: list) -> tuple:
+    """Joins column pieces ``(values, offsets, kinds, profile)`` into one set of columns."""
+    if len(pieces) == 1:
+        return pieces[0]
+    values, offsets, kinds, profile = [], array("I", [0]), array("B"), array("I")
+    pos = 0
+    for v, o, k, p in pieces:
+        shift = pos - o[0]
+        offsets.extend(map(shift.__add__, o[1:]) if shift else o[1:])
+        pos += o[-1] - o[0]
+        values.append(v[o[0]:o[-1]] if o[0] or o[-1] != len(v) else v)
+        kinds.extend(k)
+        profile.extend(p)
+    return b"".join(values), offsets, kinds, profile
+
+
+def _records_piece(recs: list) -> tuple:
+    """A column piece from (value, kind rank, profile) triples (the general path: few)."""
+    vals = [v.encode() for v, _, _ in recs]
+    offsets = array("I", [0])
+    offsets.extend(accumulate(map(len, vals)))
+    return b"".join(vals), offsets, array("B", [k for _, k, _ in recs]), array("I", [p for _, _, p in recs])
+
+
+def _merge_duplicates(values, offsets, kinds, profile, profiles, sources):
+    """Keeps one entry per (kind, value): records of one value merged, repeats of (family, category) dropped.
+
+    The C sort puts equal values next to each other in order of appearance,
+    so only the duplicates are looked at here.
+
+    Returns:
+        ``(values, offsets, kinds, profile, multi, order)``, the columns
+        without the dropped entries, ``{entry: records}`` of the values with
+        several, and the (kind, value) order of the entries when nothing was
+        dropped (else None).
+    """
+    from .matcher import sort_strings
+
+    order, dups = sort_strings(values, offsets, kinds)
+    if not dups:
+        return values, offsets, kinds, profile, {}, order
+    drop, multi = [], {}
+    i = 0
+    while i < len(dups):
+        j = i
+        while j + 1 < len(dups) and dups[j + 1] == dups[j] + 1:
+            j += 1
+        members = order[dups[i] - 1:dups[j] + 1]  # in order of appearance (the sort is stable)
+        first, seen, recs = members[0], set(), []
+        for e in members:
+            kind, family, category, severity, src = profiles[profile[e]]
+            if e != first:
+                drop.append(e)
+            if (family, category) not in seen:  # the first file to list a (family, category) gives its severity, source
+                seen.add((family, category))
+                recs.append([kind, family, category, severity, src])
+        if len(recs) > 1:
+            value = bytes(values[offsets[first]:offsets[first + 1]]).decode()
+            recs.sort(key=lambda r: (_RANK[r[3]], r[1], r[2], sources[r[4]].id))
+            multi[first] = [[value, *r] for r in recs]
+        i = j + 1
+    del order, dups
+    drop.sort()
+    vals, offs, knd, prof = [], array("I", [0]), array("B"), array("I")
+    start, pos = 0, 0
+    for d in [*drop, len(profile)]:
+        if d > start:
+            a, b = offsets[start], offsets[d]
+            vals.append(values[a:b])
+            offs.extend(map((pos - a).__add__, offsets[start + 1:d + 1]))
+            knd.extend(kinds[start:d])
+            prof.extend(profile[start:d])
+            pos += b - a
+        start = d + 1
+    multi = {e - bisect_right(drop, e): recs for e, recs in multi.items()}
+    for e in multi:
+        prof[e] = MULTI
+    return b"".join(vals), offs, knd, prof, multi, None
+
 
 def assemble(parsed_files: list, severities=None, version: str | None = None) -> Assembled:
-    """Merges parsed files into one set's content (pure Python; no C core needed).
+    """Merges parsed files into one set's content, as columns (see :class:`Assembled`).
 
-    Duplicates (same kind, value, family and category) are kept once; a
-    domain taken from a URL with a path whose host is an allowlisted shared
-    platform is dropped and counted.
+    Duplicates (same kind, value, family and category) are kept once; one
+    value under several families or categories is one group of several
+    records; a domain taken from a URL with a path whose host is an
+    allowlisted shared platform is dropped and counted. A plain list's
+    :class:`~appliance.iocs_formats.DomainBlock` goes in as it is: no object
+    per indicator.
 
     Args:
         parsed_files: :class:`~appliance.iocs_formats.Parsed` results, in order.
@@ -679,9 +829,18 @@ def assemble(parsed_files: list, severities=None, version: str | None = None) ->
             heuristics.setdefault(name, set()).update(values)
         skipped.update(p.skipped)
         invalid += p.invalid
-    groups: dict = {}
-    default_sev = {cat: overrides.get(cat) or DEFAULT_SEVERITIES.get(cat, UNKNOWN_CATEGORY_SEVERITY)
-                   for p in parsed_files for cat in {r.category for r in p.records}}
+    profiles: dict = {}  # (kind, family, category, severity, source index) -> number (in order of appearance)
+
+    def number(key: tuple) -> int:
+        n = profiles.get(key)
+        if n is None:
+            n = profiles[key] = len(profiles)
+        return n
+
+    def default_sev(category: str) -> str:
+        return overrides.get(category) or DEFAULT_SEVERITIES.get(category, UNKNOWN_CATEGORY_SEVERITY)
+
+    domains, others = [], []  # column pieces (values, offsets, kinds, profile), or general records
     for p in parsed_files:
         file_sources, index = _sources_of(p)
         local = []
@@ -691,15 +850,7 @@ def assemble(parsed_files: list, severities=None, version: str | None = None) ->
                 sources.append(s)
             local.append(src_ids[s.id])
         stored = p.extra.get("severities")
-        one = local[0] if len(local) == 1 and not stored else None
-        if one is not None and len(p.records) > 1000 and not any(r.via_url for r in p.records):
-            # Bulk path for big lists: when no (kind, value) repeats, one dict
-            # update replaces the per-record loop below.
-            merged = {(r.kind, r.value): [[r.value, r.kind, r.family, r.category, default_sev[r.category], one]]
-                      for r in p.records}
-            if len(merged) == len(p.records) and groups.keys().isdisjoint(merged):
-                groups.update(merged)
-                continue
+        recs: list = []
         for n, rec in enumerate(p.records):
             if rec.via_url and rec.kind == "domain" and _in_domains(rec.value, allow_domains):
                 # A URL such as https://github.com/someone/rat: the network
@@ -707,35 +858,55 @@ def assemble(parsed_files: list, severities=None, version: str | None = None) ->
                 # flag everyone who uses the platform.
                 skipped["URL on a shared platform"] += 1
                 continue
-            key = (rec.kind, rec.value)
-            same = groups.get(key)
-            if same is not None and any(r[2] == rec.family and r[3] == rec.category for r in same):
-                continue
-            if one is not None:
-                src, sev = one, default_sev[rec.category]
-            else:
-                src = local[index[n]]
-                sev = overrides.get(rec.category) or (stored[n] if stored else default_sev[rec.category])
-            ind = [rec.value, rec.kind, rec.family, rec.category, sev, src]
-            if same is None:
-                groups[key] = [ind]
-            else:
-                same.append(ind)
-    # Ids follow first appearance; the document sorts by (kind, value) when written.
-    group_list = []
-    for g in groups.values():
-        if len(g) > 1:
-            g.sort(key=lambda r: (_RANK[r[4]], r[2], r[3], sources[r[5]].id))
-        group_list.append(g)
+            sev = overrides.get(rec.category) or (stored[n] if stored else default_sev(rec.category))
+            prof = number((rec.kind, rec.family, rec.category, sev, local[index[n]]))
+            (recs if rec.kind == "domain" else others).append((rec.value, _KIND_RANK[rec.kind], prof))
+        if recs:
+            domains.append(_records_piece(recs))
+        b = p.block
+        if b is not None and len(b):  # one profile for the whole block
+            prof = number(("domain", b.family, b.category, default_sev(b.category), local[0]))
+            domains.append((b.values, b.offsets, array("B", [_DOMAIN]) * len(b), prof))
+    if others:
+        domains.append(_records_piece(others))  # after every domain: the matcher takes the domains as one prefix
+    # Profile numbers by sorted content, so that the hash does not depend on the order of the files.
+    keys = sorted(profiles, key=lambda k: (*k[:4], sources[k[4]].id))
+    renumber = [0] * len(keys)
+    for new, key in enumerate(keys):
+        renumber[profiles[key]] = new
+    pieces = [(v, o, k, array("I", [renumber[p]]) * len(k) if isinstance(p, int) else
+               array("I", map(renumber.__getitem__, p))) for v, o, k, p in domains]
+    del domains
+    if pieces:
+        values, offsets, kinds, profile = _concat(pieces)
+    else:
+        values, offsets, kinds, profile = b"", array("I", [0]), array("B"), array("I")
+    del pieces
+    table = [list(k) for k in keys]
+    n = len(profile)
+    values, offsets, kinds, profile, multi, order = _merge_duplicates(values, offsets, kinds, profile, table,
+                                                                      sources)
+    if len(profile) < n:  # duplicates dropped: keep only the profiles still used (the hash covers the table)
+        used = sorted(set(profile) - {MULTI})
+        if len(used) < len(table):
+            renumber = dict(zip(used, range(len(used))))
+            renumber[MULTI] = MULTI
+            profile = array("I", map(renumber.__getitem__, profile))
+            table = [table[u] for u in used]
     labels = [p.extra["set_version"] for p in parsed_files if p.extra.get("set_version")]
-    others = sum(1 for p in parsed_files if not p.extra.get("set_version") and (p.records or p.format != "pocketcheck"))
-    return Assembled(group_list, sources, allow_domains, allow_networks, heuristics, skipped, invalid,
-                     (labels, others), version)
+    others_n = sum(1 for p in parsed_files if not p.extra.get("set_version")
+                   and (p.records or p.block is not None or p.format != "pocketcheck"))
+    return Assembled((values, offsets, kinds, profile, kinds.count(_DOMAIN)), table, multi, sources, allow_domains,
+                     allow_networks, heuristics, skipped, invalid, (labels, others_n), version, order)
 
 
-def build(parsed_files: list, severities=None, version: str | None = None) -> IndicatorSet:
+def build(parsed_files: list, severities=None, version: str | None = None, *, digest: bool = False) -> IndicatorSet:
     """Builds a matching set from parsed files (see :func:`load` and :func:`assemble`).
 
+    Args:
+        digest: compute the set's hash first (for a set about to be saved):
+            its sort's memory is then free again before the matcher's build,
+            the peak of compiling a big set.
     Returns:
         The :class:`IndicatorSet`.
     Raises:
@@ -744,42 +915,32 @@ def build(parsed_files: list, severities=None, version: str | None = None) -> In
     from .matcher import Matcher  # the C core; imported here so the loaders work without it
 
     a = assemble(parsed_files, severities, version)
-    # Domains (already normalised, so ASCII) go in as one packed buffer: no
-    # per-domain Python object, and the wrapper does not normalise them again.
-    values = [g[0][0] for g in a.groups if g[0][1] == "domain"]
-    n_dom = len(values)
-    ids = array("I", range(1, n_dom + 1)) if n_dom == len(a.groups) else \
-        array("I", [i for i, g in enumerate(a.groups, 1) if g[0][1] == "domain"])
+    if digest:
+        a.sha256  # noqa: B018 (computed and kept now, see above)
+    a._order = None  # a set for matching has no use for it
+    n, nd, off = len(a), a.n_domains, a.offsets
+    # The domains (normalised, so ASCII) are the first nd entries: they go in
+    # as the column itself, one C call, no object per domain.
+    block = (a.values, off, array("I", range(1, nd + 1))) if nd == n else \
+        (memoryview(a.values)[:off[nd]], off[:nd + 1], array("I", range(1, nd + 1)))
     allow = sorted(a.allow_domains)
-    values += allow
-    ids.extend(range(len(a.groups) + 1, len(a.groups) + 1 + len(allow)))
     keywords, ips, hashes = [], [], []
-    if n_dom < len(a.groups):  # other kinds are rare: a second pass only when there are some
-        for ident, group in enumerate(a.groups, 1):
-            kind = group[0][1]
-            if kind == "domain":
-                continue
-            pat = _pattern(kind, group[0][0])
-            if kind == "keyword":
-                keywords.append((pat.encode("utf-8"), ident))
-            elif kind in ("ipv4", "ipv6", "cidr"):
-                ips.append((pat, ident))
-            else:
-                hashes.append((pat, ident))
-    ident = len(a.groups) + len(allow)
-    for n in sorted(a.allow_networks, key=_net_key):
+    for i in range(nd, n):  # other kinds are rare
+        kind = a.group(i)[0][1]
+        pat = _pattern(kind, a.value(i))
+        if kind == "keyword":
+            keywords.append((pat.encode("utf-8"), i + 1))
+        elif kind in ("ipv4", "ipv6", "cidr"):
+            ips.append((pat, i + 1))
+        else:
+            hashes.append((pat, i + 1))
+    ident = n + len(allow)
+    for net in sorted(a.allow_networks, key=_net_key):
         ident += 1
-        ips.append((ipaddress.ip_network(n), ident))
-    joined = "".join(values)
-    if joined.isascii():
-        offsets = array("I", [0])
-        offsets.extend(accumulate(map(len, values)))
-        matcher = Matcher.build(domain_block=(joined.encode("ascii"), offsets, ids, values), keywords=keywords,
-                                ips=ips, hashes=hashes)
-    else:
-        matcher = Matcher.build(domains=zip(values, ids), keywords=keywords, ips=ips, hashes=hashes)
-    return IndicatorSet(matcher=matcher, groups=a.groups, n_groups=len(a.groups), sources=a.sources,
-                        heuristics=a.heuristics, assembled=a)
+        ips.append((ipaddress.ip_network(net), ident))
+    matcher = Matcher.build(domain_block=block, domains=zip(allow, range(n + 1, n + 1 + len(allow))),
+                            keywords=keywords, ips=ips, hashes=hashes)
+    return IndicatorSet(matcher=matcher, n_groups=n, sources=a.sources, heuristics=a.heuristics, assembled=a)
 
 
 def load_compiled(path, severities=None) -> IndicatorSet:
@@ -797,7 +958,7 @@ def load_compiled(path, severities=None) -> IndicatorSet:
         header = json.loads(matcher.metadata(0))
         if header.get("format") != "pocketcheck-compiled-iocs":
             raise ValueError("not a pocketcheck compiled indicator set")
-        if header.get("version") != 2:
+        if header.get("version") != 3:
             raise ValueError(f"indicator records of version {header.get('version')}; recompile the indicators")
         profiles = [list(p) for p in header["profiles"]]
         if not all(len(p) == 5 and isinstance(p[4], int) and 0 <= p[4] < len(header["sources"]) for p in profiles):
@@ -805,13 +966,18 @@ def load_compiled(path, severities=None) -> IndicatorSet:
         sources = [Source(s["id"], s.get("licence", "unknown"), s.get("attribution", ""), s.get("url", ""))
                    for s in header["sources"]]
         n_groups = int(header["groups"])
+        runs = [(int(first), int(p)) for first, p in header["runs"]]
+        if runs and (runs[0][0] != 1 or any(b[0] <= a[0] for a, b in pairwise(runs))
+                     or not all(-1 <= p < len(profiles) for _, p in runs)):
+            raise ValueError("damaged runs")
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise CompiledFileError(f"{path}: bad header ({exc})") from None
     counts = header["counts"]
     overrides = check_severities(severities)
-    return IndicatorSet(matcher=matcher, groups=None, n_groups=n_groups, sources=sources,
+    return IndicatorSet(matcher=matcher, n_groups=n_groups, sources=sources,
                         heuristics=header.get("heuristics", {}), version=header["set_version"],
-                        sha256=header["sha256"], counts=counts, severities=overrides, profiles=profiles)
+                        sha256=header["sha256"], counts=counts, severities=overrides, profiles=profiles,
+                        runs=runs or ((1, -1),))
 
 
 def _expand(paths) -> list:
@@ -839,7 +1005,7 @@ def parse_all(paths, fmt: str | None = None, strict: bool = True, max_bytes: int
 
 
 def load(paths, fmt: str | None = None, include_default: bool = False, severities=None, *,
-         strict: bool = True, max_bytes: int = DEFAULT_MAX_BYTES) -> IndicatorSet:
+         strict: bool = True, max_bytes: int = DEFAULT_MAX_BYTES, digest: bool = False) -> IndicatorSet:
     """Loads indicator files (any supported format; folders load every file in them).
 
     Args:
@@ -850,6 +1016,7 @@ def load(paths, fmt: str | None = None, include_default: bool = False, severitie
         strict: an invalid value is an error; False skips it and counts it in
             ``counts["invalid_skipped"]`` (for huge community lists).
         max_bytes: per-file size limit.
+        digest: the set is about to be saved (see :func:`build`).
     Returns:
         A new :class:`IndicatorSet`.
     Raises:
@@ -861,7 +1028,7 @@ def load(paths, fmt: str | None = None, include_default: bool = False, severitie
         parsed = parse_all(paths, fmt, strict, max_bytes)
         if include_default:
             parsed.insert(0, iocs_formats.parse_file(DEFAULT_FILE, "pocketcheck"))
-        return build(parsed, severities)
+        return build(parsed, severities, digest=digest)
 
 
 _DEFAULT_MEMO: dict = {}
@@ -897,7 +1064,7 @@ def load_default(severities=None) -> IndicatorSet:
             iset = None  # another matcher version or damage: rebuild below
     if iset is None:
         with _gc_paused():
-            iset = build([iocs_formats.parse_file(DEFAULT_FILE, "pocketcheck")], overrides)
+            iset = build([iocs_formats.parse_file(DEFAULT_FILE, "pocketcheck")], overrides, digest=not overrides)
         if not overrides:
             try:
                 iset.save_compiled(cached)

@@ -25,17 +25,25 @@ Formats, detected from the content (``fmt`` overrides):
 ``tinycheck-allowlist``  TinyCheck / SpyGuard ``whitelist.json``
 ``pocketcheck``  pocketcheck's own normalised JSON (what ``iocs import`` writes)
 ``plain``        one domain, IP, CIDR or URL per line; hosts-file lines; ``#`` comments
+
+A plain list's clean domain lines are read in C into one buffer
+(:class:`DomainBlock`, :attr:`Parsed.block`): a list of a million domains
+never becomes a million Python objects. Every other line is a
+:class:`Record` as in the other formats; :meth:`Parsed.all_records` yields both.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import ipaddress
 import json
 import os
 import re
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import chain
 from urllib.parse import urlsplit
 
 import yaml
@@ -58,9 +66,6 @@ KEEP_REASONS = 5
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _DOMAIN_RE = re.compile(rf"(?:{_LABEL}\.)+{_LABEL}")
 _LABEL_RE = re.compile(_LABEL)
-# A whole file of clean domains, one per line (the last label not all digits).
-# Every line ends in "\n" (the caller adds a last one): no ambiguity, no backtracking blow-up.
-_CLEAN_LIST = re.compile(rf"(?:(?:{_LABEL}\.)+(?=[a-z0-9_-]*[a-z_-])(?:{_LABEL})\n)*")
 _HEX_RE = re.compile(r"[0-9a-f]+")
 # Names a hosts file maps to itself; they are not indicators.
 _HOSTS_LOCAL = frozenset({
@@ -83,6 +88,34 @@ class Record:
     via_url: bool = False  # the value is the host of a URL with a path
 
 
+@dataclass(slots=True)
+class DomainBlock:
+    """The clean domain lines of a plain list as one buffer: no object per indicator.
+
+    A list of a million domains stays this from the file to the matcher
+    (:func:`appliance.indicators.assemble` keeps it columnar).
+
+    Attributes:
+        values: the normalised (ASCII, lower-case) domains, concatenated.
+        offsets: uint32, ``len + 1`` entries: domain i is ``values[offsets[i]:offsets[i + 1]]``.
+        family, category: shared by every domain of the block.
+    """
+
+    values: bytearray
+    offsets: array
+    family: str
+    category: str
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def records(self):
+        """Yields each domain as a :class:`Record` (for checks and tests; the bulk path never does)."""
+        v, o = self.values, self.offsets
+        for i in range(len(self)):
+            yield Record(v[o[i]:o[i + 1]].decode("ascii"), "domain", self.family, self.category)
+
+
 @dataclass
 class Parsed:
     """Everything one file contributed."""
@@ -100,6 +133,12 @@ class Parsed:
     # Indicators found under a misspelled key and read where the meaning was
     # unambiguous: (where, key as written, key read as, values), for `iocs verify`.
     recovered: list = field(default_factory=list)
+    # Plain lists: the clean domain lines, kept as one buffer (the other lines are in records).
+    block: DomainBlock | None = None
+
+    def all_records(self):
+        """Yields every indicator of the file as a :class:`Record`: the block's, then the others."""
+        return chain(self.block.records() if self.block is not None else (), self.records)
 
 
 class _Ctx:
@@ -239,6 +278,11 @@ def read_text(path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
         IocFormatError: too large, or not UTF-8 (names the byte offset and line).
         OSError: cannot be read.
     """
+    return _decode(os.fspath(path), _read_bytes(path, max_bytes))
+
+
+def _read_bytes(path, max_bytes: int) -> bytes:
+    """A file's bytes within a size limit (see :func:`read_text`)."""
     path = os.fspath(path)
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
@@ -247,6 +291,10 @@ def read_text(path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:  # grew, or a pipe / special file
         raise IocFormatError(f"{path}: file is over the {max_bytes / 1e6:.0f} MB limit")
+    return data
+
+
+def _decode(path: str, data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -279,8 +327,13 @@ def detect(text: str) -> str:
         if isinstance(doc, list) and doc and isinstance(doc[0], dict) and "Event" in doc[0]:
             return "misp"
         return "json?"
-    for line in text.splitlines():
-        s = line.strip()
+    # The first line that is neither blank nor a comment decides; lines are
+    # cut one at a time (a list of every line of a big list is ~70 B each).
+    pos = 0
+    while pos < len(text):
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        s, pos = text[pos:end].strip(), end + 1
         if not s or s.startswith("#"):
             continue
         if s.replace(" ", "").lower().split(",")[:8] == _MISP_CSV_HEAD:
@@ -307,7 +360,8 @@ def parse_file(path, fmt: str | None = None, strict: bool = True, max_bytes: int
         OSError: the file cannot be read.
     """
     path = os.fspath(path)
-    text = read_text(path, max_bytes)
+    data = _read_bytes(path, max_bytes)
+    text = _decode(path, data)  # also the UTF-8 check of the bulk path below
     if fmt is None:
         fmt = detect(text)
         if fmt == "json?":
@@ -317,7 +371,11 @@ def parse_file(path, fmt: str | None = None, strict: bool = True, max_bytes: int
     if fmt not in FORMATS:
         raise IocFormatError(f"{path}: unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     ctx = _Ctx(path, fmt, strict)
-    _READERS[fmt](ctx, text)
+    if fmt == "plain":  # a big list is read from its bytes, never held as lines of text
+        del text
+        _read_plain(ctx, data)
+    else:
+        _READERS[fmt](ctx, text)
     return ctx.out
 
 
@@ -767,44 +825,64 @@ def _read_misp_csv(ctx: _Ctx, text: str) -> None:
 
 # ---------------------------------------------------------------- plain lists
 
-def _read_plain(ctx: _Ctx, text: str) -> None:
+def _read_plain(ctx: _Ctx, data: bytes) -> None:
+    """Reads a plain list: clean domain lines in C into one buffer, every other line here.
+
+    The C scan (``pc_domain_lines``) stops at each line that is not a clean
+    domain (a comment, a hosts-file line, an address, a URL, a bad value...);
+    that line is read by :func:`_plain_line` and the scan goes on after it.
+    """
+    from .matcher import DomainLines  # the C core; imported here so the other readers work without it
+
     family = os.path.splitext(os.path.basename(ctx.path))[0]
-    lines = text.splitlines()
-    # Fast path for big lists of already-clean domains: one regular-expression
-    # pass over the whole text, then no per-line checks.
-    if _CLEAN_LIST.fullmatch(text if text.endswith("\n") else text + "\n") \
-            and max(map(len, lines), default=0) <= 253:
-        ctx.out.records = [Record(line, "domain", family, "listed") for line in lines if line]
+    lines = DomainLines(data)
+    end = len(data)
+    pos = last = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    lineno = 1
+    while True:
+        pos = lines.read(pos)
+        if pos >= end:
+            break
+        stop = data.find(b"\n", pos)
+        stop = end if stop < 0 else stop
+        lineno += data.count(b"\n", last, pos)
+        last = pos
+        for k, line in enumerate(data[pos:stop].decode("utf-8").splitlines()):
+            _plain_line(ctx, line, lineno + k, family)
+        if stop >= end:  # that was the last line, without a newline
+            break
+        pos = stop + 1
+    values, offsets = lines.finish()
+    if len(offsets) > 1:
+        ctx.out.block = DomainBlock(values, offsets, family, "listed")
+
+
+def _plain_line(ctx: _Ctx, line: str, n: int, family: str) -> None:
+    """One line of a plain list that is not a clean domain (``n``: its line number)."""
+    hashpos = line.find("#")
+    if hashpos == 0 or (hashpos > 0 and line[hashpos - 1] in " \t"):
+        line = line[:hashpos]
+    tokens = line.split()
+    if not tokens:
         return
-    fast, append = _DOMAIN_RE.fullmatch, ctx.out.records.append
-    for n, line in enumerate(lines, 1):
-        if fast(line) and len(line) <= 253 and not line[line.rfind(".") + 1:].isdigit():
-            append(Record(line, "domain", family, "listed"))
-            continue
-        hashpos = line.find("#")
-        if hashpos == 0 or (hashpos > 0 and line[hashpos - 1] in " \t"):
-            line = line[:hashpos]
-        tokens = line.split()
-        if not tokens:
-            continue
-        where = f"line {n}"
-        if len(tokens) > 1:
-            try:
-                ipaddress.ip_address(tokens[0])
-            except ValueError:
-                ctx.bad(where, f"expected one name, IP or CIDR per line, got {line.strip()[:80]!r}")
-                continue
-            # A hosts-file line: the address is the sinkhole, the names are the list.
-            for tok in tokens[1:]:
-                if tok.lower() in _HOSTS_LOCAL:
-                    ctx.out.skipped["hosts-file local name"] += 1
-                else:
-                    ctx.add(where, tok, family, "listed", allow_url=False, kinds=("domain",))
-            continue
-        if tokens[0].lower() in _HOSTS_LOCAL:
-            ctx.out.skipped["hosts-file local name"] += 1
-            continue
-        ctx.add(where, tokens[0], family, "listed")
+    where = f"line {n}"
+    if len(tokens) > 1:
+        try:
+            ipaddress.ip_address(tokens[0])
+        except ValueError:
+            ctx.bad(where, f"expected one name, IP or CIDR per line, got {line.strip()[:80]!r}")
+            return
+        # A hosts-file line: the address is the sinkhole, the names are the list.
+        for tok in tokens[1:]:
+            if tok.lower() in _HOSTS_LOCAL:
+                ctx.out.skipped["hosts-file local name"] += 1
+            else:
+                ctx.add(where, tok, family, "listed", allow_url=False, kinds=("domain",))
+        return
+    if tokens[0].lower() in _HOSTS_LOCAL:
+        ctx.out.skipped["hosts-file local name"] += 1
+        return
+    ctx.add(where, tokens[0], family, "listed")
 
 
 # ---------------------------------------------------------------- pocketcheck's own
@@ -887,5 +965,5 @@ def _read_pocketcheck(ctx: _Ctx, text: str) -> None:
 _READERS = {
     "echap-yaml": _read_echap, "stix2": _read_stix2, "misp": _read_misp, "misp-csv": _read_misp_csv,
     "tinycheck": _read_tinycheck, "tinycheck-allowlist": _read_tinycheck_allowlist,
-    "pocketcheck": _read_pocketcheck, "plain": _read_plain,
+    "pocketcheck": _read_pocketcheck,  # "plain" reads bytes: parse_file calls _read_plain itself
 }

@@ -19,7 +19,7 @@ from . import errors
 from .names import normalize
 from .native import check, ffi, lib
 
-__all__ = ["Matcher"]
+__all__ = ["DomainLines", "Matcher", "iter_joined", "sort_strings"]
 
 _HITS_START = 1 << 14
 
@@ -45,6 +45,99 @@ def _ip_bytes(value) -> tuple[bytes, int]:
     return packed.ljust(16, b"\0"), value.version
 
 
+class DomainLines:
+    """Reads the clean domain lines of a buffer into one values buffer and offsets (``pc_domain_lines``).
+
+    The plain-list reader calls :meth:`read` from a byte offset; it returns
+    at the first line that is not a clean domain (the reader handles that
+    line itself and calls again after it) or at the end. :meth:`finish`
+    hands over what was collected. No object is made per domain.
+    """
+
+    def __init__(self, data: bytes):
+        self._data = data
+        self._values = bytearray(len(data))  # a line is never longer stored than read
+        self._offsets = array("I", bytes(4 * (data.count(b"\n") + 2)))  # one more than lines, plus off[0]
+        self._cdata = ffi.from_buffer(data)
+        self._cvals = ffi.from_buffer(self._values)
+        self._coffs = ffi.from_buffer("uint32_t[]", self._offsets)
+        self._pos, self._vlen, self._n = ffi.new("size_t *"), ffi.new("size_t *"), ffi.new("size_t *")
+
+    def read(self, pos: int) -> int:
+        """Stores the clean domain lines from byte ``pos`` on.
+
+        Returns:
+            The offset of the first line that is not a clean domain, or
+            ``len(data)`` when every line was read.
+        Raises:
+            NativeError: ``pos`` is beyond the buffer, or the buffer is 4 GiB or more.
+        """
+        self._pos[0] = pos
+        check(lib.pc_domain_lines(self._cdata, len(self._data), self._pos, self._cvals, self._vlen, self._coffs,
+                                  len(self._offsets), self._n), "read domain lines")
+        return self._pos[0]
+
+    def finish(self) -> tuple[bytearray, array]:
+        """The collected domains: (values, uint32 offsets with n+1 entries); the reader is done."""
+        del self._cvals, self._coffs, self._cdata  # release the buffers so they can shrink in place
+        del self._values[self._vlen[0]:]
+        del self._offsets[self._n[0] + 1:]
+        return self._values, self._offsets
+
+
+def sort_strings(values, offsets, keys=None, dups: bool = True) -> tuple[array, array]:
+    """Sorts n strings of one buffer by (key, bytes), stably, in C (``pc_strings_sort``).
+
+    Args:
+        values: bytes-like; string i is ``values[offsets[i]:offsets[i + 1]]``.
+        offsets: uint32 buffer of n+1 non-decreasing offsets.
+        keys: None, or a bytes-like of n small keys sorted on first (an indicator's kind).
+        dups: also find the duplicates (else the second array is empty).
+    Returns:
+        ``(order, dups)``: the indexes in sorted order (uint32), and the
+        positions p of ``order`` whose string and key equal those at p-1.
+    Raises:
+        NativeError: offsets decrease or do not match ``keys`` or ``values``.
+    """
+    n = len(offsets) - 1
+    if n <= 0:
+        return array("I"), array("I")
+    if keys is not None and len(keys) != n:
+        raise errors.NativeError(f"sort strings: {n} strings, {len(keys)} keys")
+    if offsets[n] > len(values):
+        raise errors.NativeError(f"sort strings: offsets beyond the {len(values)}-byte buffer")
+    order, found = array("I", bytes(4 * n)), array("I", bytes(4 * n) if dups else b"")
+    st = lib.pc_strings_sort(ffi.from_buffer(values), ffi.from_buffer("uint32_t[]", offsets),
+                             ffi.from_buffer(keys) if keys is not None else ffi.NULL, n,
+                             ffi.from_buffer("uint32_t[]", order),
+                             ffi.from_buffer("uint32_t[]", found) if dups else ffi.NULL)
+    st = check(st, "sort strings")
+    if dups:
+        del found[st:]
+    return order, found
+
+
+def iter_joined(values, offsets, order, chunk: int = 1 << 20):
+    """Yields the strings ``values[offsets[k]:offsets[k + 1]]`` for k in ``order``, each followed by ``\n``.
+
+    They come in pieces of up to ``chunk`` bytes (``pc_strings_join``), one
+    buffer reused: each piece is valid until the next is asked for.
+
+    Raises:
+        NativeError: an order entry or offset is out of range.
+    """
+    n, count = len(offsets) - 1, len(order)
+    if count and (n < 1 or offsets[n] > len(values)):
+        raise errors.NativeError(f"join strings: {len(offsets)} offsets, {len(values)} bytes")
+    out = bytearray(chunk)
+    cvals, coffs, corder, cout = (ffi.from_buffer(values), ffi.from_buffer("uint32_t[]", offsets),
+                                  ffi.from_buffer("uint32_t[]", order), ffi.from_buffer(out))
+    nxt = ffi.new("size_t *", 0)
+    with memoryview(out) as view:
+        while nxt[0] < count:
+            yield view[:check(lib.pc_strings_join(cvals, coffs, n, corder, count, nxt, cout, chunk), "join strings")]
+
+
 class Matcher:
     """A prepared (or loaded) set of domain, keyword, IP and fingerprint indicators."""
 
@@ -68,9 +161,9 @@ class Matcher:
             keywords: (str, id) pairs; hit anywhere in a name.
             ips: (ipaddress.ip_address or ip_network, id) pairs.
             hashes: (SHA-1 or SHA-256 digest bytes, id) pairs.
-            domain_block: more domains, already packed (a big set's fast
-                path): ``(ASCII bytes, uint32 offsets with n+1 entries,
-                uint32 ids, the n values for error messages)``.
+            domain_block: more domains, already packed (a big set's bulk
+                path): ``(ASCII bytes-like, uint32 offsets with n+1 entries,
+                uint32 ids)``.
         Returns:
             A prepared Matcher.
         Raises:
@@ -81,8 +174,8 @@ class Matcher:
         check(lib.pc_matcher_new(out), "new matcher")
         self = cls(out[0])
         if domain_block is not None:
-            buf, offs, ids, values = domain_block
-            self._add_packed(lib.pc_matcher_add_domains, buf, offs, ids, values, "domain")
+            buf, offs, ids = domain_block
+            self._add_packed(lib.pc_matcher_add_domains, buf, offs, ids, "domain")
         self._add_strings(lib.pc_matcher_add_domains, domains, "domain")
         self._add_strings(lib.pc_matcher_add_keywords, keywords, "keyword")
         self._add_ips(ips)
@@ -123,20 +216,22 @@ class Matcher:
                     value = norm.encode("utf-8")
                 strs.append(bytes(value))
             buf, offs = _pack(strs)
-        self._add_packed(fn, buf, offs, ids, values, kind)
+        self._add_packed(fn, buf, offs, ids, kind)
 
-    def _add_packed(self, fn, buf, offs, ids, values, kind: str) -> None:
-        """One C call adding len(values) patterns ``buf[offs[i]:offs[i+1]]`` with ``ids[i]``."""
-        if len(ids) != len(values) or len(offs) != len(values) + 1:
-            raise errors.IocFormatError(f"{kind} indicators: {len(values)} values, {len(ids)} ids, "
-                                        f"{len(offs)} offsets")
-        if not values:
+    def _add_packed(self, fn, buf, offs, ids, kind: str) -> None:
+        """One C call adding len(ids) patterns ``buf[offs[i]:offs[i+1]]`` with ``ids[i]``."""
+        n = len(ids)
+        if len(offs) != n + 1 or (n and offs[n] > len(buf)):
+            raise errors.IocFormatError(f"{kind} indicators: {n} ids, {len(offs)} offsets, {len(buf)} bytes")
+        if not n:
             return
-        st = fn(self._h, buf, ffi.from_buffer("uint32_t[]", offs), ffi.from_buffer("uint32_t[]", ids), len(values))
+        st = fn(self._h, ffi.from_buffer(buf), ffi.from_buffer("uint32_t[]", offs), ffi.from_buffer("uint32_t[]", ids),
+                n)
         if st == lib.PC_ERR_ARG:
             detail = ffi.string(lib.pc_matcher_error(self._h)).decode("utf-8", "replace")
             bad = re.match(rf"{kind} (\d+):", detail)
-            which = f" {values[int(bad.group(1))]!r}" if bad and int(bad.group(1)) < len(values) else ""
+            i = int(bad.group(1)) if bad else n
+            which = f" {bytes(buf[offs[i]:offs[i + 1]]).decode('utf-8', 'replace')!r}" if i < n else ""
             raise errors.IocFormatError(f"{kind}{which}: {detail.split(': ', 1)[-1]}")
         self._call(st, f"add {kind}s")
 

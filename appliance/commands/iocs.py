@@ -16,7 +16,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..indicators import IndicatorSet, build, dump_document, parse_all, parse_severity_args, select, user_dir
+from ..indicators import (
+    IndicatorSet,
+    build,
+    dump_document,
+    load,
+    load_default,
+    parse_all,
+    parse_severity_args,
+    select,
+    user_dir,
+)
 from ..iocs_formats import FORMATS, Parsed, several_families
 
 
@@ -172,7 +182,9 @@ def _cmd_verify(args) -> int:
 
 def _cmd_compile(args) -> int:
     gc.disable()  # millions of small acyclic containers: the collector would rescan them again and again
-    iset = select(args.iocs, None, parse_severity_args(args.severity), fmt=args.format)
+    severities = parse_severity_args(args.severity)
+    iset = load(args.iocs, fmt=args.format, severities=severities, digest=True) if args.iocs else \
+        load_default(severities)
     iset.save_compiled(args.output)
     print(f"{args.output}: {iset.counts['total']} indicators, version {iset.version}")
     return 0

@@ -246,6 +246,55 @@ void pc_reader_free(pc_reader *r);
 int pc_format_events(const pc_event *ev, size_t n, const uint8_t *strbuf, int fmt, int flows,
                      const char *file, size_t file_len, char *out, size_t outcap, size_t *done);
 
+/* ---- indicator lists (native/src/matcher_build.c) ---------------------- */
+/*
+ * The bulk path of loading a big indicator list: the list stays one buffer
+ * (values plus offsets) from the file to the matcher, with no object per
+ * indicator on the caller's side.
+ *
+ * pc_domain_lines() reads the lines of buf[*pos .. len) that are clean domain
+ * indicators and appends each one, ASCII case folded, to vals at *vlen: line
+ * k stored becomes vals[off[*n] .. off[*n + 1]) and *n grows by one (off[0]
+ * is the caller's, usually 0; off has cap entries). A clean line is at most
+ * 253 bytes of labels of [A-Za-z0-9_-], each 1..63 bytes and neither starting
+ * nor ending with '-', at least two labels, the last one not all digits; it
+ * ends at '\n' (one '\r' before it is dropped) or at len. A one-name
+ * hosts-file line ("0.0.0.0" or "127.0.0.1", blanks, a clean domain other
+ * than localhost.localdomain, blanks) stores its name. Empty lines are
+ * skipped. vals needs at most len - *pos bytes. Returns 0 when every line was
+ * read (*pos == len), 1 when it stopped at the start of a line that is not
+ * clean (*pos is there; the caller reads that line its own way, then calls
+ * again after it), PC_ERR_LIMIT when off is full (*pos at the first line not
+ * stored), PC_ERR_ARG (NULL pointers, *pos > len, len or *vlen >= 2^32).
+ */
+int pc_domain_lines(const uint8_t *buf, size_t len, size_t *pos, uint8_t *vals, size_t *vlen,
+                    uint32_t *off, size_t cap, size_t *n);
+
+/*
+ * Sorts the n strings buf[off[i] .. off[i+1]), each with a small key[i]
+ * (NULL: all 0), by (key, bytes), equal ones by index (a stable order), and
+ * writes the sorted indexes into order[0 .. n). When dups is not NULL (room
+ * for n), every position p of order whose string and key equal those at p-1
+ * is written to dups. Returns the number of such duplicate positions (>= 0),
+ * PC_ERR_ARG (NULL pointers, offsets decreasing, n > INT32_MAX) or
+ * PC_ERR_NOMEM. Uses 24 bytes per string (16 on 32-bit hosts) while it runs.
+ */
+int pc_strings_sort(const uint8_t *buf, const uint32_t *off, const uint8_t *key, size_t n,
+                    uint32_t *order, uint32_t *dups);
+
+/*
+ * Writes the strings buf[off[k] .. off[k+1]) (n strings, off has n+1
+ * entries) for k = order[*next], order[*next + 1], ... (up to count) into
+ * out, each followed by '\n', as many as fit in cap bytes, and advances
+ * *next past them: the caller hashes out and calls again until *next ==
+ * count, so a sorted million strings never need a second copy of them all.
+ * Returns the bytes written, PC_ERR_LIMIT (the next string does not fit
+ * even alone), or PC_ERR_ARG (NULL pointers, *next > count, an order entry
+ * >= n, offsets decreasing, cap > INT32_MAX).
+ */
+int pc_strings_join(const uint8_t *buf, const uint32_t *off, size_t n, const uint32_t *order, size_t count,
+                    size_t *next, uint8_t *out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -72,6 +72,22 @@ int pc_m_vec_push(vec *v, const void *data, size_t len)
     return PC_OK;
 }
 
+/* Makes room for a batch of extra more bytes in v at its exact size; PC_OK or PC_ERR_NOMEM. */
+static int vec_reserve(vec *v, size_t extra)
+{
+    uint8_t *np;
+    if (extra > SIZE_MAX - v->n)
+        return PC_ERR_NOMEM;
+    if (v->n + extra <= v->cap || extra < v->cap)
+        return PC_OK; /* fits, or small against what is there: pc_m_vec_push's doubling is fine */
+    np = pc_realloc(v->p, v->n + extra);
+    if (!np)
+        return PC_ERR_NOMEM;
+    v->p = np;
+    v->cap = v->n + extra;
+    return PC_OK;
+}
+
 /* See matcher_int.h. */
 void pc_m_vec_free(vec *v)
 {
@@ -185,6 +201,9 @@ static int add_strings(pc_matcher *m, int domain, const uint8_t *buf, const uint
     }
     if (n > (size_t)INT32_MAX)
         return PC_ERR_ARG;
+    /* A big batch (a million domains) is reserved at its exact size: doubling would leave up to half unused. */
+    if (n && off[n] >= off[0] && (vec_reserve(str, off[n] - off[0]) < 0 || vec_reserve(rec, n * sizeof(srec)) < 0))
+        return PC_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
         size_t len;
         srec r;

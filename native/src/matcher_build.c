@@ -2,7 +2,10 @@
  * matcher_build.c - pc_matcher_prepare(): turns the staged patterns into
  * the sections of matcher_int.h (the domain hash table and its Bloom
  * filter, the keyword automaton with its complete transition function,
- * the sorted prefix groups and hash keys).
+ * the sorted prefix groups and hash keys), and the two helpers of the bulk
+ * path from a big indicator list to the matcher (pocketcheck.h): reading a
+ * file of clean domains into one buffer, and sorting such a buffer (for
+ * duplicates and the set's canonical hash) without a string object each.
  */
 #include <stdlib.h>
 
@@ -73,7 +76,7 @@ static void sec_shrink(void **owned, uint64_t *sz, int sec, size_t nbytes)
 static int build_domains(pc_matcher *m, void **owned, uint64_t *sz, uint32_t *par)
 {
     const srec *rec = (const srec *)(void *)m->drec.p;
-    size_t nrec = m->drec.n / sizeof(srec), nent = 0, nids = 0, strbytes = 0;
+    size_t nrec = m->drec.n / sizeof(srec), nent = 0, nids = 0, strbytes = 0, maxrun = 0;
     uint32_t nbuck = 1, nbits = 64, dmin = 0xffffffffu, dmax = 0;
     uint32_t *buck, *key, *soff, *did, *ids, *bloom, *which = NULL, *rep = NULL;
     keyrec *kr = NULL, *tmp = NULL;
@@ -82,15 +85,12 @@ static int build_domains(pc_matcher *m, void **owned, uint64_t *sz, uint32_t *pa
     int rc = PC_ERR_NOMEM;
 
     kr = pc_malloc(nrec * sizeof *kr + 8);
-    tmp = pc_malloc(nrec * sizeof *tmp + 8);
-    which = pc_malloc(nrec * 4 + 4);
-    rep = pc_malloc(nrec * 4 + 4);
     key = sec_alloc(owned, sz, S_DKEY, nrec * 4);
     soff = sec_alloc(owned, sz, S_DSOFF, nrec * 4 + 4);
     str = sec_alloc(owned, sz, S_DSTR, m->dstr.n);
     did = sec_alloc(owned, sz, S_DID, nrec * 4);
     ids = sec_alloc(owned, sz, S_DIDS, nrec * 8);   /* at most two words per record */
-    if (!kr || !tmp || !which || !rep || !key || !soff || !str || !did || !ids)
+    if (!kr || !key || !soff || !str || !did || !ids)
         goto fail;
     for (size_t i = 0; i < nrec; i++) {
         const uint8_t *s = m->dstr.p + rec[i].off;
@@ -100,7 +100,22 @@ static int build_domains(pc_matcher *m, void **owned, uint64_t *sz, uint32_t *pa
         kr[i].key = pc_mix32(h);
         kr[i].rec = (uint32_t)i;
     }
-    if (radix_sort(kr, tmp, nrec) < 0)
+    /* The sort's second array lives only as long as the sort: a big set's peak is here. */
+    tmp = pc_malloc(nrec * sizeof *tmp + 8);
+    if (!tmp || radix_sort(kr, tmp, nrec) < 0)
+        goto fail;
+    pc_free(tmp);
+    tmp = NULL;
+    /* which and rep hold one run of equal keys: sized by the longest run, not the set. */
+    for (size_t a = 0, b; a < nrec; a = b) {
+        for (b = a + 1; b < nrec && kr[b].key == kr[a].key; b++)
+            ;
+        if (b - a > maxrun)
+            maxrun = b - a;
+    }
+    which = pc_malloc(maxrun * 4 + 4);
+    rep = pc_malloc(maxrun * 4 + 4);
+    if (!which || !rep)
         goto fail;
     /* One run per key: its distinct strings become entries (duplicates merge their ids, in record order). */
     for (size_t a = 0, b; a < nrec; a = b) {
@@ -452,3 +467,209 @@ fail:
     return rc;
 }
 
+
+/* ---- indicator lists (pocketcheck.h): the bulk path from a file to the matcher ---- */
+
+/* Whether s[0 .. len) is a clean domain indicator (see pc_domain_lines() in pocketcheck.h). */
+static int clean_domain(const uint8_t *s, size_t len)
+{
+    size_t lab = 0, labels = 0;
+    int digits = 1; /* the current label is all digits so far */
+    if (len == 0 || len > PC_MATCHER_MAX_NAME)
+        return 0;
+    for (size_t i = 0; i <= len; i++) {
+        uint8_t c;
+        if (i == len || s[i] == '.') {
+            if (lab == 0 || lab > 63 || s[i - lab] == '-' || s[i - 1] == '-')
+                return 0;
+            labels++;
+            lab = 0;
+            if (i == len)
+                return labels >= 2 && !digits; /* "com" would match every name under it; "1.2" is no domain */
+            digits = 1;
+            continue;
+        }
+        c = s[i];
+        if (c >= '0' && c <= '9') {
+            lab++;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '-'))
+            return 0;
+        digits = 0;
+        lab++;
+    }
+    return 0;
+}
+
+/* Whether s[0 .. len) is lower (lower-case ASCII) with ASCII case folded. */
+static int same_folded(const uint8_t *s, const char *lower, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = s[i];
+        if ((c >= 'A' && c <= 'Z' ? (uint8_t)(c | 0x20) : c) != (uint8_t)lower[i])
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * The domain of a one-name hosts-file line ("0.0.0.0 evil.example", the
+ * sinkhole address then blanks), else s itself: big community lists are
+ * hosts files. "localhost.localdomain" is the one name such files map to
+ * themselves that looks like a domain; it is left to the caller, which
+ * skips and counts it.
+ */
+static const uint8_t *hosts_name(const uint8_t *s, size_t *len)
+{
+    static const char *const sinks[] = {"0.0.0.0", "127.0.0.1"};
+    for (size_t k = 0; k < sizeof sinks / sizeof sinks[0]; k++) {
+        size_t a = strlen(sinks[k]), i = a, l = *len;
+        if (l <= a || memcmp(s, sinks[k], a) != 0 || (s[a] != ' ' && s[a] != '\t'))
+            continue;
+        while (i < l && (s[i] == ' ' || s[i] == '\t'))
+            i++;
+        while (l > i && (s[l - 1] == ' ' || s[l - 1] == '\t'))
+            l--;
+        if (l == i) /* "0.0.0.0" and blanks: no name (the caller counts the line) */
+            return s;
+        if (l - i == 21 && same_folded(s + i, "localhost.localdomain", 21))
+            return s;
+        *len = l - i;
+        return s + i;
+    }
+    return s;
+}
+
+int pc_domain_lines(const uint8_t *buf, size_t len, size_t *pos, uint8_t *vals, size_t *vlen,
+                    uint32_t *off, size_t cap, size_t *n)
+{
+    size_t p, v, k;
+    int rc = 0;
+    if (!buf || !pos || !vals || !vlen || !off || !n || *pos > len || len >= UINT32_MAX ||
+        *vlen >= UINT32_MAX - (len - *pos))
+        return PC_ERR_ARG;
+    p = *pos;
+    v = *vlen;
+    k = *n;
+    while (p < len) {
+        const uint8_t *s = buf + p;
+        const uint8_t *nl = memchr(s, '\n', len - p);
+        size_t end = nl ? (size_t)(nl - buf) : len, l = end - p;
+        if (l && buf[end - 1] == '\r')
+            l--;
+        s = hosts_name(s, &l);
+        if (l) {
+            if (!clean_domain(s, l)) {
+                rc = 1;
+                break;
+            }
+            if (k + 1 >= cap) {
+                rc = PC_ERR_LIMIT;
+                break;
+            }
+            for (size_t i = 0; i < l; i++) {
+                uint8_t c = s[i];
+                vals[v + i] = (c >= 'A' && c <= 'Z') ? (uint8_t)(c | 0x20) : c;
+            }
+            v += l;
+            off[++k] = (uint32_t)v;
+        }
+        p = nl ? end + 1 : len;
+    }
+    *pos = p;
+    *vlen = v;
+    *n = k;
+    return rc;
+}
+
+/* One string to sort: its first bytes (after the key) packed big-endian, so most comparisons are one integer compare. */
+typedef struct sortrec {
+    uint64_t pre;
+    const uint8_t *s;
+    uint32_t len, idx;
+} sortrec;
+
+/* Bytewise order of two strings (a prefix first). */
+static int str_cmp(const sortrec *x, const sortrec *y)
+{
+    uint32_t l = x->len < y->len ? x->len : y->len;
+    int c = l ? memcmp(x->s, y->s, l) : 0;
+    if (c)
+        return c;
+    return x->len < y->len ? -1 : x->len > y->len;
+}
+
+static int cmp_sortrec(const void *a, const void *b)
+{
+    const sortrec *x = a, *y = b;
+    int c;
+    if (x->pre != y->pre)
+        return x->pre < y->pre ? -1 : 1;
+    c = str_cmp(x, y);
+    if (c)
+        return c;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+int pc_strings_sort(const uint8_t *buf, const uint32_t *off, const uint8_t *key, size_t n,
+                    uint32_t *order, uint32_t *dups)
+{
+    sortrec *r;
+    size_t nd = 0;
+    if (n == 0)
+        return 0;
+    if (!buf || !off || !order || n > INT32_MAX)
+        return PC_ERR_ARG;
+    for (size_t i = 0; i < n; i++)
+        if (off[i] > off[i + 1])
+            return PC_ERR_ARG;
+    r = pc_malloc(n * sizeof *r);
+    if (!r)
+        return PC_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *s = buf + off[i];
+        uint32_t len = off[i + 1] - off[i];
+        uint64_t pre = key ? key[i] : 0;
+        for (uint32_t j = 0; j < 7; j++)
+            pre = (pre << 8) | (j < len ? s[j] : 0);
+        r[i].pre = pre;
+        r[i].s = s;
+        r[i].len = len;
+        r[i].idx = (uint32_t)i;
+    }
+    qsort(r, n, sizeof *r, cmp_sortrec);
+    for (size_t i = 0; i < n; i++) {
+        order[i] = r[i].idx;
+        if (i && r[i].pre == r[i - 1].pre && str_cmp(&r[i], &r[i - 1]) == 0) {
+            if (dups)
+                dups[nd] = (uint32_t)i;
+            nd++;
+        }
+    }
+    pc_free(r);
+    return (int)nd;
+}
+
+int pc_strings_join(const uint8_t *buf, const uint32_t *off, size_t n, const uint32_t *order, size_t count,
+                    size_t *next, uint8_t *out, size_t cap)
+{
+    size_t at = 0, i;
+    if (!buf || !off || !order || !next || !out || *next > count || cap > INT32_MAX)
+        return PC_ERR_ARG;
+    for (i = *next; i < count; i++) {
+        uint32_t k = order[i], len;
+        if (k >= n || off[k] > off[k + 1])
+            return PC_ERR_ARG;
+        len = off[k + 1] - off[k];
+        if (len >= cap - at)
+            break;
+        memcpy(out + at, buf + off[k], len);
+        at += len;
+        out[at++] = '\n';
+    }
+    if (i < count && i == *next)
+        return PC_ERR_LIMIT; /* one string does not fit even alone */
+    *next = i;
+    return (int)at;
+}

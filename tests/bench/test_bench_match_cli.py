@@ -8,12 +8,14 @@ the small pyahocorasick script below (patterns "." + indicator, a hit when
 the match ends at the end of "." + name); both must print the same hits.
 CPU time (user + system) and peak RSS of each child process are compared,
 side by side, ratio printed. Issue 11's target is 5x less CPU than the
-reference; the assertion keeps the floor the bench had (3x) so the figure is
-shown whether or not the target is met. (tshark has no part in this job: it
-matches no indicator lists.)
+reference: asserted for ``match --iocs LIST`` (7.0x when the columnar path
+landed); ``match --compiled`` keeps the floor the bench had (3x). (tshark
+has no part in this job: it matches no indicator lists.)
 
-The 1M-indicator footprint (compile time and memory, match RSS against the
-64 MB target) is :func:`test_match_cli_1m_footprint`.
+The 1M-indicator footprint is :func:`test_match_cli_1m_footprint`: compile
+(best of three, asserted against issue 11's <= 3 s CPU and <= 200 MB peak;
+1.3 s and 166 MB when the columnar path landed, 9.5 s and 1.27 GB before)
+and match RSS against the 64 MB target.
 
 Run with ``make bench``; the numbers are printed and kept in the benchmark's
 extra_info.
@@ -167,10 +169,10 @@ def _side_by_side(benchmark, job, ours_argv, env, label, n_ind=N_IND, iocs="iocs
 
 
 def test_match_cli_vs_pyahocorasick(benchmark, job, tmp_path):
-    """pocketcheck match --iocs (the plain list) finds the same hits as the pyahocorasick script with >= 3x less CPU."""
+    """pocketcheck match --iocs (the plain list) finds the same hits as the pyahocorasick script with >= 5x less CPU."""
     env = dict(os.environ, POCKETCHECK_CACHE=str(tmp_path / "cache"))
     argv = [str(ROOT / ".venv/bin/pocketcheck"), "match", "--iocs", str(job / "iocs.txt")]
-    assert _side_by_side(benchmark, job, argv, env, "match --iocs LIST") >= 3.0
+    assert _side_by_side(benchmark, job, argv, env, "match --iocs LIST") >= 5.0
 
 
 def test_match_cli_compiled_vs_pyahocorasick(benchmark, job, tmp_path):
@@ -190,16 +192,19 @@ def job_1m(tmp_path_factory):
 
 
 def test_match_cli_1m_footprint(benchmark, job_1m, tmp_path):
-    """1M indicators: compile (time, peak RSS) and match --compiled over 1M names (peak RSS <= 64 MB), beside pyahocorasick."""
+    """1M indicators: compile in <= 3 s CPU and <= 200 MB peak (best of 3); match --compiled over 1M names peaks <= 64 MB."""
     env = dict(os.environ, POCKETCHECK_CACHE=str(tmp_path / "cache"))
     compiled = tmp_path / "iocs.pcm"
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     compile_argv = [str(ROOT / ".venv/bin/pocketcheck"), "iocs", "compile", "--iocs", str(job_1m / "iocs.txt"),
                     "-o", str(compiled)]
-    t = time.perf_counter()
-    comp_cpu, comp_rss, _ = _measure(compile_argv, empty, env)
-    comp_wall = time.perf_counter() - t
+    runs = []
+    for _ in range(3):  # best of three: the machine is shared
+        t = time.perf_counter()
+        cpu, rss, _ = _measure(compile_argv, empty, env)
+        runs.append((cpu, rss, time.perf_counter() - t))
+    comp_cpu, comp_rss, comp_wall = (min(r[i] for r in runs) for i in range(3))
     print(f"\niocs compile, 1000000 indicators: {comp_wall:.2f} s wall, {comp_cpu:.2f} s CPU, {comp_rss:.0f} MB peak, "
           f"file {compiled.stat().st_size / 2**20:.1f} MB (issue 11 target <= 3 s and <= 200 MB: "
           f"{'met' if comp_cpu <= 3 and comp_rss <= 200 else 'NOT met'})")
@@ -208,3 +213,5 @@ def test_match_cli_1m_footprint(benchmark, job_1m, tmp_path):
     argv = [str(ROOT / ".venv/bin/pocketcheck"), "match", "--compiled", str(compiled)]
     _side_by_side(benchmark, job_1m, argv, env, "match --compiled, 1M-indicator set", n_ind=1_000_000)
     assert benchmark.extra_info["pocketcheck_peak_rss_mb"] <= 64, "match with 1M indicators must peak at <= 64 MB"
+    assert comp_cpu <= 3.0, f"compiling 1M indicators took {comp_cpu:.2f} s CPU (issue 11: <= 3 s)"
+    assert comp_rss <= 200, f"compiling 1M indicators peaked at {comp_rss:.0f} MB (issue 11: <= 200 MB)"

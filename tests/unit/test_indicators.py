@@ -217,7 +217,7 @@ def test_load_default_uses_and_rebuilds_the_cache(tmp_path):
     assert len(cached) == 1
     indicators._DEFAULT_MEMO.clear()
     second = indicators.load_default()
-    assert second._raw is None  # served from the compiled file
+    assert second._assembled is None  # served from the compiled file
     assert second.sha256 == first.sha256
     cached[0].write_bytes(b"garbage")
     indicators._DEFAULT_MEMO.clear()

@@ -20,7 +20,7 @@ ECHAP = "stalkerware-indicators"
 
 def unique(parsed, kind=None, category=None):
     """The set of distinct values of the records with that kind / category."""
-    return {r.value for r in parsed.records
+    return {r.value for r in parsed.all_records()
             if (kind is None or r.kind == kind) and (category is None or r.category == category)}
 
 
@@ -228,11 +228,11 @@ def test_plain_list_hosts_file_comments_and_cidr(tmp_path):
                  "\n")
     p = parse_file(f)
     assert p.format == "plain"
-    assert {(r.value, r.kind) for r in p.records} == {
+    assert {(r.value, r.kind) for r in p.all_records()} == {
         ("evil.example", "domain"), ("tracker.example", "domain"), ("ads.example", "domain"),
         ("203.0.113.0/24", "cidr"), ("2001:db8::/48", "cidr"), ("192.0.2.5", "ipv4"),
         ("wild.example", "domain"), ("dl.example", "domain"), ("xn--bcher-kva.example", "domain")}
-    assert {r.family for r in p.records} == {"mylist"}
+    assert {r.family for r in p.all_records()} == {"mylist"}
     assert p.skipped["hosts-file local name"] == 1
 
 
