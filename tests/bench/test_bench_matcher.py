@@ -273,7 +273,18 @@ def _child(impl: str, n_ind: int, tmp: str) -> None:
     print(json.dumps(res))
 
 
+def dump(n_ind: int, out_dir: str) -> None:
+    """Writes one size's indicators and names, one a line, for the C bench (native/bench/bench_matcher.c)."""
+    doms, names = generate(n_ind)
+    os.makedirs(out_dir, exist_ok=True)
+    for fname, lines in (("domains.txt", doms), ("names.txt", names)):
+        with open(os.path.join(out_dir, fname), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "rss":
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         _child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    elif len(sys.argv) == 4 and sys.argv[1] == "dump":
+        dump(int(sys.argv[2]), sys.argv[3])
