@@ -173,38 +173,6 @@ static void dom_ids(const pc_matcher *m, hitbuf *hb, uint32_t item, uint32_t e)
 
 #define KW_LOCAL 256
 
-/*
- * Why the name is walked twice. The first pass (right to left, as the hash
- * is defined) only hashes: hs[i] is the hash of name[i, len), one store per
- * byte. The second finds the dots eight bytes at a time and probes the table
- * with hs[dot + 1]. Deciding at each byte whether it is a dot, in one pass,
- * is a branch no predictor learns ('.' at random places in random names),
- * and doing it branch-free costs a dozen instructions a byte; this way the
- * byte loop is seven instructions and the dots cost a few per word.
- */
-
-/* Bit 8j+7 set for each byte j of w (byte 0 the lowest) that is a '.'; exact, no borrow across bytes. */
-static inline uint64_t dot_bits(uint64_t w)
-{
-    const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full;
-    uint64_t x = w ^ 0x2e2e2e2e2e2e2e2eull;
-    return ~(((x & lo7) + lo7) | x) & ~lo7;
-}
-
-/* The 8 bytes at p as a little-endian word (memcpy: no unaligned load; one load on LE hosts). */
-static inline uint64_t load_le64(const uint8_t *p)
-{
-    uint64_t w;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    memcpy(&w, p, 8);
-#else
-    w = 0;
-    for (int j = 7; j >= 0; j--)
-        w = (w << 8) | p[j];
-#endif
-    return w;
-}
-
 /* Index of the lowest set bit of t (t != 0). */
 static inline unsigned low_bit(uint64_t t)
 {
@@ -220,103 +188,119 @@ static inline unsigned low_bit(uint64_t t)
 #endif
 }
 
+#define DOT_WORDS ((PC_MATCHER_MAX_NAME + 63) / 64)
+
 /*
- * Probes every label-boundary suffix of name[0, len) with the suffix hashes
- * hs, longest first, into dhit. Returns 1 when the name has an empty label
- * (a first or last '.', or two in a row).
+ * A name between its two passes. The first (name_hash, right to left, as the
+ * hash is defined) keeps the hash of every suffix and a bit for every dot;
+ * the second (match_one) probes the table at the dots, in a loop over the
+ * set bits. Deciding at each byte whether to probe is a branch no predictor
+ * learns ('.' at random places in random names): it cost several
+ * mispredictions per name, the largest part of the time at 10 k indicators.
+ * Now the unpredictable branches are the two loops' exits.
+ * (Hashing name i + 1 before probing name i, so that the probes fill the
+ * latency of the hash's chain of multiplications, gained under 2 %: not
+ * worth a second pending name.)
  */
-static int probe_suffixes(const domtab *dt, const uint8_t *name, size_t len, const uint32_t *hs,
-                          uint32_t *dhit, size_t *nd)
+typedef struct pending {
+    const uint8_t *name;
+    size_t len;                              /* without the trailing dot; 0 = rejected */
+    uint32_t item;
+    uint32_t hs[PC_MATCHER_MAX_NAME + 1];    /* hs[i]: the hash of name[i, len) */
+    uint64_t dots[DOT_WORDS];                /* bit i % 64 of word i / 64: name[i] is a dot */
+} pending;
+
+/* The first pass over name[0, len) (see pending): drops one trailing dot, rejects the empty and the too long. */
+static void name_hash(pending *pn, const uint8_t *name, size_t len, uint32_t item)
 {
-    size_t last = (size_t)-1;   /* the previous dot; -1 makes a dot at 0 an empty label */
-    dom_probe(dt, name, 0, len, hs[0], dhit, nd);
-    for (size_t base = 0; base < len; base += 8) {
-        size_t at = base;
-        uint64_t t;
-        if (len - base >= 8) {
-            t = dot_bits(load_le64(name + base));
-        } else if (len >= 8) {
-            /* The last partial word: the 8 bytes ending the name, less those already seen. */
-            at = len - 8;
-            t = dot_bits(load_le64(name + at)) & (~(uint64_t)0 << (8 * (base - at)));
-        } else {
-            t = 0;
-            for (size_t j = 0; j < len; j++)
-                t |= (uint64_t)(name[j] == '.') << (8 * j + 7);
-        }
-        while (t) {
-            size_t p = at + (low_bit(t) >> 3);
-            t &= t - 1;
-            if (p == last + 1)
-                return 1;
-            last = p;
-            dom_probe(dt, name, p + 1, len, hs[p + 1], dhit, nd);
-        }
+    uint32_t h = H_INIT;
+    size_t i;
+    if (len && name[len - 1] == '.')
+        len--;
+    if (len > PC_MATCHER_MAX_NAME)
+        len = 0;
+    pn->name = name;
+    pn->len = len;
+    pn->item = item;
+    /* 64 bytes at a time, the dots of each in a register (almost every name is one such chunk). */
+    for (i = len; i > 0;) {
+        size_t lo = (i - 1) & ~(size_t)63;
+        uint64_t d = 0;
+        do {
+            uint32_t c = pc_m_fold[name[--i]];
+            h = H_STEP(h, c);
+            pn->hs[i] = h;
+            d |= (uint64_t)(c == '.') << (i & 63);
+        } while (i > lo);
+        pn->dots[lo >> 6] = d;
     }
-    return last == len - 1;
 }
 
 /*
- * Matches one name: hits into hb (domains longest first, then keywords).
- * Returns 1 when the name was rejected.
+ * Probes every label-boundary suffix of a hashed name (len > 0), longest
+ * first, into dhit. Returns 1 when the name has an empty label (a first or
+ * last '.', or two in a row).
  */
-static int match_one(const pc_matcher *m, const domtab *dt, const uint8_t *name, size_t len,
-                     uint32_t item, hitbuf *hb)
+static int probe_suffixes(const domtab *dt, const pending *pn, uint32_t *dhit, size_t *nd)
 {
-    uint32_t dhit[PC_MATCHER_MAX_NAME / 2 + 2];
+    const size_t len = pn->len, nw = (len + 63) / 64;
+    uint64_t bad = (pn->dots[0] & 1) | ((pn->dots[(len - 1) / 64] >> ((len - 1) % 64)) & 1);
+    for (size_t w = 0; w < nw; w++) {
+        uint64_t d = pn->dots[w];
+        bad |= d & (d >> 1);
+        if (w + 1 < nw)
+            bad |= (d >> 63) & pn->dots[w + 1];
+    }
+    if (bad)
+        return 1;
+    dom_probe(dt, pn->name, 0, len, pn->hs[0], dhit, nd);
+    for (size_t w = 0; w < nw; w++)
+        for (uint64_t d = pn->dots[w]; d; d &= d - 1) {
+            size_t p = 64 * w + low_bit(d);
+            dom_probe(dt, pn->name, p + 1, len, pn->hs[p + 1], dhit, nd);
+        }
+    return 0;
+}
+
+/*
+ * Runs the keyword automaton over name[0, len) right to left and adds the
+ * ids of every keyword found, each entry once, in order of discovery.
+ */
+static void match_keywords(const pc_matcher *m, const uint8_t *name, size_t len, uint32_t item, hitbuf *hb)
+{
     uint32_t kent[KW_LOCAL];
-    uint32_t hs[PC_MATCHER_MAX_NAME + 1];
-    size_t nd = 0, nk = 0;
+    size_t nk = 0;
     int kw_spill = 0;
     const uint32_t ncls = m->par[P_KCLS];
     const uint8_t *cls = m->sec[S_KCLS], *trans = m->sec[S_KTRANS];
     const uint8_t *kout = m->sec[S_KOUT], *kdict = m->sec[S_KDICT];
-    uint32_t h = H_INIT, s = 0;
+    uint32_t s = 0;
 
-    if (len && name[len - 1] == '.')
-        len--;
-    if (len == 0 || len > PC_MATCHER_MAX_NAME)
-        return 1;
-    if (!m->par[P_KSTATES]) {
-        /* Domains only: the common case, kept to the bare loop. */
-        for (size_t i = len; i-- > 0;) {
-            h = H_STEP(h, pc_m_fold[name[i]]);
-            hs[i] = h;
-        }
-    } else {
-        for (size_t i = len; i-- > 0;) {
-            uint8_t c = pc_m_fold[name[i]];
-            h = H_STEP(h, c);
-            hs[i] = h;
-            s = u32at(trans, (size_t)s * ncls + cls[c]);
-            if (u32at(kout, s) | u32at(kdict, s)) {
-                for (uint32_t t = s;;) {
-                    uint32_t e = u32at(kout, t), d;
-                    if (e) {
-                        size_t k = 0;
-                        while (k < nk && kent[k] != e - 1)
-                            k++;
-                        if (k == nk) {
-                            if (nk < KW_LOCAL)
-                                kent[nk++] = e - 1;
-                            else
-                                kw_spill = 1;
-                        }
+    for (size_t i = len; i-- > 0;) {
+        s = u32at(trans, (size_t)s * ncls + cls[pc_m_fold[name[i]]]);
+        if (u32at(kout, s) | u32at(kdict, s)) {
+            for (uint32_t t = s;;) {
+                uint32_t e = u32at(kout, t), d;
+                if (e) {
+                    size_t k = 0;
+                    while (k < nk && kent[k] != e - 1)
+                        k++;
+                    if (k == nk) {
+                        if (nk < KW_LOCAL)
+                            kent[nk++] = e - 1;
+                        else
+                            kw_spill = 1;
                     }
-                    d = u32at(kdict, t);
-                    if (!d)
-                        break;
-                    t = d - 1;
                 }
+                d = u32at(kdict, t);
+                if (!d)
+                    break;
+                t = d - 1;
             }
         }
     }
-    if (probe_suffixes(dt, name, len, hs, dhit, &nd))
-        return 1;
-    for (size_t k = 0; k < nd; k++)
-        dom_ids(m, hb, item, dhit[k]);
-    /* kent holds entries in order of discovery; more than KW_LOCAL distinct
-     * keywords in one name (pathological) means a second pass for all of them. */
+    /* More than KW_LOCAL distinct keywords in one name (pathological) means a
+     * second pass that adds every output as it comes (hb_add drops repeats). */
     if (kw_spill) {
         s = 0;
         for (size_t i = len; i-- > 0;) {
@@ -337,6 +321,22 @@ static int match_one(const pc_matcher *m, const domtab *dt, const uint8_t *name,
             hb_add_ids(hb, item, m->sec[S_KIDS], u32at(m->sec[S_KENT], 2 * (size_t)kent[k]),
                        u32at(m->sec[S_KENT], 2 * (size_t)kent[k] + 1));
     }
+}
+
+/*
+ * The second pass over a hashed name: hits into hb (domains longest first,
+ * then keywords). Returns 1 when the name was rejected.
+ */
+static int match_one(const pc_matcher *m, const domtab *dt, const pending *pn, hitbuf *hb)
+{
+    uint32_t dhit[PC_MATCHER_MAX_NAME / 2 + 2];
+    size_t nd = 0;
+    if (pn->len == 0 || probe_suffixes(dt, pn, dhit, &nd))
+        return 1;
+    for (size_t k = 0; k < nd; k++)
+        dom_ids(m, hb, pn->item, dhit[k]);
+    if (m->par[P_KSTATES])
+        match_keywords(m, pn->name, pn->len, pn->item, hb);
     return 0;
 }
 
@@ -344,11 +344,11 @@ static int match_one(const pc_matcher *m, const domtab *dt, const uint8_t *name,
  * One item of a batch: its hits into hb, or none and *rej counted when it is
  * rejected. Returns 1 when its hits did not fit (the batch stops; see hb_end).
  */
-static int match_item(const pc_matcher *m, const domtab *dt, hitbuf *hb, const uint8_t *name, size_t len,
-                      uint32_t item, uint64_t *rej, int *rc)
+static int match_item(const pc_matcher *m, const domtab *dt, hitbuf *hb, const pending *pn,
+                      uint64_t *rej, int *rc)
 {
     hb_begin(hb);
-    if (match_one(m, dt, name, len, item, hb)) {
+    if (match_one(m, dt, pn, hb)) {
         (*rej)++;
         hb->pos = hb->start;
         return 0;
@@ -363,6 +363,7 @@ int pc_matcher_match_names(const pc_matcher *m, const uint8_t *buf, const uint32
 {
     hitbuf hb;
     domtab dt;
+    pending pn;
     uint64_t rej = 0;
     size_t i;
     int rc = check_match_args(m, buf, off, n, next, hits, cap);
@@ -375,7 +376,8 @@ int pc_matcher_match_names(const pc_matcher *m, const uint8_t *buf, const uint32
             rc = PC_ERR_ARG;
             break;
         }
-        if (match_item(m, &dt, &hb, buf + off[i], off[i + 1] - off[i], (uint32_t)i, &rej, &rc))
+        name_hash(&pn, buf + off[i], off[i + 1] - off[i], (uint32_t)i);
+        if (match_item(m, &dt, &hb, &pn, &rej, &rc))
             break;
     }
     *next = i;
@@ -390,6 +392,7 @@ int pc_matcher_match_lines(const pc_matcher *m, const uint8_t *buf, size_t len, 
 {
     hitbuf hb;
     domtab dt;
+    pending pn;
     uint64_t rej = 0;
     size_t pos;
     int rc = check_match_args(m, buf, buf, len, next, hits, cap);
@@ -402,7 +405,8 @@ int pc_matcher_match_lines(const pc_matcher *m, const uint8_t *buf, size_t len, 
     for (pos = *next; pos < len;) {
         const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - buf) : len;
-        if (match_item(m, &dt, &hb, buf + pos, end - pos, (uint32_t)pos, &rej, &rc))
+        name_hash(&pn, buf + pos, end - pos, (uint32_t)pos);
+        if (match_item(m, &dt, &hb, &pn, &rej, &rc))
             break;
         pos = nl ? end + 1 : len;
     }

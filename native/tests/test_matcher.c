@@ -153,6 +153,55 @@ static void test_lengths(void)
     pc_matcher_free(m);
 }
 
+/*
+ * Dots at every offset around the 64-byte words in which the matcher keeps
+ * the dots of a name: a suffix starting just after, a dot pair straddling
+ * two words (an empty label), a first and a last label of one byte.
+ */
+static void test_dot_words(void)
+{
+    pc_matcher *m = NULL;
+    char name[260];
+    uint32_t ids[16];
+    uint64_t rej;
+    CHECK(pc_matcher_new(&m) == PC_OK, "new");
+    CHECK(pc_matcher_add_domain(m, "x.com", 5, 1) == 1, "add");
+    CHECK(pc_matcher_prepare(m) == PC_OK, "prepare");
+    for (size_t len = 6; len <= 253; len++) {
+        /* "aaa...a.x.com": the boundary dot at len - 6. */
+        memset(name, 'a', len);
+        memcpy(name + len - 6, ".x.com", 6);
+        name[len] = 0;
+        rej = 0;
+        CHECK(match1(m, name, ids, &rej) == (len > 6 ? 1 : 0) && rej == (len > 6 ? 0u : 1u),
+              "len %zu: hit expected (a leading dot rejected)", len);
+        /* Two dots in a row just before the suffix: an empty label, wherever it falls. */
+        if (len > 7) {
+            name[len - 7] = '.';
+            rej = 0;
+            CHECK(match1(m, name, ids, &rej) == 0 && rej == 1, "len %zu: empty label at %zu", len, len - 7);
+            name[len - 7] = 'a';
+        }
+        /* A one-byte first label, and the name without the suffix's boundary. */
+        if (len > 8) {
+            name[1] = '.';
+            rej = 0;
+            CHECK(match1(m, name, ids, &rej) == 1 && rej == 0, "len %zu: one-byte first label", len);
+            name[len - 6] = 'a';
+            CHECK(match1(m, name, ids, &rej) == 0 && rej == 0, "len %zu: no boundary, no hit", len);
+        }
+    }
+    for (size_t d = 1; d + 1 < 253; d++) {
+        /* One pair of dots at offsets d, d + 1 of a 253-byte name (no suffix domain). */
+        memset(name, 'b', 253);
+        name[253] = 0;
+        name[d] = name[d + 1] = '.';
+        rej = 0;
+        CHECK(match1(m, name, ids, &rej) == 0 && rej == 1, "dots at %zu, %zu: rejected", d, d + 1);
+    }
+    pc_matcher_free(m);
+}
+
 static void test_lifecycle(void)
 {
     pc_matcher *m = NULL;
@@ -611,6 +660,7 @@ int main(void)
     test_lifecycle();
     test_boundaries();
     test_lengths();
+    test_dot_words();
     test_ips();
     test_resume();
     test_file();
