@@ -222,7 +222,10 @@ static void name_hash(pending *pn, const uint8_t *name, size_t len, uint32_t ite
     pn->name = name;
     pn->len = len;
     pn->item = item;
-    /* 64 bytes at a time, the dots of each in a register (almost every name is one such chunk). */
+    /* 64 bytes at a time, the dots of each in a register (almost every name is
+     * one such chunk); shifted in from the top, so the chunk's first byte ends
+     * in bit 0 (a shift by one is two instructions on 32-bit ARM, a variable
+     * 64-bit shift many more). */
     for (i = len; i > 0;) {
         size_t lo = (i - 1) & ~(size_t)63;
         uint64_t d = 0;
@@ -230,7 +233,7 @@ static void name_hash(pending *pn, const uint8_t *name, size_t len, uint32_t ite
             uint32_t c = pc_m_fold[name[--i]];
             h = H_STEP(h, c);
             pn->hs[i] = h;
-            d |= (uint64_t)(c == '.') << (i & 63);
+            d = (d << 1) | (c == '.');
         } while (i > lo);
         pn->dots[lo >> 6] = d;
     }
