@@ -2,6 +2,10 @@
  * matcher_match.c - matching batches of names (domains on label
  * boundaries, keywords anywhere), addresses (longest prefixes first) and
  * certificate hashes against a prepared or loaded matcher.
+ *
+ * Just over 500 lines because the four batch calls share the hit buffer,
+ * the argument checks and the resume rule; the name path (two passes, see
+ * pending) is most of it.
  */
 #include "matcher_int.h"
 
