@@ -212,25 +212,67 @@ typedef struct pending {
     uint32_t item;
     uint32_t hs[PC_MATCHER_MAX_NAME + 1];    /* hs[i]: the hash of name[i, len) */
     uint64_t dots[DOT_WORDS];                /* bit i % 64 of word i / 64: name[i] is a dot */
+    /* keyword entries found, each once, in order of discovery; more than
+     * KW_LOCAL distinct ones in one name (pathological) set kw_spill */
+    uint32_t kent[KW_LOCAL];
+    size_t nk;
+    int kw_spill;
 } pending;
 
-/* The first pass over name[0, len) (see pending): drops one trailing dot, rejects the empty and the too long. */
-static void name_hash(pending *pn, const uint8_t *name, size_t len, uint32_t item)
+/* The keyword automaton's tables, copied out of the matcher once per batch. */
+typedef struct kwtab {
+    const uint8_t *cls, *trans, *kout, *kdict;
+    uint32_t ncls;
+} kwtab;
+
+static void kwtab_init(const pc_matcher *m, kwtab *k)
 {
-    uint32_t h = H_INIT;
-    size_t i;
-    if (len && name[len - 1] == '.')
-        len--;
-    if (len > PC_MATCHER_MAX_NAME)
-        len = 0;
-    pn->name = name;
-    pn->len = len;
-    pn->item = item;
+    k->cls = m->sec[S_KCLS];
+    k->trans = m->sec[S_KTRANS];
+    k->kout = m->sec[S_KOUT];
+    k->kdict = m->sec[S_KDICT];
+    k->ncls = m->par[P_KCLS];
+}
+
+/* Records the keyword entries that end in state s (s has an output or a dict link). */
+static void kw_outputs(const kwtab *k, pending *pn, uint32_t s)
+{
+    for (uint32_t t = s;;) {
+        uint32_t e = u32at(k->kout, t), d;
+        if (e) {
+            size_t j = 0;
+            while (j < pn->nk && pn->kent[j] != e - 1)
+                j++;
+            if (j == pn->nk) {
+                if (pn->nk < KW_LOCAL)
+                    pn->kent[pn->nk++] = e - 1;
+                else
+                    pn->kw_spill = 1;
+            }
+        }
+        d = u32at(k->kdict, t);
+        if (!d)
+            break;
+        t = d - 1;
+    }
+}
+
+/*
+ * The first pass (see pending), with the keyword automaton when kw is not
+ * NULL. Inlined where kw is a constant, so the domains-only loop has no test
+ * of kw in it.
+ */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void hash_pass(pending *pn, const kwtab *kw, const uint8_t *name, size_t len)
+{
+    uint32_t h = H_INIT, s = 0;
     /* 64 bytes at a time, the dots of each in a register (almost every name is
      * one such chunk); shifted in from the top, so the chunk's first byte ends
      * in bit 0 (a shift by one is two instructions on 32-bit ARM, a variable
      * 64-bit shift many more). */
-    for (i = len; i > 0;) {
+    for (size_t i = len; i > 0;) {
         size_t lo = (i - 1) & ~(size_t)63;
         uint64_t d = 0;
         do {
@@ -238,9 +280,38 @@ static void name_hash(pending *pn, const uint8_t *name, size_t len, uint32_t ite
             h = H_STEP(h, c);
             pn->hs[i] = h;
             d = (d << 1) | (c == '.');
+            if (kw) {
+                s = u32at(kw->trans, (size_t)s * kw->ncls + kw->cls[c]);
+                if (u32at(kw->kout, s) | u32at(kw->kdict, s))
+                    kw_outputs(kw, pn, s);
+            }
         } while (i > lo);
         pn->dots[lo >> 6] = d;
     }
+}
+
+/* The first pass with the keyword automaton (a call: the domains-only pass stays inlined in the batch loops). */
+static void hash_pass_kw(pending *pn, const kwtab *kw, const uint8_t *name, size_t len)
+{
+    pn->nk = 0;
+    pn->kw_spill = 0;
+    hash_pass(pn, kw, name, len);
+}
+
+/* The first pass over name[0, len): drops one trailing dot, rejects the empty and the too long. */
+static inline void name_hash(pending *pn, const kwtab *kw, const uint8_t *name, size_t len, uint32_t item)
+{
+    if (len && name[len - 1] == '.')
+        len--;
+    if (len > PC_MATCHER_MAX_NAME)
+        len = 0;
+    pn->name = name;
+    pn->len = len;
+    pn->item = item;
+    if (kw)
+        hash_pass_kw(pn, kw, name, len);
+    else
+        hash_pass(pn, NULL, name, len);
 }
 
 /*
@@ -270,63 +341,30 @@ static int probe_suffixes(const domtab *dt, const pending *pn, uint32_t *dhit, s
 }
 
 /*
- * Runs the keyword automaton over name[0, len) right to left and adds the
- * ids of every keyword found, each entry once, in order of discovery.
+ * Adds the ids of the keywords the first pass found. After a spill (more
+ * than KW_LOCAL distinct keywords in the name) a second run of the automaton
+ * adds every output as it comes (hb_add drops repeats).
  */
-static void match_keywords(const pc_matcher *m, const uint8_t *name, size_t len, uint32_t item, hitbuf *hb)
+static void kw_add(const pc_matcher *m, const kwtab *k, const pending *pn, hitbuf *hb)
 {
-    uint32_t kent[KW_LOCAL];
-    size_t nk = 0;
-    int kw_spill = 0;
-    const uint32_t ncls = m->par[P_KCLS];
-    const uint8_t *cls = m->sec[S_KCLS], *trans = m->sec[S_KTRANS];
-    const uint8_t *kout = m->sec[S_KOUT], *kdict = m->sec[S_KDICT];
-    uint32_t s = 0;
-
-    for (size_t i = len; i-- > 0;) {
-        s = u32at(trans, (size_t)s * ncls + cls[pc_m_fold[name[i]]]);
-        if (u32at(kout, s) | u32at(kdict, s)) {
-            for (uint32_t t = s;;) {
-                uint32_t e = u32at(kout, t), d;
-                if (e) {
-                    size_t k = 0;
-                    while (k < nk && kent[k] != e - 1)
-                        k++;
-                    if (k == nk) {
-                        if (nk < KW_LOCAL)
-                            kent[nk++] = e - 1;
-                        else
-                            kw_spill = 1;
-                    }
-                }
-                d = u32at(kdict, t);
-                if (!d)
-                    break;
-                t = d - 1;
-            }
-        }
+    const uint8_t *kent = m->sec[S_KENT], *kids = m->sec[S_KIDS];
+    if (!pn->kw_spill) {
+        for (size_t j = 0; j < pn->nk; j++)
+            hb_add_ids(hb, pn->item, kids, u32at(kent, 2 * (size_t)pn->kent[j]),
+                       u32at(kent, 2 * (size_t)pn->kent[j] + 1));
+        return;
     }
-    /* More than KW_LOCAL distinct keywords in one name (pathological) means a
-     * second pass that adds every output as it comes (hb_add drops repeats). */
-    if (kw_spill) {
-        s = 0;
-        for (size_t i = len; i-- > 0;) {
-            s = u32at(trans, (size_t)s * ncls + cls[pc_m_fold[name[i]]]);
-            for (uint32_t t = s;;) {
-                uint32_t e = u32at(kout, t), d;
-                if (e)
-                    hb_add_ids(hb, item, m->sec[S_KIDS], u32at(m->sec[S_KENT], 2 * (size_t)(e - 1)),
-                               u32at(m->sec[S_KENT], 2 * (size_t)(e - 1) + 1));
-                d = u32at(kdict, t);
-                if (!d)
-                    break;
-                t = d - 1;
-            }
+    for (size_t i = pn->len, s = 0; i-- > 0;) {
+        s = u32at(k->trans, s * k->ncls + k->cls[pc_m_fold[pn->name[i]]]);
+        for (uint32_t t = (uint32_t)s;;) {
+            uint32_t e = u32at(k->kout, t), d;
+            if (e)
+                hb_add_ids(hb, pn->item, kids, u32at(kent, 2 * (size_t)(e - 1)), u32at(kent, 2 * (size_t)(e - 1) + 1));
+            d = u32at(k->kdict, t);
+            if (!d)
+                break;
+            t = d - 1;
         }
-    } else {
-        for (size_t k = 0; k < nk; k++)
-            hb_add_ids(hb, item, m->sec[S_KIDS], u32at(m->sec[S_KENT], 2 * (size_t)kent[k]),
-                       u32at(m->sec[S_KENT], 2 * (size_t)kent[k] + 1));
     }
 }
 
@@ -334,7 +372,7 @@ static void match_keywords(const pc_matcher *m, const uint8_t *name, size_t len,
  * The second pass over a hashed name: hits into hb (domains longest first,
  * then keywords). Returns 1 when the name was rejected.
  */
-static int match_one(const pc_matcher *m, const domtab *dt, const pending *pn, hitbuf *hb)
+static int match_one(const pc_matcher *m, const domtab *dt, const kwtab *kw, const pending *pn, hitbuf *hb)
 {
     uint32_t dhit[PC_MATCHER_MAX_NAME / 2 + 2];
     size_t nd = 0;
@@ -342,8 +380,8 @@ static int match_one(const pc_matcher *m, const domtab *dt, const pending *pn, h
         return 1;
     for (size_t k = 0; k < nd; k++)
         dom_ids(m, hb, pn->item, dhit[k]);
-    if (m->par[P_KSTATES])
-        match_keywords(m, pn->name, pn->len, pn->item, hb);
+    if (kw)
+        kw_add(m, kw, pn, hb);
     return 0;
 }
 
@@ -351,11 +389,11 @@ static int match_one(const pc_matcher *m, const domtab *dt, const pending *pn, h
  * One item of a batch: its hits into hb, or none and *rej counted when it is
  * rejected. Returns 1 when its hits did not fit (the batch stops; see hb_end).
  */
-static int match_item(const pc_matcher *m, const domtab *dt, hitbuf *hb, const pending *pn,
+static int match_item(const pc_matcher *m, const domtab *dt, const kwtab *kw, hitbuf *hb, const pending *pn,
                       uint64_t *rej, int *rc)
 {
     hb_begin(hb);
-    if (match_one(m, dt, pn, hb)) {
+    if (match_one(m, dt, kw, pn, hb)) {
         (*rej)++;
         hb->pos = hb->start;
         return 0;
@@ -371,20 +409,23 @@ int pc_matcher_match_names(const pc_matcher *m, const uint8_t *buf, const uint32
     hitbuf hb;
     domtab dt;
     pending pn;
+    kwtab kt;
+    const kwtab *kw = m && m->par[P_KSTATES] ? &kt : NULL;   /* NULL: no keywords, the bare loop */
     uint64_t rej = 0;
     size_t i;
     int rc = check_match_args(m, buf, off, n, next, hits, cap);
     if (rc < 0)
         return rc;
     domtab_init(m, &dt);
+    kwtab_init(m, &kt);
     hb_init(&hb, hits, cap);
     for (i = *next; i < n; i++) {
         if (off[i + 1] < off[i]) {
             rc = PC_ERR_ARG;
             break;
         }
-        name_hash(&pn, buf + off[i], off[i + 1] - off[i], (uint32_t)i);
-        if (match_item(m, &dt, &hb, &pn, &rej, &rc))
+        name_hash(&pn, kw, buf + off[i], off[i + 1] - off[i], (uint32_t)i);
+        if (match_item(m, &dt, kw, &hb, &pn, &rej, &rc))
             break;
     }
     *next = i;
@@ -400,6 +441,8 @@ int pc_matcher_match_lines(const pc_matcher *m, const uint8_t *buf, size_t len, 
     hitbuf hb;
     domtab dt;
     pending pn;
+    kwtab kt;
+    const kwtab *kw = m && m->par[P_KSTATES] ? &kt : NULL;   /* NULL: no keywords, the bare loop */
     uint64_t rej = 0;
     size_t pos;
     int rc = check_match_args(m, buf, buf, len, next, hits, cap);
@@ -408,12 +451,13 @@ int pc_matcher_match_lines(const pc_matcher *m, const uint8_t *buf, size_t len, 
     if (len > UINT32_MAX)
         return PC_ERR_ARG;
     domtab_init(m, &dt);
+    kwtab_init(m, &kt);
     hb_init(&hb, hits, cap);
     for (pos = *next; pos < len;) {
         const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - buf) : len;
-        name_hash(&pn, buf + pos, end - pos, (uint32_t)pos);
-        if (match_item(m, &dt, &hb, &pn, &rej, &rc))
+        name_hash(&pn, kw, buf + pos, end - pos, (uint32_t)pos);
+        if (match_item(m, &dt, kw, &hb, &pn, &rej, &rc))
             break;
         pos = nl ? end + 1 : len;
     }

@@ -202,6 +202,55 @@ static void test_dot_words(void)
     pc_matcher_free(m);
 }
 
+/*
+ * More distinct keywords in one name than the matcher records on its first
+ * pass (256): the second run of the automaton still reports each id once.
+ */
+static void test_keyword_spill(void)
+{
+    static const char alpha[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    char name[201], kw[5];
+    static char seen[400][5];
+    size_t nkw = 0, next = 0;
+    static pc_hit hits[1024];
+    uint8_t got[400] = {0};
+    uint32_t off[2] = {0, 200}, x = 12345;
+    pc_matcher *m = NULL;
+    int n, once = 1;
+    for (int i = 0; i < 200; i++) {
+        x = x * 1103515245u + 12345u;
+        name[i] = alpha[(x >> 16) % 36];
+    }
+    name[200] = 0;
+    CHECK(pc_matcher_new(&m) == PC_OK, "new");
+    /* Every distinct 3- and 4-byte substring of the name is a keyword. */
+    for (size_t k = 3; k <= 4; k++)
+        for (size_t i = 0; i + k <= 200 && nkw < 400; i++) {
+            size_t j = 0;
+            memcpy(kw, name + i, k);
+            kw[k] = 0;
+            while (j < nkw && strcmp(seen[j], kw) != 0)
+                j++;
+            if (j < nkw)
+                continue;
+            memcpy(seen[nkw], kw, k + 1);
+            CHECK(pc_matcher_add_keyword(m, kw, k, (uint32_t)nkw) == 1, "add %s", kw);
+            nkw++;
+        }
+    CHECK(nkw > 300, "%zu keywords", nkw);
+    CHECK(pc_matcher_prepare(m) == PC_OK, "prepare");
+    n = pc_matcher_match_names(m, (const uint8_t *)name, off, 1, &next, hits, 1024, NULL);
+    CHECK(n == (int)nkw, "%d hits for %zu keywords", n, nkw);
+    for (int i = 0; i < n; i++) {
+        if (hits[i].id >= nkw || got[hits[i].id])
+            once = 0;
+        else
+            got[hits[i].id] = 1;
+    }
+    CHECK(once, "each keyword id once");
+    pc_matcher_free(m);
+}
+
 static void test_lifecycle(void)
 {
     pc_matcher *m = NULL;
@@ -661,6 +710,7 @@ int main(void)
     test_boundaries();
     test_lengths();
     test_dot_words();
+    test_keyword_spill();
     test_ips();
     test_resume();
     test_file();
