@@ -14,7 +14,7 @@ FUZZERS  := $(wildcard native/fuzz/fuzz_*.c)
 SAN      := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1
 
 .DEFAULT_GOAL := help
-.PHONY: help deps venv build native-check ctest ctest-san arm fuzz fuzz-smoke test pytest bench demo image image-test lint clean
+.PHONY: help deps venv build native-check ctest ctest-san arm fuzz fuzz-smoke test pytest bench bench-c demo image image-test lint clean
 
 help:  ## this help
 	@echo "pocketcheck - make targets:"
@@ -79,6 +79,19 @@ test: venv native-check ctest ctest-san fuzz-smoke arm  ## run every test (C, sa
 bench: venv  ## benchmarks, side by side with the reference tools
 	$(PY) native/build_native.py
 	$(PYTEST) -q -s tests/bench --benchmark-columns=min,mean,ops -p no:cacheprovider -o addopts="--strict-markers"
+
+# The C-level batch rate of the matcher (native/bench/bench_matcher.c), on the
+# names of tests/bench/test_bench_matcher.py; make bench prints it beside the
+# Python rate. Under callgrind: valgrind --tool=callgrind build/bench/bench_matcher
+# build/bench/10k/domains.txt build/bench/10k/names.txt 1 (instructions per name).
+BENCH_SRC := $(wildcard native/src/matcher*.c) native/src/pc_alloc.c
+$(B)/bench/bench_matcher: native/bench/bench_matcher.c $(BENCH_SRC) $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	gcc $(CFLAGS_STRICT) -O2 -g $(CORE_INC) $< $(BENCH_SRC) -o $@
+
+bench-c: .venv/done $(B)/bench/bench_matcher  ## the C matcher's batch rate alone: 10k indicators x 1M names, best of 10
+	$(PY) tests/bench/test_bench_matcher.py dump 10000 $(B)/bench/10k
+	$(B)/bench/bench_matcher $(B)/bench/10k/domains.txt $(B)/bench/10k/names.txt 10
 
 demo: venv  ## the whole appliance flow, simulated: two phones, two reports
 	$(PY) native/build_native.py

@@ -11,6 +11,15 @@
  *      loads, match with it (the domain table's indexes, checked where they
  *      are read since format 2, are reached this way).
  * Nothing may crash, leak or read out of bounds.
+ *
+ * The seeds of mode 1 that are compiled files (corpus/fuzz_matcher/file-*)
+ * are written by the real builder, in the current format, by this harness:
+ *
+ *     make build/fuzz/fuzz_matcher
+ *     FUZZ_MATCHER_SEEDS=native/fuzz/corpus/fuzz_matcher build/fuzz/fuzz_matcher -runs=0
+ *
+ * Rerun it whenever PC_MATCHER_FORMAT changes: a seed of another format
+ * stops at the version check and reaches none of the loader's other checks.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -153,44 +162,106 @@ static void load_patched(const uint8_t *data, size_t len)
     free(img);
 }
 
-/* Builds the valid compiled file that mode 2 patches. */
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+/*
+ * The patterns of one small compiled file: which kinds it has (bits: 1
+ * domains, 2 keywords, 4 addresses, 8 fingerprints, 16 metadata).
+ */
+static pc_matcher *build_kinds(unsigned kinds)
 {
     static const char *doms[] = {"evil.com", "a.evil.com", "x.y"};
     static const char *kws[] = {"track", "ab", "b"};
+    uint8_t a4[16] = {10, 0, 0, 1}, a6[16] = {0x20, 0x01, 0x0d, 0xb8}, v4 = 4, v6 = 6, pl4 = 8, pl6 = 32;
+    uint8_t fp[32] = {1};
+    uint32_t id = 7, foff1[2] = {0, 20}, foff2[2] = {0, 32};
     pc_matcher *m = NULL;
-    char path[64], err[128];
+    if (pc_matcher_new(&m) != PC_OK)
+        return NULL;
+    for (uint32_t i = 0; i < 3; i++) {
+        if (kinds & 1)
+            pc_matcher_add_domain(m, doms[i], strlen(doms[i]), i);
+        if (kinds & 2)
+            pc_matcher_add_keyword(m, kws[i], strlen(kws[i]), 10 + i);
+    }
+    if (kinds & 4) {
+        pc_matcher_add_ips(m, a4, &v4, &pl4, &id, 1);
+        pc_matcher_add_ips(m, a6, &v6, &pl6, &id, 1);
+    }
+    if (kinds & 8) {
+        pc_matcher_add_hashes(m, fp, foff1, &id, 1);
+        pc_matcher_add_hashes(m, fp, foff2, &id, 1);
+    }
+    if (pc_matcher_prepare(m) != PC_OK) {
+        pc_matcher_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Saves a matcher of those kinds and reads the file back into a malloc'ed buffer; NULL on failure. */
+static uint8_t *compiled_file(unsigned kinds, size_t *len)
+{
     static const uint8_t meta[] = "onetwothree";
     uint64_t moff[4] = {0, 3, 6, 11};
-    uint8_t a[16] = {10, 0, 0, 1}, v = 4, pl = 8, fp[20] = {1};
-    uint32_t id = 7, foff[2] = {0, 20};
+    pc_matcher *m = build_kinds(kinds);
+    char path[64], err[128];
+    uint8_t *buf = NULL;
     FILE *f;
-    (void)argc;
-    (void)argv;
+    long n;
+    if (!m)
+        return NULL;
     snprintf(path, sizeof path, "/tmp/fuzz_matcher_tpl.%d.pcm", (int)getpid());
-    if (pc_matcher_new(&m) != PC_OK)
-        return 0;
-    for (uint32_t i = 0; i < 3; i++) {
-        pc_matcher_add_domain(m, doms[i], strlen(doms[i]), i);
-        pc_matcher_add_keyword(m, kws[i], strlen(kws[i]), 10 + i);
-    }
-    pc_matcher_add_ips(m, a, &v, &pl, &id, 1);
-    pc_matcher_add_hashes(m, fp, foff, &id, 1);
-    if (pc_matcher_prepare(m) == PC_OK && pc_matcher_save(m, path, meta, moff, 3, err, sizeof err) == PC_OK &&
+    if (pc_matcher_save(m, path, meta, moff, kinds & 16 ? 3 : 0, err, sizeof err) == PC_OK &&
         (f = fopen(path, "rb")) != NULL) {
-        fseek(f, 0, SEEK_END);
-        g_template_len = (size_t)ftell(f);
-        fseek(f, 0, SEEK_SET);
-        g_template = malloc(g_template_len);
-        if (g_template && fread(g_template, 1, g_template_len, f) != g_template_len) {
-            free(g_template);
-            g_template = NULL;
+        if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+            (buf = malloc((size_t)n)) != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+            free(buf);
+            buf = NULL;
         }
+        if (buf)
+            *len = (size_t)n;
         fclose(f);
     }
     unlink(path);
     pc_matcher_free(m);
+    return buf;
+}
+
+/* Writes the mode-1 seeds (see the top comment) into dir: byte 1, then a compiled file. */
+static void write_seeds(const char *dir)
+{
+    static const struct { const char *name; unsigned kinds; } seeds[] = {
+        {"file-all", 31}, {"file-domains", 1}, {"file-keywords", 2}, {"file-addresses", 4},
+        {"file-fingerprints", 8}, {"file-empty", 0}, {"file-domains-meta", 17},
+    };
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+        char path[512];
+        size_t len = 0;
+        uint8_t *img = compiled_file(seeds[i].kinds, &len);
+        FILE *f;
+        snprintf(path, sizeof path, "%s/%s", dir, seeds[i].name);
+        if (!img || (f = fopen(path, "wb")) == NULL) {
+            fprintf(stderr, "fuzz_matcher: cannot write %s\n", path);
+            free(img);
+            exit(1);
+        }
+        fputc(1, f);
+        fwrite(img, 1, len, f);
+        fclose(f);
+        free(img);
+        fprintf(stderr, "fuzz_matcher: wrote %s (%zu bytes)\n", path, len + 1);
+    }
+}
+
+/* Builds the valid compiled file that mode 2 patches (and writes the seeds when asked). */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    const char *seed_dir = getenv("FUZZ_MATCHER_SEEDS");
+    (void)argc;
+    (void)argv;
+    if (seed_dir)
+        write_seeds(seed_dir);
+    g_template = compiled_file(31, &g_template_len);
     return 0;
 }
 

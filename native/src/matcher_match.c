@@ -2,6 +2,10 @@
  * matcher_match.c - matching batches of names (domains on label
  * boundaries, keywords anywhere), addresses (longest prefixes first) and
  * certificate hashes against a prepared or loaded matcher.
+ *
+ * Just over 500 lines because the four batch calls share the hit buffer,
+ * the argument checks and the resume rule; the name path (two passes, see
+ * pending) is most of it.
  */
 #include "matcher_int.h"
 
@@ -77,7 +81,7 @@ static int check_match_args(const pc_matcher *m, const void *a, const void *b, s
 /* The domain tables, copied out of the matcher once per batch. */
 typedef struct domtab {
     const uint8_t *buck, *key, *soff, *str, *bloom;
-    uint32_t n, dmin, dmax, bits, nstr;
+    uint32_t n, dmin, dspan, bits, nstr;   /* dspan = dmax - dmin (see domtab_init) */
     unsigned shift;
 } domtab;
 
@@ -91,31 +95,28 @@ static void domtab_init(const pc_matcher *m, domtab *d)
     d->n = m->par[P_DENT];
     d->bits = m->par[P_DBITS];
     d->shift = d_shift(m->par[P_DBUCK]);
+    /* One unsigned compare then tests dmin <= len <= dmax (dom_probe); with no
+     * domains (or a range that is empty) dmin = UINT32_MAX lets no length through. */
     d->dmin = m->par[P_DMIN];
-    d->dmax = m->par[P_DMAX];
+    d->dspan = m->par[P_DMAX] - m->par[P_DMIN];
+    if (!d->n || m->par[P_DMAX] < m->par[P_DMIN]) {
+        d->dmin = UINT32_MAX;
+        d->dspan = 0;
+    }
     d->nstr = (uint32_t)m->secsz[S_DSTR];
 }
 
 /*
- * Looks up name[from, to) (folded on the fly; h is its hash) among the
- * domains and records the entry in dhit. The bit filter answers most misses
- * from one bit per domain's byte; a hit on it reads one bucket and the few
- * keys of that bucket. Every index read from the table is checked here
- * rather than at load (a damaged file then misses, it never reads outside).
+ * Looks up name[from, to) (folded on the fly; f is pc_mix32 of its hash)
+ * in f's bucket and records the entry in dhit: the rare path, taken when
+ * the bit filter lets the name through (dom_probe). Every index read from
+ * the table is checked here rather than at load (a damaged file then
+ * misses, it never reads outside).
  */
-static inline void dom_probe(const domtab *d, const uint8_t *name, size_t from, size_t to, uint32_t h,
-                             uint32_t *dhit, size_t *nd)
+static void dom_find(const domtab *d, const uint8_t *name, size_t from, uint32_t len, uint32_t f,
+                     uint32_t *dhit, size_t *nd)
 {
-    uint32_t len = (uint32_t)(to - from), f, bit, b, lo, hi;
-    if (!d->n || len < d->dmin || len > d->dmax)
-        return;
-    f = pc_mix32(h);
-    bit = d_bloom_bit(f, d->bits);
-    if (!((u32at(d->bloom, bit >> 5) >> (bit & 31)) & 1))
-        return;
-    b = d_bucket(f, d->shift);
-    lo = u32at(d->buck, b);
-    hi = u32at(d->buck, (size_t)b + 1);
+    uint32_t b = d_bucket(f, d->shift), lo = u32at(d->buck, b), hi = u32at(d->buck, (size_t)b + 1);
     if (hi > d->n)
         hi = d->n;
     for (uint32_t e = lo; e < hi; e++) {
@@ -139,6 +140,24 @@ static inline void dom_probe(const domtab *d, const uint8_t *name, size_t from, 
     }
 }
 
+/*
+ * Looks up name[from, to) (h is its hash) among the domains. The length
+ * range and the bit filter answer most misses (one bit per domain's byte),
+ * inline: a probe is made at every label boundary of every name, and most
+ * are misses.
+ */
+static inline void dom_probe(const domtab *d, const uint8_t *name, size_t from, size_t to, uint32_t h,
+                             uint32_t *dhit, size_t *nd)
+{
+    uint32_t len = (uint32_t)(to - from), f, bit;
+    if (len - d->dmin > d->dspan)   /* outside [dmin, dmax] (unsigned wrap), or no domains */
+        return;
+    f = pc_mix32(h);
+    bit = d_bloom_bit(f, d->bits);
+    if ((u32at(d->bloom, bit >> 5) >> (bit & 31)) & 1)
+        dom_find(d, name, from, len, f, dhit, nd);
+}
+
 /* Adds the ids of domain entry e (checked against the id lists' size). */
 static void dom_ids(const pc_matcher *m, hitbuf *hb, uint32_t item, uint32_t e)
 {
@@ -158,104 +177,211 @@ static void dom_ids(const pc_matcher *m, hitbuf *hb, uint32_t item, uint32_t e)
 
 #define KW_LOCAL 256
 
-/*
- * Matches one name: hits into hb (domains longest first, then keywords).
- * Returns 1 when the name was rejected.
- */
-static int match_one(const pc_matcher *m, const domtab *dt, const uint8_t *name, size_t len,
-                     uint32_t item, hitbuf *hb)
+/* Index of the lowest set bit of t (t != 0). */
+static inline unsigned low_bit(uint64_t t)
 {
-    uint32_t dhit[PC_MATCHER_MAX_NAME / 2 + 2];
-    uint32_t kent[KW_LOCAL];
-    size_t nd = 0, nk = 0;
-    int kw_spill = 0;
-    const uint32_t ncls = m->par[P_KCLS];
-    const uint8_t *cls = m->sec[S_KCLS], *trans = m->sec[S_KTRANS];
-    const uint8_t *kout = m->sec[S_KOUT], *kdict = m->sec[S_KDICT];
-    uint32_t h = H_INIT, s = 0;
-    size_t label = 0;
+#if defined(__GNUC__)
+    return (unsigned)__builtin_ctzll(t);
+#else
+    unsigned n = 0;
+    while (!(t & 1)) {
+        t >>= 1;
+        n++;
+    }
+    return n;
+#endif
+}
 
+#define DOT_WORDS ((PC_MATCHER_MAX_NAME + 63) / 64)
+
+/*
+ * A name between its two passes. The first (name_hash, right to left, as the
+ * hash is defined) keeps the hash of every suffix and a bit for every dot;
+ * the second (match_one) probes the table at the dots, in a loop over the
+ * set bits. Deciding at each byte whether to probe is a branch no predictor
+ * learns ('.' at random places in random names): it cost several
+ * mispredictions per name, the largest part of the time at 10 k indicators.
+ * Now the unpredictable branches are the two loops' exits.
+ * (Hashing name i + 1 before probing name i, so that the probes fill the
+ * latency of the hash's chain of multiplications, gained under 2 %: not
+ * worth a second pending name.)
+ */
+typedef struct pending {
+    const uint8_t *name;
+    size_t len;                              /* without the trailing dot; 0 = rejected */
+    uint32_t item;
+    uint32_t hs[PC_MATCHER_MAX_NAME + 1];    /* hs[i]: the hash of name[i, len) */
+    uint64_t dots[DOT_WORDS];                /* bit i % 64 of word i / 64: name[i] is a dot */
+    /* keyword entries found, each once, in order of discovery; more than
+     * KW_LOCAL distinct ones in one name (pathological) set kw_spill */
+    uint32_t kent[KW_LOCAL];
+    size_t nk;
+    int kw_spill;
+} pending;
+
+/* The keyword automaton's tables, copied out of the matcher once per batch. */
+typedef struct kwtab {
+    const uint8_t *cls, *trans, *kout, *kdict;
+    uint32_t ncls;
+} kwtab;
+
+static void kwtab_init(const pc_matcher *m, kwtab *k)
+{
+    k->cls = m->sec[S_KCLS];
+    k->trans = m->sec[S_KTRANS];
+    k->kout = m->sec[S_KOUT];
+    k->kdict = m->sec[S_KDICT];
+    k->ncls = m->par[P_KCLS];
+}
+
+/* Records the keyword entries that end in state s (s has an output or a dict link). */
+static void kw_outputs(const kwtab *k, pending *pn, uint32_t s)
+{
+    for (uint32_t t = s;;) {
+        uint32_t e = u32at(k->kout, t), d;
+        if (e) {
+            size_t j = 0;
+            while (j < pn->nk && pn->kent[j] != e - 1)
+                j++;
+            if (j == pn->nk) {
+                if (pn->nk < KW_LOCAL)
+                    pn->kent[pn->nk++] = e - 1;
+                else
+                    pn->kw_spill = 1;
+            }
+        }
+        d = u32at(k->kdict, t);
+        if (!d)
+            break;
+        t = d - 1;
+    }
+}
+
+/*
+ * The first pass (see pending), with the keyword automaton when kw is not
+ * NULL. Inlined where kw is a constant, so the domains-only loop has no test
+ * of kw in it.
+ */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void hash_pass(pending *pn, const kwtab *kw, const uint8_t *name, size_t len)
+{
+    uint32_t h = H_INIT, s = 0;
+    /* 64 bytes at a time, the dots of each in a register (almost every name is
+     * one such chunk); shifted in from the top, so the chunk's first byte ends
+     * in bit 0 (a shift by one is two instructions on 32-bit ARM, a variable
+     * 64-bit shift many more). */
+    for (size_t i = len; i > 0;) {
+        size_t lo = (i - 1) & ~(size_t)63;
+        uint64_t d = 0;
+        do {
+            uint32_t c = pc_m_fold[name[--i]];
+            h = H_STEP(h, c);
+            pn->hs[i] = h;
+            d = (d << 1) | (c == '.');
+            if (kw) {
+                s = u32at(kw->trans, (size_t)s * kw->ncls + kw->cls[c]);
+                if (u32at(kw->kout, s) | u32at(kw->kdict, s))
+                    kw_outputs(kw, pn, s);
+            }
+        } while (i > lo);
+        pn->dots[lo >> 6] = d;
+    }
+}
+
+/* The first pass with the keyword automaton (a call: the domains-only pass stays inlined in the batch loops). */
+static void hash_pass_kw(pending *pn, const kwtab *kw, const uint8_t *name, size_t len)
+{
+    pn->nk = 0;
+    pn->kw_spill = 0;
+    hash_pass(pn, kw, name, len);
+}
+
+/* The first pass over name[0, len): drops one trailing dot, rejects the empty and the too long. */
+static inline void name_hash(pending *pn, const kwtab *kw, const uint8_t *name, size_t len, uint32_t item)
+{
     if (len && name[len - 1] == '.')
         len--;
-    if (len == 0 || len > PC_MATCHER_MAX_NAME)
+    if (len > PC_MATCHER_MAX_NAME)
+        len = 0;
+    pn->name = name;
+    pn->len = len;
+    pn->item = item;
+    if (kw)
+        hash_pass_kw(pn, kw, name, len);
+    else
+        hash_pass(pn, NULL, name, len);
+}
+
+/*
+ * Probes every label-boundary suffix of a hashed name (len > 0), longest
+ * first, into dhit. Returns 1 when the name has an empty label (a first or
+ * last '.', or two in a row).
+ */
+static int probe_suffixes(const domtab *dt, const pending *pn, uint32_t *dhit, size_t *nd)
+{
+    const size_t len = pn->len, nw = (len + 63) / 64;
+    uint64_t bad = (pn->dots[0] & 1) | ((pn->dots[(len - 1) / 64] >> ((len - 1) % 64)) & 1);
+    for (size_t w = 0; w < nw; w++) {
+        uint64_t d = pn->dots[w];
+        bad |= d & (d >> 1);
+        if (w + 1 < nw)
+            bad |= (d >> 63) & pn->dots[w + 1];
+    }
+    if (bad)
         return 1;
-    if (!m->par[P_KSTATES]) {
-        /* Domains only: the common case, kept to the bare loop. */
-        for (size_t i = len; i-- > 0;) {
-            uint8_t c = pc_m_fold[name[i]];
-            if (c == '.') {
-                if (label == 0)
-                    return 1;
-                label = 0;
-                dom_probe(dt, name, i + 1, len, h, dhit, &nd);
-            } else {
-                label++;
-            }
-            h = H_STEP(h, c);
+    dom_probe(dt, pn->name, 0, len, pn->hs[0], dhit, nd);
+    for (size_t w = 0; w < nw; w++)
+        for (uint64_t d = pn->dots[w]; d; d &= d - 1) {
+            size_t p = 64 * w + low_bit(d);
+            dom_probe(dt, pn->name, p + 1, len, pn->hs[p + 1], dhit, nd);
         }
-    } else {
-        for (size_t i = len; i-- > 0;) {
-            uint8_t c = pc_m_fold[name[i]];
-            if (c == '.') {
-                if (label == 0)
-                    return 1;
-                label = 0;
-                dom_probe(dt, name, i + 1, len, h, dhit, &nd);
-            } else {
-                label++;
-            }
-            h = H_STEP(h, c);
-            s = u32at(trans, (size_t)s * ncls + cls[c]);
-            if (u32at(kout, s) | u32at(kdict, s)) {
-                for (uint32_t t = s;;) {
-                    uint32_t e = u32at(kout, t), d;
-                    if (e) {
-                        size_t k = 0;
-                        while (k < nk && kent[k] != e - 1)
-                            k++;
-                        if (k == nk) {
-                            if (nk < KW_LOCAL)
-                                kent[nk++] = e - 1;
-                            else
-                                kw_spill = 1;
-                        }
-                    }
-                    d = u32at(kdict, t);
-                    if (!d)
-                        break;
-                    t = d - 1;
-                }
-            }
+    return 0;
+}
+
+/*
+ * Adds the ids of the keywords the first pass found. After a spill (more
+ * than KW_LOCAL distinct keywords in the name) a second run of the automaton
+ * adds every output as it comes (hb_add drops repeats).
+ */
+static void kw_add(const pc_matcher *m, const kwtab *k, const pending *pn, hitbuf *hb)
+{
+    const uint8_t *kent = m->sec[S_KENT], *kids = m->sec[S_KIDS];
+    if (!pn->kw_spill) {
+        for (size_t j = 0; j < pn->nk; j++)
+            hb_add_ids(hb, pn->item, kids, u32at(kent, 2 * (size_t)pn->kent[j]),
+                       u32at(kent, 2 * (size_t)pn->kent[j] + 1));
+        return;
+    }
+    for (size_t i = pn->len, s = 0; i-- > 0;) {
+        s = u32at(k->trans, s * k->ncls + k->cls[pc_m_fold[pn->name[i]]]);
+        for (uint32_t t = (uint32_t)s;;) {
+            uint32_t e = u32at(k->kout, t), d;
+            if (e)
+                hb_add_ids(hb, pn->item, kids, u32at(kent, 2 * (size_t)(e - 1)), u32at(kent, 2 * (size_t)(e - 1) + 1));
+            d = u32at(k->kdict, t);
+            if (!d)
+                break;
+            t = d - 1;
         }
     }
-    if (label == 0)
+}
+
+/*
+ * The second pass over a hashed name: hits into hb (domains longest first,
+ * then keywords). Returns 1 when the name was rejected.
+ */
+static int match_one(const pc_matcher *m, const domtab *dt, const kwtab *kw, const pending *pn, hitbuf *hb)
+{
+    uint32_t dhit[PC_MATCHER_MAX_NAME / 2 + 2];
+    size_t nd = 0;
+    if (pn->len == 0 || probe_suffixes(dt, pn, dhit, &nd))
         return 1;
-    dom_probe(dt, name, 0, len, h, dhit, &nd);
-    while (nd-- > 0) {
-        dom_ids(m, hb, item, dhit[nd]);
-    }
-    /* kent holds entries in order of discovery; more than KW_LOCAL distinct
-     * keywords in one name (pathological) means a second pass for all of them. */
-    if (kw_spill) {
-        s = 0;
-        for (size_t i = len; i-- > 0;) {
-            s = u32at(trans, (size_t)s * ncls + cls[pc_m_fold[name[i]]]);
-            for (uint32_t t = s;;) {
-                uint32_t e = u32at(kout, t), d;
-                if (e)
-                    hb_add_ids(hb, item, m->sec[S_KIDS], u32at(m->sec[S_KENT], 2 * (size_t)(e - 1)),
-                               u32at(m->sec[S_KENT], 2 * (size_t)(e - 1) + 1));
-                d = u32at(kdict, t);
-                if (!d)
-                    break;
-                t = d - 1;
-            }
-        }
-    } else {
-        for (size_t k = 0; k < nk; k++)
-            hb_add_ids(hb, item, m->sec[S_KIDS], u32at(m->sec[S_KENT], 2 * (size_t)kent[k]),
-                       u32at(m->sec[S_KENT], 2 * (size_t)kent[k] + 1));
-    }
+    for (size_t k = 0; k < nd; k++)
+        dom_ids(m, hb, pn->item, dhit[k]);
+    if (kw)
+        kw_add(m, kw, pn, hb);
     return 0;
 }
 
@@ -263,11 +389,11 @@ static int match_one(const pc_matcher *m, const domtab *dt, const uint8_t *name,
  * One item of a batch: its hits into hb, or none and *rej counted when it is
  * rejected. Returns 1 when its hits did not fit (the batch stops; see hb_end).
  */
-static int match_item(const pc_matcher *m, const domtab *dt, hitbuf *hb, const uint8_t *name, size_t len,
-                      uint32_t item, uint64_t *rej, int *rc)
+static int match_item(const pc_matcher *m, const domtab *dt, const kwtab *kw, hitbuf *hb, const pending *pn,
+                      uint64_t *rej, int *rc)
 {
     hb_begin(hb);
-    if (match_one(m, dt, name, len, item, hb)) {
+    if (match_one(m, dt, kw, pn, hb)) {
         (*rej)++;
         hb->pos = hb->start;
         return 0;
@@ -282,19 +408,24 @@ int pc_matcher_match_names(const pc_matcher *m, const uint8_t *buf, const uint32
 {
     hitbuf hb;
     domtab dt;
+    pending pn;
+    kwtab kt;
+    const kwtab *kw = m && m->par[P_KSTATES] ? &kt : NULL;   /* NULL: no keywords, the bare loop */
     uint64_t rej = 0;
     size_t i;
     int rc = check_match_args(m, buf, off, n, next, hits, cap);
     if (rc < 0)
         return rc;
     domtab_init(m, &dt);
+    kwtab_init(m, &kt);
     hb_init(&hb, hits, cap);
     for (i = *next; i < n; i++) {
         if (off[i + 1] < off[i]) {
             rc = PC_ERR_ARG;
             break;
         }
-        if (match_item(m, &dt, &hb, buf + off[i], off[i + 1] - off[i], (uint32_t)i, &rej, &rc))
+        name_hash(&pn, kw, buf + off[i], off[i + 1] - off[i], (uint32_t)i);
+        if (match_item(m, &dt, kw, &hb, &pn, &rej, &rc))
             break;
     }
     *next = i;
@@ -309,6 +440,9 @@ int pc_matcher_match_lines(const pc_matcher *m, const uint8_t *buf, size_t len, 
 {
     hitbuf hb;
     domtab dt;
+    pending pn;
+    kwtab kt;
+    const kwtab *kw = m && m->par[P_KSTATES] ? &kt : NULL;   /* NULL: no keywords, the bare loop */
     uint64_t rej = 0;
     size_t pos;
     int rc = check_match_args(m, buf, buf, len, next, hits, cap);
@@ -317,11 +451,13 @@ int pc_matcher_match_lines(const pc_matcher *m, const uint8_t *buf, size_t len, 
     if (len > UINT32_MAX)
         return PC_ERR_ARG;
     domtab_init(m, &dt);
+    kwtab_init(m, &kt);
     hb_init(&hb, hits, cap);
     for (pos = *next; pos < len;) {
         const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
         size_t end = nl ? (size_t)(nl - buf) : len;
-        if (match_item(m, &dt, &hb, buf + pos, end - pos, (uint32_t)pos, &rej, &rc))
+        name_hash(&pn, kw, buf + pos, end - pos, (uint32_t)pos);
+        if (match_item(m, &dt, kw, &hb, &pn, &rej, &rc))
             break;
         pos = nl ? end + 1 : len;
     }

@@ -153,6 +153,104 @@ static void test_lengths(void)
     pc_matcher_free(m);
 }
 
+/*
+ * Dots at every offset around the 64-byte words in which the matcher keeps
+ * the dots of a name: a suffix starting just after, a dot pair straddling
+ * two words (an empty label), a first and a last label of one byte.
+ */
+static void test_dot_words(void)
+{
+    pc_matcher *m = NULL;
+    char name[260];
+    uint32_t ids[16];
+    uint64_t rej;
+    CHECK(pc_matcher_new(&m) == PC_OK, "new");
+    CHECK(pc_matcher_add_domain(m, "x.com", 5, 1) == 1, "add");
+    CHECK(pc_matcher_prepare(m) == PC_OK, "prepare");
+    for (size_t len = 6; len <= 253; len++) {
+        /* "aaa...a.x.com": the boundary dot at len - 6. */
+        memset(name, 'a', len);
+        memcpy(name + len - 6, ".x.com", 6);
+        name[len] = 0;
+        rej = 0;
+        CHECK(match1(m, name, ids, &rej) == (len > 6 ? 1 : 0) && rej == (len > 6 ? 0u : 1u),
+              "len %zu: hit expected (a leading dot rejected)", len);
+        /* Two dots in a row just before the suffix: an empty label, wherever it falls. */
+        if (len > 7) {
+            name[len - 7] = '.';
+            rej = 0;
+            CHECK(match1(m, name, ids, &rej) == 0 && rej == 1, "len %zu: empty label at %zu", len, len - 7);
+            name[len - 7] = 'a';
+        }
+        /* A one-byte first label, and the name without the suffix's boundary. */
+        if (len > 8) {
+            name[1] = '.';
+            rej = 0;
+            CHECK(match1(m, name, ids, &rej) == 1 && rej == 0, "len %zu: one-byte first label", len);
+            name[len - 6] = 'a';
+            CHECK(match1(m, name, ids, &rej) == 0 && rej == 0, "len %zu: no boundary, no hit", len);
+        }
+    }
+    for (size_t d = 1; d + 1 < 253; d++) {
+        /* One pair of dots at offsets d, d + 1 of a 253-byte name (no suffix domain). */
+        memset(name, 'b', 253);
+        name[253] = 0;
+        name[d] = name[d + 1] = '.';
+        rej = 0;
+        CHECK(match1(m, name, ids, &rej) == 0 && rej == 1, "dots at %zu, %zu: rejected", d, d + 1);
+    }
+    pc_matcher_free(m);
+}
+
+/*
+ * More distinct keywords in one name than the matcher records on its first
+ * pass (256): the second run of the automaton still reports each id once.
+ */
+static void test_keyword_spill(void)
+{
+    static const char alpha[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    char name[201], kw[5];
+    static char seen[400][5];
+    size_t nkw = 0, next = 0;
+    static pc_hit hits[1024];
+    uint8_t got[400] = {0};
+    uint32_t off[2] = {0, 200}, x = 12345;
+    pc_matcher *m = NULL;
+    int n, once = 1;
+    for (int i = 0; i < 200; i++) {
+        x = x * 1103515245u + 12345u;
+        name[i] = alpha[(x >> 16) % 36];
+    }
+    name[200] = 0;
+    CHECK(pc_matcher_new(&m) == PC_OK, "new");
+    /* Every distinct 3- and 4-byte substring of the name is a keyword. */
+    for (size_t k = 3; k <= 4; k++)
+        for (size_t i = 0; i + k <= 200 && nkw < 400; i++) {
+            size_t j = 0;
+            memcpy(kw, name + i, k);
+            kw[k] = 0;
+            while (j < nkw && strcmp(seen[j], kw) != 0)
+                j++;
+            if (j < nkw)
+                continue;
+            memcpy(seen[nkw], kw, k + 1);
+            CHECK(pc_matcher_add_keyword(m, kw, k, (uint32_t)nkw) == 1, "add %s", kw);
+            nkw++;
+        }
+    CHECK(nkw > 300, "%zu keywords", nkw);
+    CHECK(pc_matcher_prepare(m) == PC_OK, "prepare");
+    n = pc_matcher_match_names(m, (const uint8_t *)name, off, 1, &next, hits, 1024, NULL);
+    CHECK(n == (int)nkw, "%d hits for %zu keywords", n, nkw);
+    for (int i = 0; i < n; i++) {
+        if (hits[i].id >= nkw || got[hits[i].id])
+            once = 0;
+        else
+            got[hits[i].id] = 1;
+    }
+    CHECK(once, "each keyword id once");
+    pc_matcher_free(m);
+}
+
 static void test_lifecycle(void)
 {
     pc_matcher *m = NULL;
@@ -611,6 +709,8 @@ int main(void)
     test_lifecycle();
     test_boundaries();
     test_lengths();
+    test_dot_words();
+    test_keyword_spill();
     test_ips();
     test_resume();
     test_file();

@@ -194,26 +194,64 @@ def test_python_suffix_set(benchmark, n_ind):
     assert len(hits) > N_NAMES // 200
 
 
-def test_speedup_over_pyahocorasick(benchmark):
-    """At 10k indicators the C matcher is at least 5x faster than pyahocorasick on the same names."""
+def test_speedup_over_pyahocorasick(benchmark, tmp_path):
+    """At 10k indicators the C matcher is at least 5x faster than pyahocorasick on the same names.
+
+    Prints issue 11's figure (>= 20 M names/s at 10k indicators), met or NOT
+    met, twice: through Python (``match_names_bytes`` on one packed buffer, what
+    the box's analysis calls) and from C alone (native/bench/bench_matcher.c on
+    the same names: the cost of cffi and of building the result list is the
+    difference). Each is the best of 10 rounds in CPU time, with the best wall
+    time beside it: on a loaded machine (two cores shared by several engineers
+    here) the wall time also counts the other processes' turns, and even the
+    CPU time drops with the caches they share, so the figure needs an idle
+    machine; the load average is printed with it.
+    """
     d = data(10_000)
     buf, offs = d["packed"]
-    benchmark.pedantic(d["c"].match_names_bytes, args=(buf, offs), rounds=5, iterations=1)
+    hits = benchmark.pedantic(d["c"].match_names_bytes, args=(buf, offs), rounds=10, iterations=1)
     c_best = benchmark.stats.stats.min
     aho_best = min(_timed(match_aho, d["aho"], d["names"]) for _ in range(2))
-    benchmark.extra_info.update({"c_names_per_s": round(N_NAMES / c_best),
+    py_cpu = min(_cpu_timed(d["c"].match_names_bytes, buf, offs) for _ in range(10))
+    native = _native_bench(d["doms"], d["names"], tmp_path)
+    py_rate, c_rate = N_NAMES / py_cpu, native["cpu_mnames_per_s"] * 1e6
+    benchmark.extra_info.update({"c_names_per_s": round(N_NAMES / c_best), "c_cpu_names_per_s": round(py_rate),
+                                 "native_names_per_s": round(c_rate),
                                  "aho_names_per_s": round(N_NAMES / aho_best),
                                  "speedup": round(aho_best / c_best, 1)})
-    print(f"\nbatch, 10k indicators x {N_NAMES} names: C matcher {N_NAMES / c_best / 1e6:.1f} M names/s, "
-          f"pyahocorasick {N_NAMES / aho_best / 1e6:.2f} M names/s, ratio {aho_best / c_best:.1f}x "
-          f"(issue 11: >= 20 M names/s {'met' if N_NAMES / c_best >= 20e6 else 'NOT met'})")
+
+    def verdict(rate):
+        return "met" if rate >= 20e6 else "NOT met"
+
+    print(f"\nbatch, 10k indicators x {N_NAMES} names (load average {os.getloadavg()[0]:.1f}; best of 10, "
+          f"CPU time (wall time)): C matcher through Python {py_rate / 1e6:.1f} ({N_NAMES / c_best / 1e6:.1f}) "
+          f"M names/s, C alone {c_rate / 1e6:.1f} ({native['wall_mnames_per_s']:.1f}) M names/s; "
+          f"pyahocorasick {N_NAMES / aho_best / 1e6:.2f} M names/s (wall), ratio {aho_best / c_best:.1f}x (wall)\n"
+          f"issue 11 (>= 20 M names/s, CPU time): through Python {verdict(py_rate)}, C alone {verdict(c_rate)}")
+    assert native["names"] == N_NAMES and native["hits"] == len(hits), "the C bench matched other names"
     assert aho_best / c_best >= 5
+
+
+def _native_bench(doms, names, tmp_path) -> dict:
+    """Builds native/bench/bench_matcher (make) and runs it on these indicators and names; its JSON line."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    subprocess.run(["make", "-s", "build/bench/bench_matcher"], cwd=root, check=True, timeout=300)
+    write_names(doms, names, str(tmp_path))
+    out = subprocess.run([os.path.join(root, "build/bench/bench_matcher"), str(tmp_path / "domains.txt"),
+                          str(tmp_path / "names.txt"), "10"], capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _timed(fn, *args):
     t = time.perf_counter()
     fn(*args)
     return time.perf_counter() - t
+
+
+def _cpu_timed(fn, *args):
+    t = time.process_time()
+    fn(*args)
+    return time.process_time() - t
 
 
 @pytest.mark.parametrize("n_ind", SIZES, ids=lambda n: f"{n // 1000}k")
@@ -273,7 +311,17 @@ def _child(impl: str, n_ind: int, tmp: str) -> None:
     print(json.dumps(res))
 
 
+def write_names(doms, names, out_dir: str) -> None:
+    """Writes indicators and names, one a line, for the C bench (native/bench/bench_matcher.c)."""
+    os.makedirs(out_dir, exist_ok=True)
+    for fname, lines in (("domains.txt", doms), ("names.txt", names)):
+        with open(os.path.join(out_dir, fname), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "rss":
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
         _child(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    elif len(sys.argv) == 4 and sys.argv[1] == "dump":  # make bench-c
+        write_names(*generate(int(sys.argv[2])), sys.argv[3])

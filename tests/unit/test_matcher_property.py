@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+from array import array
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -85,6 +86,41 @@ def test_names_agree_with_reference(data):
         assert kinds == sorted(kinds)
         lens = [dlen[ident] for ident in ids if ident < 1000]
         assert lens == sorted(lens, reverse=True)
+
+
+# Long names: labels up to 70 bytes (sometimes empty), so that dots fall on
+# every offset of the 64-byte words the matcher keeps them in, and names pass 253.
+long_label = st.text(alphabet="aAb", max_size=70)
+long_name = st.lists(long_label, min_size=1, max_size=10).map(".".join)
+
+
+@SETTINGS
+@given(st.data())
+def test_long_names_agree_with_reference(data):
+    """Names up to and past 253 bytes, from packed bytes and as lines: hits and rejections equal the reference."""
+    names = data.draw(st.lists(long_name, min_size=1, max_size=8))
+    doms = set()
+    for n in names:  # a label suffix of some valid names, so that long names hit
+        v = ref_valid(n)
+        if v and data.draw(st.booleans()):
+            parts = v.split(".")
+            doms.add(".".join(parts[data.draw(st.integers(0, len(parts) - 1)):]))
+    doms |= {ref_valid(d) for d in data.draw(st.lists(long_name.filter(lambda d: ref_valid(d) is not None),
+                                                       max_size=3))}
+    domains = [(d, i) for i, d in enumerate(sorted(doms))]
+    keywords = [(k, 1000 + i) for i, k in enumerate(data.draw(st.lists(keyword, max_size=2)))]
+    m = Matcher.build(domains=domains, keywords=keywords)
+    want = ref_names(domains, keywords, names)
+    enc = [n.encode() for n in names]
+    offs = array("I", [0])
+    for e in enc:
+        offs.append(offs[-1] + len(e))
+    got = m.match_names_bytes(b"".join(enc), offs)
+    assert set(got) == want and len(got) == len(set(got))
+    assert m.rejected == sum(ref_valid(n) is None for n in names)
+    starts = {offs[i] + i: i for i in range(len(names))}  # each line start, past i newlines
+    got_lines = m.match_lines(b"\n".join(enc))
+    assert {(starts[pos], ident) for pos, ident in got_lines} == want
 
 
 @SETTINGS
