@@ -27,12 +27,13 @@
  * several ids; each (item, id) pair is reported once.
  *
  * How names are matched: one right-to-left pass over each name folds ASCII
- * case and drops one trailing dot without copying the name. During that pass
- * every label-boundary suffix is looked up in a hash table of the domain
- * indicators (domain hits are anchored at the end of the name, so an
- * Aho-Corasick failure function would never be used for them), and the
- * bytes drive an Aho-Corasick automaton of the reversed keywords (a dense
- * transition table over the byte classes the keywords use). A name longer
+ * case, drops one trailing dot without copying the name, hashes every
+ * suffix and marks where the dots are, while its bytes drive an Aho-Corasick
+ * automaton of the reversed keywords (a dense transition table over the byte
+ * classes the keywords use); then every label-boundary suffix is looked up
+ * in a hash table of the domain indicators (domain hits are anchored at the
+ * end of the name, so an Aho-Corasick failure function would never be used
+ * for them). A name longer
  * than 253 bytes (after the trailing dot is dropped), empty, or with an empty
  * label ("a..b", ".a") is rejected: no hits, counted in *rejected.
  *
