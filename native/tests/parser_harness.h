@@ -2,8 +2,8 @@
  * parser_harness.h - shared helpers of the parser unit tests (test_dns.c,
  * test_tls.c, test_http.c): a real feed reader whose engine receives the
  * events, a reader of those events with copied strings, a small TCP stream
- * driver that keeps unconsumed bytes the way the packet path does, and the
- * pass/fail counters. Header-only: each test is one translation unit.
+ * driver that keeps unconsumed bytes the way the packet path does, and (check.h)
+ * the pass/fail counters. Header-only: each test is one translation unit.
  */
 #ifndef PARSER_HARNESS_H
 #define PARSER_HARNESS_H
@@ -12,17 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "dispatch.h"
 #include "meta_harness.h"
 #include "reader.h"
 
-static int h_pass, h_fail;
-
-#define CHECK(cond, ...) do {                                              \
-        if (cond) { h_pass++; }                                            \
-        else { h_fail++; printf("FAIL %s:%d: ", __FILE__, __LINE__);       \
-               printf(__VA_ARGS__); printf("\n"); }                        \
-    } while (0)
 
 /* One event read back, strings copied and NUL-terminated. */
 typedef struct h_ev {
@@ -147,7 +141,7 @@ static inline int h_stream(const pc_meta *m, pc_dirstate *ds, const uint8_t *dat
         r = pc_app_tcp(h_cx, m, ds, buf, have, last, &consumed);
         if (consumed > have) {
             printf("FAIL: consumed %zu > %zu\n", consumed, have);
-            h_fail++;
+            failed++;
             consumed = have;
         }
         memmove(buf, buf + consumed, have - consumed);
@@ -157,12 +151,6 @@ static inline int h_stream(const pc_meta *m, pc_dirstate *ds, const uint8_t *dat
     }
     free(buf);
     return r;
-}
-
-static inline int h_report(const char *name)
-{
-    printf("%s: %d passed, %d failed\n", name, h_pass, h_fail);
-    return h_fail ? 1 : 0;
 }
 
 #endif

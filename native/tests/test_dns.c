@@ -476,5 +476,5 @@ int main(void)
     test_tcp();
     test_dhcp();
     h_close();
-    return h_report("test_dns");
+    return check_report("test_dns");
 }

@@ -23,21 +23,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "reader.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                              \
-    do {                                                              \
-        if (cond) {                                                   \
-            passed++;                                                 \
-        } else {                                                      \
-            failed++;                                                 \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);               \
-            printf(__VA_ARGS__);                                      \
-            printf("\n");                                             \
-        }                                                             \
-    } while (0)
 
 #define NS 1000000000LL
 
@@ -1657,6 +1645,5 @@ int main(void)
     test_alloc_failures();
     test_files();
     test_live();
-    printf("test_engine: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report("test_engine");
 }

@@ -170,5 +170,5 @@ int main(void)
     test_bounds();
     test_ssdp();
     h_close();
-    return h_report("test_http");
+    return check_report("test_http");
 }

@@ -10,17 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "crc_ref.h"
 #include "pc_alloc.h"
 #include "pc_matcher.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...) do { \
-    if (cond) { passed++; } else { failed++; \
-        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } \
-} while (0)
 
 /* Matches one name; writes up to 16 ids into ids and returns how many (or a status). */
 static int match1(const pc_matcher *m, const char *name, uint32_t *ids, uint64_t *rej)
@@ -716,6 +710,5 @@ int main(void)
     test_file();
     test_lines_and_copy();
     test_alloc_failures();
-    printf("test_matcher: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report("test_matcher");
 }

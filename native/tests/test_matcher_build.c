@@ -11,16 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "pc_alloc.h"
 #include "pocketcheck.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...) do { \
-    if (cond) { passed++; } else { failed++; \
-        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } \
-} while (0)
 
 /* Runs pc_domain_lines over text from 0; returns its status, sets *stop and *n, and "a,b" of the values into got. */
 static int scan(const char *text, size_t *stop, size_t *n, char *got, size_t gotcap)
@@ -215,6 +209,5 @@ int main(void)
     test_lines_limits();
     test_sort();
     test_join();
-    printf("test_matcher_build: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report("test_matcher_build");
 }

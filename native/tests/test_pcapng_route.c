@@ -14,22 +14,10 @@
 
 #include <unistd.h>
 
+#include "check.h"
 #include "pcapng_route.h"
 #include "reader.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                \
-    do {                                                \
-        if (cond) {                                     \
-            passed++;                                   \
-        } else {                                        \
-            failed++;                                   \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            printf(__VA_ARGS__);                        \
-            printf("\n");                               \
-        }                                               \
-    } while (0)
 
 /* ---- a pcapng writer (both byte orders) ---------------------------------- */
 
@@ -361,6 +349,5 @@ int main(void)
     test_limits();
     test_alloc_failure();
     test_reader_falls_back();
-    printf("test_pcapng_route: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report("test_pcapng_route");
 }

@@ -616,5 +616,5 @@ int main(void)
     test_tunnels();
     test_alloc_failure();
     h_close();
-    return h_report("test_tls");
+    return check_report("test_tls");
 }
