@@ -89,6 +89,7 @@ class TrickleHotspot:
         self.ssid = self.passphrase = None
         self.capture = None
         self.joined = True
+        self.offline = False  # the capture stands for a hotspot with an uplink
         self.daemons = []  # no programs: nothing for the box's supervisor to restart
 
     def start(self, ssid, passphrase):
