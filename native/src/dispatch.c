@@ -10,8 +10,9 @@
  * request and the proxy's 2xx answer are stepped over and the bytes inside
  * the tunnel dispatched again, and so are MySQL's TLS preamble on port 3306
  * (the server's greeting, the client's SSL request: the TLS handshake follows
- * on the same stream); anything else is declined at once so the packet path
- * stops buffering it.
+ * on the same stream) and the text lines before STARTTLS of the mail
+ * protocols (SMTP 25/587, POP3 110, IMAP 143); anything else is declined at
+ * once so the packet path stops buffering it.
  */
 #include "dispatch.h"
 
@@ -220,6 +221,50 @@ static int mysql_stream(const pc_meta *m, pc_dirstate *ds, const uint8_t *data, 
     return PC_STREAM_MORE;
 }
 
+/* The mail ports whose text conversation may turn into TLS (STARTTLS, STLS). */
+static int starttls_port(const pc_meta *m)
+{
+    return port_is(m, 25) || port_is(m, 587) || port_is(m, 110) || port_is(m, 143);
+}
+
+/* A text conversation is read for its STARTTLS this far per direction, no further. */
+#define STARTTLS_MAX_BYTES 16384u
+
+/*
+ * The text lines of a mail protocol before STARTTLS (either side): consumes
+ * whole printable lines, and when the next byte starts a TLS handshake
+ * record hands the direction back to the dispatcher (ds->app = PC_APP_NONE)
+ * so TLS is parsed. Done at anything else, or past STARTTLS_MAX_BYTES (the
+ * mail itself, sent in the clear). ds->u32[0] counts the bytes consumed.
+ */
+static int starttls_stream(pc_dirstate *ds, const uint8_t *data, size_t len, int final, size_t *consumed)
+{
+    size_t p = 0;
+
+    *consumed = 0;
+    for (;;) {
+        size_t e = p;
+        if (p < len && data[p] == 0x16) {
+            *consumed = p;
+            memset(ds, 0, sizeof *ds);
+            return PC_STREAM_MORE;
+        }
+        while (e < len && data[e] != '\n' && (data[e] == '\r' || data[e] == '\t' ||
+                                              (data[e] >= 0x20 && data[e] < 0x7f)))
+            e++;
+        if (ds->u32[0] + (e - p) > STARTTLS_MAX_BYTES)
+            return PC_STREAM_DONE;
+        if (e == len) {                 /* a line not ended yet (or nothing more) */
+            *consumed = p;
+            return final ? PC_STREAM_DONE : PC_STREAM_MORE;
+        }
+        if (data[e] != '\n')
+            return PC_STREAM_DONE;      /* not text */
+        ds->u32[0] += (uint32_t)(e + 1 - p);
+        p = e + 1;
+    }
+}
+
 /*
  * Chooses the parser of a TCP direction from its first bytes. Returns the
  * PC_APP_* id, or PC_APP_NONE when more bytes are needed to tell.
@@ -255,6 +300,8 @@ static uint8_t choose_tcp(const pc_meta *m, const uint8_t *data, size_t len, int
         if (r < 0 && !final)
             return PC_APP_NONE;
     }
+    if (starttls_port(m) && data[0] >= 0x20 && data[0] < 0x7f)
+        return PC_APP_STARTTLS;
     return PC_APP_SKIP;
 }
 
@@ -275,6 +322,7 @@ int pc_app_tcp(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
         goto done;
     for (;;) {
         size_t c = 0;
+        uint8_t app;
         int r;
         if (ds->app == PC_APP_NONE && base == 0 && len >= 1 && data[0] == 0 && !port_is(m, 53)
             && !port_is(m, 1080) && !port_is(m, 3306)) {
@@ -300,7 +348,8 @@ int pc_app_tcp(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
                 return PC_STREAM_MORE;
             }
         }
-        switch (ds->app) {
+        app = ds->app;
+        switch (app) {
         case PC_APP_TLS:
             r = pc_tls_stream(cx, m, ds, data + base, len - base, final, &c);
             break;
@@ -319,6 +368,9 @@ int pc_app_tcp(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
         case PC_APP_MYSQL:
             r = mysql_stream(m, ds, data + base, len - base, final, &c);
             break;
+        case PC_APP_STARTTLS:
+            r = starttls_stream(ds, data + base, len - base, final, &c);
+            break;
         default:
             r = PC_STREAM_DONE;
             break;
@@ -328,7 +380,9 @@ int pc_app_tcp(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
         base += c;
         if (r != PC_STREAM_MORE)
             goto done;
-        if (ds->app != PC_APP_NONE || c == 0) {
+        /* (STARTTLS hands back with nothing consumed when a segment starts
+         * with the TLS record; choosing again then picks TLS, never itself) */
+        if (ds->app != PC_APP_NONE || (c == 0 && app != PC_APP_STARTTLS)) {
             if (final)
                 goto done;
             *consumed = base;

@@ -20,6 +20,7 @@
 #define PC_APP_SOCKS 5
 #define PC_APP_HTTPRESP 6
 #define PC_APP_MYSQL 7
+#define PC_APP_STARTTLS 8
 
 /* ---- state the packet path keeps for the parsers ------------------------ */
 /*

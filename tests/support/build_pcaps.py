@@ -78,6 +78,21 @@ def tcp_stream(payload_chunks, sport=50000, dport=443, v6=False, order=None, ski
     return pkts
 
 
+def tcp_conversation(turns, sport, dport):
+    """A TCP connection over IPv4 (handshake, then each (from_client, bytes) turn as one segment, in order)."""
+    up, down = (lambda: IP(src=PHONE4, dst=SERVER4)), (lambda: IP(src=SERVER4, dst=PHONE4))
+    seq = {True: 1001, False: 5001}
+    pkts = [eth(up() / TCP(sport=sport, dport=dport, flags="S", seq=1000)),
+            eth(down() / TCP(sport=dport, dport=sport, flags="SA", seq=5000, ack=1001)),
+            eth(up() / TCP(sport=sport, dport=dport, flags="A", seq=1001, ack=5001))]
+    for from_client, data in turns:
+        ip, (a, b) = (up(), (sport, dport)) if from_client else (down(), (dport, sport))
+        pkts.append(eth(ip / TCP(sport=a, dport=b, flags="PA", seq=seq[from_client], ack=seq[not from_client])
+                        / Raw(data)))
+        seq[from_client] += len(data)
+    return pkts
+
+
 def split(data: bytes, n: int) -> list[bytes]:
     step = -(-len(data) // n)
     return [data[i:i + step] for i in range(0, len(data), step)]
@@ -160,11 +175,29 @@ def cases():
     req = ssl_request(0x000FAE8D)
     greeting = b"\x0a5.5.40-MariaDB\x00" + (7).to_bytes(4, "little") + b"saltsalt\x00" + (0xAE8D).to_bytes(2, "little") \
         + b"\x21\x02\x00\x0f\x00\x15" + bytes(10) + b"moresaltsalt\x00mysql_native_password\x00"
-    pkts = tcp_stream([req[:5], req[5:], client_hello("db.example.org")], sport=50009, dport=3306)
     # the server speaks first (tshark's MySQL dissector needs its greeting to follow the switch to TLS)
-    pkts.insert(3, eth(IP(src=SERVER4, dst=PHONE4) / TCP(sport=3306, dport=50009, flags="PA", seq=5001, ack=1001)
-                       / Raw(len(greeting).to_bytes(3, "little") + b"\x00" + greeting)))
+    pkts = tcp_conversation([(False, len(greeting).to_bytes(3, "little") + b"\x00" + greeting), (True, req[:5]),
+                             (True, req[5:]), (True, client_hello("db.example.org"))], sport=50009, dport=3306)
     yield "mysql-tls", pkts, LINKTYPE_ETHERNET, {("tls.sni", "db.example.org")}
+    # Mail STARTTLS: the text conversation, then TLS on the same stream (an SMTP line cut over two segments).
+    smtp = [(False, b"220 mx.example.net ESMTP\r\n"), (True, b"EHLO phone\r\n"),
+            (False, b"250-mx.example.net\r\n250-SIZE 10240000\r\n250 STARTTLS\r\n"), (True, b"STAR"),
+            (True, b"TTLS\r\n"), (False, b"220 2.0.0 Ready to start TLS\r\n"), (True, client_hello("smtp.example.net"))]
+    yield "smtp-starttls", tcp_conversation(smtp, sport=50011, dport=587), LINKTYPE_ETHERNET, {
+        ("tls.sni", "smtp.example.net")}
+    imap = [(False, b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n"), (True, b"a1 STARTTLS\r\n"),
+            (False, b"a1 OK Begin TLS negotiation now\r\n"), (True, client_hello("imap.example.net"))]
+    yield "imap-starttls", tcp_conversation(imap, sport=50012, dport=143), LINKTYPE_ETHERNET, {
+        ("tls.sni", "imap.example.net")}
+    # Mail in the clear: text, then a binary byte that is not TLS; nothing to report.
+    # A mail sent in the clear is read no further than 16 KiB: a TLS-looking record after it is not parsed.
+    body = b"".join(b"line %05d of a long mail body in the clear\r\n" % i for i in range(400))
+    yield "smtp-long-clear", tcp_conversation([(False, b"220 mx ESMTP\r\n"), (True, b"DATA\r\n" + body[:1400]),
+                                               *[(True, body[i:i + 1400]) for i in range(1400, len(body), 1400)],
+                                               (True, client_hello("late.example.net"))], sport=50014, dport=25), \
+        LINKTYPE_ETHERNET, set()
+    yield "smtp-plain", tcp_conversation([(False, b"220 mx ESMTP\r\n"), (True, b"HELO x\r\n\x00\x16\x03")],
+                                         sport=50013, dport=25), LINKTYPE_ETHERNET, set()
     yield "mysql-plain-login", tcp_stream([ssl_request(0x000FAE8D & ~0x0800)], sport=50010, dport=3306), \
         LINKTYPE_ETHERNET, set()
 
