@@ -152,15 +152,14 @@ static long socks_server_len(const uint8_t *d, size_t len)
 }
 
 /*
- * A proxy preamble (SOCKS on port 1080, either side): consumes it and hands
- * the direction back to the dispatcher (ds->app = PC_APP_NONE), so TLS or
- * HTTP inside the tunnel is parsed as if it were direct.
+ * A preamble of n bytes before the protocol that matters (a SOCKS request or
+ * reply on port 1080, MySQL's TLS preamble on port 3306; n as their _len
+ * functions return it): consumes it and hands the direction back to the
+ * dispatcher (ds->app = PC_APP_NONE), so TLS or HTTP after it is parsed as
+ * if it were direct.
  */
-static int socks_stream(const pc_meta *m, pc_dirstate *ds, const uint8_t *data, size_t len,
-                        int final, size_t *consumed)
+static int preamble_stream(long n, pc_dirstate *ds, int final, size_t *consumed)
 {
-    long n = m->from_client ? socks_client_len(data, len) : socks_server_len(data, len);
-
     *consumed = 0;
     if (n < 0 || (n == 0 && final))
         return PC_STREAM_DONE;
@@ -199,26 +198,6 @@ static long mysql_tls_preamble_len(const pc_meta *m, const uint8_t *d, size_t le
             return -1;
     }
     return len < 4 + body ? 0 : (long)(4 + body);
-}
-
-/*
- * MySQL's TLS preamble (port 3306, either side): consumes it and hands the
- * direction back to the dispatcher (ds->app = PC_APP_NONE), so the TLS
- * handshake that follows is parsed.
- */
-static int mysql_stream(const pc_meta *m, pc_dirstate *ds, const uint8_t *data, size_t len,
-                        int final, size_t *consumed)
-{
-    long n = mysql_tls_preamble_len(m, data, len);
-
-    *consumed = 0;
-    if (n < 0 || (n == 0 && final))
-        return PC_STREAM_DONE;
-    if (n == 0)
-        return PC_STREAM_MORE;
-    *consumed = (size_t)n;
-    memset(ds, 0, sizeof *ds);
-    return PC_STREAM_MORE;
 }
 
 /* The mail ports whose text conversation may turn into TLS (STARTTLS, STLS). */
@@ -363,10 +342,11 @@ int pc_app_tcp(pc_ctx *cx, const pc_meta *m, pc_dirstate *ds,
             r = pc_dns_tcp(cx, m, ds, data + base, len - base, final, &c);
             break;
         case PC_APP_SOCKS:
-            r = socks_stream(m, ds, data + base, len - base, final, &c);
+            r = preamble_stream(m->from_client ? socks_client_len(data + base, len - base)
+                                               : socks_server_len(data + base, len - base), ds, final, &c);
             break;
         case PC_APP_MYSQL:
-            r = mysql_stream(m, ds, data + base, len - base, final, &c);
+            r = preamble_stream(mysql_tls_preamble_len(m, data + base, len - base), ds, final, &c);
             break;
         case PC_APP_STARTTLS:
             r = starttls_stream(ds, data + base, len - base, final, &c);
